@@ -1,0 +1,126 @@
+/** A FIFO on a growable ring buffer. */
+class Deque<T> {
+  #items: (T | undefined)[] = new Array(16);
+  #head = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(item: T): void {
+    if (this.#size === this.#items.length) this.#grow();
+    this.#items[(this.#head + this.#size) & (this.#items.length - 1)] = item;
+    this.#size++;
+  }
+
+  unshift(item: T): void {
+    if (this.#size === this.#items.length) this.#grow();
+    this.#head = (this.#head - 1) & (this.#items.length - 1);
+    this.#items[this.#head] = item;
+    this.#size++;
+  }
+
+  shift(): T | undefined {
+    if (this.#size === 0) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head] = undefined;
+    this.#head = (this.#head + 1) & (this.#items.length - 1);
+    this.#size--;
+    return item;
+  }
+
+  *drain(): Generator<T> {
+    while (this.#size > 0) yield this.shift() as T;
+  }
+
+  #grow(): void {
+    const old = this.#items;
+    const items: (T | undefined)[] = new Array(old.length * 2);
+    for (let k = 0; k < this.#size; k++) items[k] = old[(this.#head + k) & (old.length - 1)];
+    this.#items = items;
+    this.#head = 0;
+  }
+}
+
+export interface Queueable {
+  priority: number;
+  /** Set when the item was removed in place (aborted); the queue skips it. */
+  cancelled: boolean;
+}
+
+/**
+ * Buckets of FIFOs by numeric priority, highest first. Removal is lazy: a
+ * cancelled item stays in its bucket until it reaches the front, but stops
+ * counting in `size` at once.
+ */
+export class PriorityQueue<T extends Queueable> {
+  #buckets = new Map<number, Deque<T>>();
+  /** Priorities with a bucket, highest first. */
+  #order: number[] = [];
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(item: T): void {
+    this.#bucket(item.priority).push(item);
+    this.#size++;
+  }
+
+  /** Puts an item back at the front of its priority (a 429'd task keeps its place). */
+  unshift(item: T): void {
+    this.#bucket(item.priority).unshift(item);
+    this.#size++;
+  }
+
+  /** Marks a queued item as removed. */
+  cancel(item: T): void {
+    if (item.cancelled) return;
+    item.cancelled = true;
+    this.#size--;
+  }
+
+  shift(): T | undefined {
+    while (this.#order.length > 0) {
+      const priority = this.#order[0] as number;
+      const bucket = this.#buckets.get(priority) as Deque<T>;
+      const item = bucket.shift();
+      if (bucket.size === 0) {
+        this.#buckets.delete(priority);
+        this.#order.shift();
+      }
+      if (item === undefined) continue;
+      if (item.cancelled) continue;
+      this.#size--;
+      return item;
+    }
+    return undefined;
+  }
+
+  /** Removes and returns every live item, marking each as cancelled. */
+  *drain(): Generator<T> {
+    for (const priority of this.#order) {
+      for (const item of (this.#buckets.get(priority) as Deque<T>).drain()) {
+        if (item.cancelled) continue;
+        item.cancelled = true;
+        yield item;
+      }
+    }
+    this.#buckets.clear();
+    this.#order = [];
+    this.#size = 0;
+  }
+
+  #bucket(priority: number): Deque<T> {
+    let bucket = this.#buckets.get(priority);
+    if (bucket) return bucket;
+    bucket = new Deque<T>();
+    this.#buckets.set(priority, bucket);
+    let i = 0;
+    while (i < this.#order.length && (this.#order[i] as number) > priority) i++;
+    this.#order.splice(i, 0, priority);
+    return bucket;
+  }
+}

@@ -1,0 +1,816 @@
+import pRetry from 'p-retry';
+import { AuthenticationError } from '../errors/authentication-error.js';
+import { DailyQuotaExhaustedError } from '../errors/daily-quota-exhausted-error.js';
+import { OutcomeUnknownError } from '../errors/outcome-unknown-error.js';
+import { QueueClosedError } from '../errors/queue-closed-error.js';
+import { RetriesExhaustedError } from '../errors/retries-exhausted-error.js';
+import { TimeoutError } from '../errors/timeout-error.js';
+import { parseRateLimitHeaders } from '../headers/parse.js';
+import type { RateLimitSnapshot } from '../headers/types.js';
+import { sleep, systemClock, type Clock, type Random, type TimerHandle } from '../internal/clock.js';
+import { silentLogger, type Logger } from '../internal/logger.js';
+import { MemoryStore } from '../store/memory-store.js';
+import type { BudgetView, ReserveResult, SettleResult, Store, Ticket } from '../store/types.js';
+import { Aimd } from './aimd.js';
+import {
+  classifyStatus,
+  discardBody,
+  errorForStatus,
+  inspectError,
+  inspectResponse,
+  networkErrorKind,
+  shouldRetryHint,
+  type ResponseInfo,
+} from './classify.js';
+import { TypedEmitter, type RetryReason, type SchedulerEvents } from './events.js';
+import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions } from './options.js';
+import { PriorityQueue, type Queueable } from './queue.js';
+
+/** What a task receives on each attempt. */
+export interface TaskContext {
+  /** Aborted when the caller aborts, the attempt times out, or the scheduler closes without draining. */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt. 429s do not count as attempts. */
+  readonly attempt: number;
+  /** The task's id, as in events. */
+  readonly id: number;
+}
+
+/**
+ * A unit of work. It may resolve with an HTTP response (undici's
+ * `{statusCode, headers}`, a fetch `Response`, or any `{status, headers}`) or
+ * throw an error carrying one (`HttpError`, or anything with `status` or
+ * `response`): the scheduler reads the status and the rate-limit headers from
+ * it. A task that resolves with a non-2xx response is treated as failed.
+ */
+export type Task<T> = (context: TaskContext) => T | PromiseLike<T>;
+
+/** A snapshot of the scheduler's state. */
+export interface SchedulerStats {
+  queued: number;
+  inFlight: number;
+  /** Tasks waiting out a retry backoff (they hold no slot). */
+  backingOff: number;
+  concurrency: number;
+  paused: boolean;
+  closed: boolean;
+  /** Budgets as last known (always fresh with the memory store). */
+  budget: BudgetView | undefined;
+  /** Epoch ms when the 429 gate reopens, while it is closed. */
+  gateUntil: number | undefined;
+  parkedUntil: number | undefined;
+  counts: {
+    scheduled: number;
+    dispatched: number;
+    succeeded: number;
+    failed: number;
+    retried: number;
+    rateLimited: number;
+    outcomeUnknown: number;
+  };
+}
+
+/** A retryable attempt failure, as it travels through p-retry. */
+class RetryableFailure extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly reason: RetryReason,
+  ) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
+
+interface RetryState {
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  delayMs: number;
+}
+
+class Entry implements Queueable {
+  cancelled = false;
+  queued = false;
+  attempt = 0;
+  firstDispatchAt = 0;
+  retry: RetryState | undefined = undefined;
+  flight: Flight | undefined = undefined;
+  resolve!: (value: unknown) => void;
+  reject!: (error: unknown) => void;
+
+  constructor(
+    readonly id: number,
+    readonly task: Task<unknown>,
+    readonly priority: number,
+    readonly options: ScheduleOptions | undefined,
+  ) {}
+}
+
+/** One attempt in flight. It is also the task's context. */
+class Flight implements TaskContext {
+  controller: AbortController | undefined = undefined;
+  timer: TimerHandle | undefined = undefined;
+  finished = false;
+
+  constructor(
+    readonly entry: Entry,
+    readonly ticket: Ticket,
+    readonly attempt: number,
+    readonly dispatchedAt: number,
+  ) {}
+
+  get id(): number {
+    return this.entry.id;
+  }
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    (this.controller ??= new AbortController()).abort(reason);
+  }
+}
+
+type Waiter = { test: () => boolean; resolve: () => void };
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/**
+ * Drains a queue of tasks into a rate-limited API as fast as the server's own
+ * numbers allow: it reads `X-RateLimit-*` on every response, closes one gate
+ * for the whole queue on a 429, parks on an exhausted daily quota, and
+ * retries only what can succeed.
+ */
+export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
+  readonly #options: ResolvedOptions;
+  readonly #store: Store;
+  readonly #ownsStore: boolean;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #logger: Logger;
+  readonly #queue = new PriorityQueue<Entry>();
+  readonly #aimd = new Aimd();
+  #init: Promise<void> | undefined;
+  #nextId = 1;
+  #inFlight = 0;
+  #backingOff = 0;
+  /** Tasks handed to p-retry and not yet settled for good. */
+  #retrying = 0;
+  readonly #flights = new Set<Flight>();
+  #concurrency: number;
+  #latencyMs = 50;
+  #paused = false;
+  #closed = false;
+  #stopped: Error | undefined;
+  #pumping = false;
+  #wakeTimer: TimerHandle | undefined;
+  #wakeAt = Infinity;
+  #waiters: Waiter[] = [];
+  #view: BudgetView | undefined;
+  #viewPending = false;
+  #sawHeaders = false;
+  #throttles = 0;
+  #nextSmoothAt = 0;
+  #parkNotified = false;
+  #storeDown = false;
+  #wasIdle = true;
+  #counts = { scheduled: 0, dispatched: 0, succeeded: 0, failed: 0, retried: 0, rateLimited: 0, outcomeUnknown: 0 };
+
+  constructor(options: SchedulerOptions = {}) {
+    const resolved = resolveOptions(options);
+    super((error) => this.#logger.error({ err: error }, 'event listener threw'));
+    this.#options = resolved;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#logger = (options.logger ?? silentLogger).child({ component: 'scheduler' });
+    this.#ownsStore = options.store === undefined;
+    this.#store = options.store ?? new MemoryStore();
+    this.#concurrency = resolved.maxConcurrent;
+    const init = this.#store.init({
+      minuteMs: resolved.minuteMs,
+      dayMs: resolved.dayMs,
+      seeds: resolved.seeds,
+      marginMs: resolved.marginMs,
+      leaseMs: resolved.leaseMs,
+    });
+    if (isPromise(init)) {
+      this.#init = init.then(
+        () => {
+          this.#init = undefined;
+          this.#pump();
+        },
+        (error: unknown) => {
+          this.#stop(error instanceof Error ? error : new Error(String(error)), 'store');
+        },
+      );
+    }
+    if (resolved.seeds.minute !== undefined) this.#retune(resolved.seeds.minute);
+  }
+
+  /** Resolves once the store is ready (shared stores connect first). Rejects if it cannot be reached. */
+  async ready(): Promise<void> {
+    await this.#init;
+    if (this.#stopped) throw this.#stopped;
+  }
+
+  /** Queued tasks, not counting those in flight. */
+  get size(): number {
+    return this.#queue.size;
+  }
+
+  /** Tasks in flight. */
+  get pending(): number {
+    return this.#inFlight;
+  }
+
+  get isPaused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Queues a task. Resolves with what the task resolved with, once it
+   * succeeds; rejects with the error that made it fail for good.
+   */
+  schedule<T>(task: Task<T>, options?: ScheduleOptions): Promise<T> {
+    if (typeof task !== 'function') {
+      return Promise.reject(new TypeError(`Expected \`task\` to be a function, got \`${String(task)}\` (${typeof task})`));
+    }
+    if (options !== undefined) {
+      try {
+        checkScheduleOptions(options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (this.#stopped) return Promise.reject(this.#stopped);
+    if (this.#closed) return Promise.reject(new QueueClosedError());
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+
+    const entry = new Entry(this.#nextId++, task as Task<unknown>, options?.priority ?? 0, options);
+    const promise = new Promise<T>((resolve, reject) => {
+      entry.resolve = resolve as (value: unknown) => void;
+      entry.reject = reject;
+    });
+    if (signal) this.#watchAbort(entry, signal);
+    this.#counts.scheduled++;
+    this.#wasIdle = false;
+    entry.queued = true;
+    this.#queue.push(entry);
+    if (this.has('queued')) this.emit('queued', { id: entry.id, priority: entry.priority, queued: this.#queue.size });
+    this.#pump();
+    return promise;
+  }
+
+  /** Stops dispatching; tasks in flight go on. */
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.emit('paused', { reason: 'user' });
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.emit('resumed', { reason: 'user' });
+    this.#pump();
+  }
+
+  /**
+   * Stops taking tasks. With `drain` (the default) it waits for the queue to
+   * empty; without, it rejects queued tasks with `QueueClosedError`, aborts
+   * those in flight, and waits for them to settle.
+   */
+  async close({ drain = true }: { drain?: boolean } = {}): Promise<void> {
+    this.#closed = true;
+    if (drain && !this.#stopped) {
+      await this.onIdle();
+    } else {
+      const error = new QueueClosedError();
+      for (const entry of this.#queue.drain()) this.#finishAttempt(entry, false, error);
+      this.#abortInFlight(error);
+      await this.#until(() => this.#inFlight === 0 && this.#backingOff === 0);
+    }
+    this.#clearWake();
+    if (this.#ownsStore) await this.#store.close();
+  }
+
+  /** Resolves when nothing is queued, in flight, or backing off. */
+  onIdle(): Promise<void> {
+    return this.#until(() => this.#isIdle());
+  }
+
+  /** Resolves when the queue is empty (tasks may still be in flight). */
+  onEmpty(): Promise<void> {
+    return this.#until(() => this.#queue.size === 0);
+  }
+
+  /** Resolves when fewer than `limit` tasks are queued: the backpressure hook for producers. */
+  onSizeLessThan(limit: number): Promise<void> {
+    return this.#until(() => this.#queue.size < limit);
+  }
+
+  stats(): SchedulerStats {
+    const now = this.#clock.now();
+    const budget = this.#currentView(now);
+    return {
+      queued: this.#queue.size,
+      inFlight: this.#inFlight,
+      backingOff: this.#backingOff,
+      concurrency: this.#concurrency,
+      paused: this.#paused,
+      closed: this.#closed,
+      budget,
+      gateUntil: budget?.gateUntil,
+      parkedUntil: budget?.parkedUntil,
+      counts: { ...this.#counts },
+    };
+  }
+
+  // ---- dispatch -------------------------------------------------------------
+
+  #pump(): void {
+    if (this.#pumping || this.#paused || this.#stopped || this.#init) return;
+    while (this.#queue.size > 0) {
+      const room = this.#concurrency - this.#inFlight;
+      if (room <= 0) return;
+      const now = this.#clock.now();
+      let want = Math.min(this.#queue.size, room);
+      if (this.#options.smooth) {
+        if (now < this.#nextSmoothAt) return this.#wake(this.#nextSmoothAt - now);
+        want = 1;
+      }
+      if (this.#aimd.active) {
+        want = this.#aimd.take(want, now);
+        if (want === 0) return this.#wake(this.#aimd.nextAt(now) - now);
+      }
+      const result = this.#store.reserve(want, now);
+      if (isPromise(result)) {
+        this.#pumping = true;
+        result.then(
+          (granted) => {
+            this.#pumping = false;
+            if (this.#onGrant(granted, want)) this.#pump();
+          },
+          (error: unknown) => {
+            this.#pumping = false;
+            this.#onStoreError(error);
+          },
+        );
+        return;
+      }
+      if (!this.#onGrant(result, want)) return;
+    }
+  }
+
+  /** Dispatches what was granted. Returns false when the loop should stop and wait. */
+  #onGrant(result: ReserveResult, want: number): boolean {
+    const now = this.#clock.now();
+    if (result.blockedBy !== 'store' && this.#storeDown) {
+      this.#storeDown = false;
+      this.emit('storeRecovered', {});
+    }
+    const shared = result.leasePrefix === '' ? ({ ...result.ticket, lease: '' } as Ticket) : undefined;
+    for (let i = 0; i < result.granted; i++) {
+      const ticket = shared ?? { ...result.ticket, lease: `${result.leasePrefix}${i}` };
+      const entry = this.#stopped || this.#paused ? undefined : this.#queue.shift();
+      if (!entry) {
+        this.#giveBack(ticket, now);
+        continue;
+      }
+      this.#dispatch(entry, ticket, now);
+    }
+    if (this.#options.smooth && result.granted > 0) {
+      const limit = this.#currentView(now)?.minute.limit;
+      if (limit) this.#nextSmoothAt = now + this.#options.minuteMs / limit;
+    }
+    if (result.granted >= want) return true;
+    this.#onBlocked(result, now);
+    return false;
+  }
+
+  #onBlocked(result: ReserveResult, now: number): void {
+    if (result.blockedBy === 'store' && !this.#storeDown) {
+      this.#storeDown = true;
+      this.emit('storeUnavailable', { error: undefined });
+    }
+    if (result.blockedBy === 'park' && result.parkedUntil !== undefined) {
+      this.#onParked(now + (result.parkedUntil - result.now));
+    }
+    if (result.retryAt !== undefined) this.#wake(Math.max(0, result.retryAt - result.now));
+    else if (this.#inFlight === 0 && result.blockedBy !== 'park') this.#wake(this.#options.marginMs * 10);
+  }
+
+  #dispatch(entry: Entry, ticket: Ticket, now: number): void {
+    entry.attempt++;
+    if (entry.attempt === 1) entry.firstDispatchAt = now;
+    const flight = new Flight(entry, ticket, entry.attempt, now);
+    entry.flight = flight;
+    entry.queued = false;
+    this.#flights.add(flight);
+    this.#inFlight++;
+    this.#counts.dispatched++;
+    const timeoutMs = entry.options?.timeoutMs ?? this.#options.timeoutMs;
+    if (timeoutMs > 0) {
+      flight.timer = this.#clock.setTimeout(() => {
+        const error = new TimeoutError(timeoutMs);
+        flight.abort(error);
+        this.#settled(flight, false, error);
+      }, timeoutMs);
+    }
+    if (this.has('dispatched')) this.emit('dispatched', { id: entry.id, attempt: entry.attempt, inFlight: this.#inFlight });
+    let result: unknown;
+    try {
+      result = entry.task(flight);
+    } catch (error) {
+      this.#settled(flight, false, error);
+      return;
+    }
+    if (isPromise(result as Promise<unknown>)) {
+      (result as Promise<unknown>).then(
+        (value) => this.#settled(flight, true, value),
+        (error: unknown) => this.#settled(flight, false, error),
+      );
+    } else {
+      this.#settled(flight, true, result);
+    }
+  }
+
+  // ---- outcomes -------------------------------------------------------------
+
+  #settled(flight: Flight, ok: boolean, value: unknown): void {
+    if (flight.finished) {
+      if (ok) discardBody(value);
+      return;
+    }
+    flight.finished = true;
+    if (flight.timer !== undefined) this.#clock.clearTimeout(flight.timer);
+    const entry = flight.entry;
+    entry.flight = undefined;
+    this.#flights.delete(flight);
+    this.#inFlight--;
+    const now = this.#clock.now();
+
+    const info: ResponseInfo | undefined = ok ? inspectResponse(value) : inspectError(value);
+    let snapshot: RateLimitSnapshot | undefined;
+    if (info?.headers) {
+      snapshot = parseRateLimitHeaders(info.headers, { now, logger: this.#logger });
+      if (snapshot.present) this.#sawHeaders = true;
+    }
+    const status = info?.status;
+    const aborted = entry.options?.signal?.aborted === true;
+    const network = ok || info ? undefined : networkErrorKind(value);
+    const timedOut = value instanceof TimeoutError;
+
+    let jitterMs = 0;
+    let fallbackGateMs = 0;
+    if (status === 429) {
+      this.#throttles++;
+      const retryAfter = snapshot?.retryAfterMs;
+      fallbackGateMs = Math.min(60_000, 1000 * 2 ** Math.min(6, this.#throttles - 1)) * (0.5 + this.#random() / 2);
+      jitterMs = this.#random() * this.#options.gateJitter * (retryAfter ?? 0);
+      jitterMs = Math.min(jitterMs, 1000);
+      if (!snapshot?.present) this.#aimd.onThrottle(now);
+    } else if (status !== undefined && status < 400) {
+      this.#throttles = 0;
+    }
+
+    const outcome = { now, status, snapshot, sent: network !== 'not-sent', jitterMs, fallbackGateMs };
+    const settledResult = this.#store.settle(flight.ticket, outcome);
+    if (isPromise(settledResult)) {
+      settledResult.then(
+        (r) => this.#afterSettle(r, entry.id, snapshot),
+        (error: unknown) => this.#onStoreError(error),
+      );
+    } else {
+      this.#afterSettle(settledResult, entry.id, snapshot);
+    }
+
+    if (ok && (status === undefined || status < 400)) {
+      this.#latencyMs = this.#latencyMs * 0.8 + (now - flight.dispatchedAt) * 0.2;
+      this.#counts.succeeded++;
+      if (this.has('succeeded')) {
+        this.emit('succeeded', { id: entry.id, attempt: flight.attempt, status, latencyMs: now - flight.dispatchedAt });
+      }
+      this.#finishAttempt(entry, true, value);
+    } else if (aborted) {
+      if (ok) discardBody(value);
+      this.#finishAttempt(entry, false, entry.options?.signal?.reason ?? value);
+    } else if (status === 429) {
+      if (ok) discardBody(value);
+      this.#counts.rateLimited++;
+      entry.attempt--; // a 429 spends no attempt
+      if (this.#stopped) this.#finishAttempt(entry, false, this.#stopped);
+      else this.#requeue(entry, true);
+    } else if (info) {
+      if (ok) discardBody(value);
+      this.#onHttpFailure(entry, info, flight.attempt, ok ? undefined : value);
+    } else if (network === 'not-sent') {
+      this.#finishAttempt(entry, false, new RetryableFailure(value, 'network'));
+    } else if (network === 'outcome-unknown' || timedOut) {
+      this.#onOutcomeUnknown(entry, flight.attempt, value);
+    } else {
+      // Not an HTTP or network failure: a bug in the task. Never retried.
+      this.#finishAttempt(entry, false, value);
+    }
+    this.#pump();
+    this.#checkWaiters();
+  }
+
+  #onHttpFailure(entry: Entry, info: ResponseInfo, attempt: number, cause: unknown): void {
+    const kind = classifyStatus(info.status, shouldRetryHint(info.headers));
+    const error = cause instanceof Error && inspectError(cause) && 'code' in cause ? cause : errorForStatus(info, attempt, cause);
+    if (kind === 'auth') {
+      const auth = error instanceof AuthenticationError ? error : new AuthenticationError({ status: info.status, attempt });
+      this.#finishAttempt(entry, false, auth);
+      this.#stop(auth, 'authentication');
+      return;
+    }
+    if (kind === 'transient') {
+      this.#finishAttempt(entry, false, new RetryableFailure(error, info.status === 408 ? 'request-timeout' : 'server-error'));
+      return;
+    }
+    this.#finishAttempt(entry, false, error);
+  }
+
+  #onOutcomeUnknown(entry: Entry, attempt: number, error: unknown): void {
+    const idempotent = entry.options?.idempotent === true;
+    this.#counts.outcomeUnknown++;
+    if (this.has('outcomeUnknown')) this.emit('outcomeUnknown', { id: entry.id, attempt, resent: idempotent, error });
+    if (idempotent) {
+      this.#finishAttempt(entry, false, new RetryableFailure(error, error instanceof TimeoutError ? 'timeout' : 'outcome-unknown'));
+    } else {
+      this.#finishAttempt(entry, false, new OutcomeUnknownError(attempt, error));
+    }
+  }
+
+  /** Routes an attempt's end to the caller, or to p-retry when it is retrying. */
+  #finishAttempt(entry: Entry, ok: boolean, value: unknown): void {
+    const retry = entry.retry;
+    if (retry) {
+      if (ok) retry.resolve(value);
+      else retry.reject(value);
+      return;
+    }
+    if (ok) {
+      entry.resolve(value);
+      return;
+    }
+    if (value instanceof RetryableFailure) {
+      this.#startRetrying(entry, value);
+      return;
+    }
+    this.#fail(entry, value, true);
+  }
+
+  #fail(entry: Entry, error: unknown, emit: boolean): void {
+    this.#counts.failed++;
+    if (emit && this.has('failed')) this.emit('failed', { id: entry.id, attempt: entry.attempt, error });
+    entry.reject(error);
+  }
+
+  /** The first transient failure hands the task to p-retry; every later attempt re-enters the queue. */
+  #startRetrying(entry: Entry, first: RetryableFailure): void {
+    const retry: RetryState = { resolve: () => {}, reject: () => {}, delayMs: 0 };
+    entry.retry = retry;
+    this.#retrying++;
+    const { maxAttempts, maxRetryTimeMs } = this.#options.retry;
+    const signal = entry.options?.signal;
+    const run = async (attemptNumber: number): Promise<unknown> => {
+      if (attemptNumber === 1) throw first;
+      this.#backingOff++;
+      try {
+        await sleep(retry.delayMs, this.#clock, signal);
+      } finally {
+        this.#backingOff--;
+      }
+      if (this.#stopped) throw this.#stopped;
+      if (this.#closed && entry.cancelled) throw new QueueClosedError();
+      return new Promise<unknown>((resolve, reject) => {
+        retry.resolve = resolve;
+        retry.reject = reject;
+        this.#requeue(entry, false);
+        this.#pump();
+      });
+    };
+    pRetry(run, {
+      retries: maxAttempts - 1,
+      minTimeout: 0,
+      maxTimeout: 0,
+      factor: 1,
+      ...(signal ? { signal } : {}),
+      shouldRetry: ({ error, attemptNumber }) => {
+        if (!(error instanceof RetryableFailure)) return false;
+        const delayMs = this.#backoff(attemptNumber);
+        if (this.#clock.now() + delayMs - entry.firstDispatchAt > maxRetryTimeMs) return false;
+        retry.delayMs = delayMs;
+        this.#counts.retried++;
+        if (this.has('retrying')) {
+          this.emit('retrying', { id: entry.id, attempt: attemptNumber, delayMs, reason: error.reason, error: error.error });
+        }
+        this.#logger.debug({ id: entry.id, attempt: attemptNumber, delayMs, reason: error.reason }, 'retrying');
+        return true;
+      },
+    }).then(
+      (value) => {
+        this.#retrying--;
+        entry.resolve(value);
+        this.#checkWaiters();
+      },
+      (error: unknown) => {
+        this.#retrying--;
+        const final =
+          error instanceof RetryableFailure ? new RetriesExhaustedError(entry.attempt, error.error) : error;
+        this.#fail(entry, final, true);
+        this.#checkWaiters();
+      },
+    );
+  }
+
+  /** Full jitter: a random wait in [0, min(max, base * 2^(n-1))). */
+  #backoff(failedAttempt: number): number {
+    const { baseDelayMs, maxDelayMs } = this.#options.retry;
+    return this.#random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (failedAttempt - 1));
+  }
+
+  #afterSettle(result: SettleResult, id: number, snapshot: RateLimitSnapshot | undefined): void {
+    const now = this.#clock.now();
+    if (result.gateUntil !== undefined && result.gateWindow !== undefined) {
+      const until = now + (result.gateUntil - result.now);
+      this.#logger.debug({ window: result.gateWindow, waitMs: until - now }, 'rate limited: gate closed');
+      if (this.has('rateLimited')) {
+        this.emit('rateLimited', {
+          id,
+          window: result.gateWindow,
+          waitMs: Math.max(0, until - now),
+          until,
+          retryAfterMs: snapshot?.retryAfterMs,
+        });
+      }
+      this.#wake(Math.max(0, until - now));
+    }
+    if (result.parked) {
+      const until = result.parked.until === undefined ? undefined : now + (result.parked.until - result.now);
+      if (until !== undefined) this.#onParked(until);
+    }
+    if (result.changed) {
+      this.#view = undefined;
+      const view = this.#currentView(now);
+      if (view?.minute.limit !== undefined) this.#retune(view.minute.limit);
+      if (view && this.has('budgetUpdated')) {
+        this.emit('budgetUpdated', { minute: view.minute, daily: view.daily, concurrency: this.#concurrency });
+      }
+    }
+  }
+
+  #onParked(until: number): void {
+    if (this.#parkNotified) return;
+    this.#parkNotified = true;
+    const action = this.#options.onDailyLimit;
+    this.#logger.info({ resetAt: new Date(until).toISOString(), action }, 'daily quota exhausted');
+    this.emit('dailyQuotaExhausted', { resetAt: until, action });
+    if (action === 'reject') {
+      const error = new DailyQuotaExhaustedError(until);
+      for (const entry of this.#queue.drain()) this.#finishAttempt(entry, false, error);
+    }
+    this.#wake(Math.max(0, until - this.#clock.now()));
+    const clear = (): void => {
+      this.#parkNotified = false;
+    };
+    this.once('succeeded', clear);
+  }
+
+  /** Concurrency from the limit and the latency: enough to spend a window's budget in 2% of it. */
+  #retune(limit: number): void {
+    const derived = Math.ceil((limit * this.#latencyMs) / (this.#options.minuteMs * 0.02));
+    const floor = Math.min(4, limit);
+    this.#concurrency = Math.max(1, Math.min(this.#options.maxConcurrent, limit, Math.max(floor, derived)));
+  }
+
+  #currentView(now: number): BudgetView | undefined {
+    if (this.#view && this.#store.shared) return this.#view;
+    const view = this.#init ? undefined : this.#store.view(now);
+    if (view === undefined) return undefined;
+    if (isPromise(view)) {
+      if (!this.#viewPending) {
+        this.#viewPending = true;
+        view.then(
+          (v) => {
+            this.#view = v;
+            this.#viewPending = false;
+          },
+          () => {
+            this.#viewPending = false;
+          },
+        );
+      }
+      return this.#view;
+    }
+    return view;
+  }
+
+  // ---- control --------------------------------------------------------------
+
+  #requeue(entry: Entry, front: boolean): void {
+    if (entry.cancelled) return;
+    entry.queued = true;
+    if (front) this.#queue.unshift(entry);
+    else this.#queue.push(entry);
+  }
+
+  #giveBack(ticket: Ticket, now: number): void {
+    const result = this.#store.settle(ticket, { now, status: undefined, snapshot: undefined, sent: false, jitterMs: 0, fallbackGateMs: 0 });
+    if (isPromise(result)) result.catch((error: unknown) => this.#onStoreError(error));
+  }
+
+  #watchAbort(entry: Entry, signal: AbortSignal): void {
+    const onAbort = (): void => {
+      if (entry.flight) {
+        entry.flight.abort(signal.reason);
+      } else if (entry.queued) {
+        entry.queued = false;
+        this.#queue.cancel(entry);
+        this.#finishAttempt(entry, false, signal.reason);
+        this.#checkWaiters();
+      }
+      // Otherwise it is backing off: its sleep hears the same signal.
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const release = (): void => signal.removeEventListener('abort', onAbort);
+    const { resolve, reject } = entry;
+    entry.resolve = (value) => {
+      release();
+      resolve(value);
+    };
+    entry.reject = (error) => {
+      release();
+      reject(error);
+    };
+  }
+
+  #stop(error: Error, reason: 'authentication' | 'store'): void {
+    if (this.#stopped) return;
+    this.#stopped = error;
+    this.#logger.warn({ reason, code: (error as { code?: string }).code }, 'scheduler stopped');
+    for (const entry of this.#queue.drain()) this.#finishAttempt(entry, false, error);
+    this.emit('paused', { reason });
+    this.#checkWaiters();
+  }
+
+  #abortInFlight(reason: unknown): void {
+    for (const flight of this.#flights) flight.abort(reason);
+  }
+
+  #onStoreError(error: unknown): void {
+    this.#logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'store error');
+    if (!this.#storeDown) {
+      this.#storeDown = true;
+      this.emit('storeUnavailable', { error });
+    }
+    this.#wake(500);
+  }
+
+  #wake(delayMs: number): void {
+    const at = this.#clock.now() + Math.max(0, delayMs);
+    if (this.#wakeTimer !== undefined && at >= this.#wakeAt) return;
+    this.#clearWake();
+    this.#wakeAt = at;
+    this.#wakeTimer = this.#clock.setTimeout(() => {
+      this.#wakeTimer = undefined;
+      this.#wakeAt = Infinity;
+      this.#pump();
+    }, Math.max(0, delayMs));
+  }
+
+  #clearWake(): void {
+    if (this.#wakeTimer !== undefined) this.#clock.clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+    this.#wakeAt = Infinity;
+  }
+
+  #isIdle(): boolean {
+    return this.#queue.size === 0 && this.#inFlight === 0 && this.#retrying === 0;
+  }
+
+  #until(test: () => boolean): Promise<void> {
+    if (test()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ test, resolve }));
+  }
+
+  #checkWaiters(): void {
+    if (!this.#wasIdle && this.#isIdle()) {
+      this.#wasIdle = true;
+      if (this.#queue.size === 0 && this.#inFlight === 0) this.#clearWake();
+      if (this.has('idle')) this.emit('idle', { succeeded: this.#counts.succeeded, failed: this.#counts.failed });
+    }
+    if (this.#waiters.length === 0) return;
+    const keep: Waiter[] = [];
+    for (const waiter of this.#waiters) {
+      if (waiter.test()) waiter.resolve();
+      else keep.push(waiter);
+    }
+    this.#waiters = keep;
+  }
+}

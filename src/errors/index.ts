@@ -1,0 +1,13 @@
+export { SchedulerError, isSchedulerError, type ErrorCode } from './scheduler-error.js';
+export { HttpError, type HttpErrorInit } from './http-error.js';
+export { RateLimitError } from './rate-limit-error.js';
+export { AuthenticationError } from './authentication-error.js';
+export { NotFoundError } from './not-found-error.js';
+export { ValidationError, readFieldErrors, type FieldErrors } from './validation-error.js';
+export { InsufficientBalanceError } from './insufficient-balance-error.js';
+export { DailyQuotaExhaustedError } from './daily-quota-exhausted-error.js';
+export { RetriesExhaustedError } from './retries-exhausted-error.js';
+export { OutcomeUnknownError } from './outcome-unknown-error.js';
+export { TimeoutError } from './timeout-error.js';
+export { QueueClosedError } from './queue-closed-error.js';
+export { StoreUnavailableError } from './store-unavailable-error.js';

@@ -1,0 +1,593 @@
+/**
+ * The budget state machine: what the server's numbers allow right now.
+ *
+ * This is the single source of the budget rules. `MemoryStore` runs it in
+ * process; the Lua scripts under `lua/` are a line-by-line port of it, and the
+ * conformance suite runs both on the same sequences.
+ *
+ * The model, per window (minute and daily):
+ * - `rem` is the remaining count of the newest applicable server snapshot;
+ *   `unc` counts requests that may not be counted in `rem` yet (in flight, or
+ *   answered without a usable snapshot). `rem - unc` is a lower bound of what
+ *   the server will still accept, so dispatching up to it never draws a 429.
+ * - Freshness: a response is *fresh* when its request was sent after the
+ *   current snapshot was applied; the server processed it later, so its numbers
+ *   win, up or down. Otherwise it is *ambiguous*: it may lower the budget (the
+ *   server processed it later in the same window) but never raise it.
+ * - Time only ever raises the budget: a request answered at `t` no longer
+ *   counts in any fixed or sliding window after `t + W` (the expiry log), and
+ *   once the window is known to be fixed, a predicted reset restores the limit.
+ * - The phase of a fixed window is learned from `Remaining` jumping back up on
+ *   a fresh response, never from 429s. A held-back "scout" request bisects the
+ *   bracket of the next reset, so the bracket tightens window after window.
+ */
+import type { RateLimitSnapshot, WindowSnapshot } from '../headers/types.js';
+import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Ticket, WindowView } from './types.js';
+
+/** State of one window. Plain numbers only, so it maps onto a Redis hash. */
+export interface WindowState {
+  windowMs: number;
+  /** -1 while unknown. */
+  limit: number;
+  /** -1 while unknown. */
+  rem: number;
+  /** Server value behind `rem`; -1 once time has raised `rem` (then a drop in `Remaining` proves nothing). */
+  srvRem: number;
+  /** The newest server value, kept across raises to recognise the next jump. -1 while none. */
+  lastSrvRem: number;
+  unc: number;
+  ver: number;
+  epoch: number;
+  snapSentAt: number;
+  /** When the snapshot behind `rem` arrived; everything it counted has expired by `snapAt + W`. */
+  snapAt: number;
+  lastNoJumpSentAt: number;
+  /** 0 unknown, 1 fixed (a reset was seen that no sliding window could explain). */
+  kind: number;
+  /** Bracket of the next reset; 0 when unknown. */
+  nextLo: number;
+  nextHi: number;
+  /** One request is held back until this time to bisect the bracket; 0 for none. */
+  scoutAt: number;
+  /** 1 once the predicted reset was applied for the current bracket. */
+  raised: number;
+  /** 1 once the first-window probe was planned. */
+  probed: number;
+}
+
+/** State shared by both windows. */
+export interface BudgetStateData {
+  minute: WindowState;
+  daily: WindowState;
+  sent: number;
+  done: number;
+  /** 1 once any rate-limit header has been seen. */
+  headers: number;
+  gateUntil: number;
+  /** 1 while the gate is closed: on reopening one request is let through. */
+  gated: number;
+  parkUntil: number;
+  /** 1 while the daily window is exhausted. */
+  parked: number;
+  /** Predicted next daily reset, 0 when unknown. */
+  nextDailyReset: number;
+  /** 1 once the probe that learns the daily reset has been sent. */
+  dailyProbe: number;
+}
+
+function newWindow(windowMs: number, seed: number | undefined): WindowState {
+  const limit = seed ?? -1;
+  return {
+    windowMs,
+    limit,
+    rem: limit,
+    srvRem: -1,
+    lastSrvRem: -1,
+    unc: 0,
+    ver: 0,
+    epoch: 0,
+    snapSentAt: 0,
+    snapAt: 0,
+    lastNoJumpSentAt: 0,
+    kind: 0,
+    nextLo: 0,
+    nextHi: 0,
+    scoutAt: 0,
+    raised: 0,
+    probed: 0,
+  };
+}
+
+/** A growable ring of (sentAt, recvAt) pairs for answered requests, in answer order. */
+class AnswerLog {
+  #sent = new Float64Array(64);
+  #recv = new Float64Array(64);
+  #head = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(sentAt: number, recvAt: number): void {
+    if (this.#size === this.#sent.length) this.#grow();
+    const i = (this.#head + this.#size) % this.#sent.length;
+    this.#sent[i] = sentAt;
+    this.#recv[i] = recvAt;
+    this.#size++;
+  }
+
+  /** recvAt of the oldest entry; Infinity when empty. */
+  peekRecv(): number {
+    return this.#size === 0 ? Infinity : (this.#recv[this.#head] as number);
+  }
+
+  shift(): void {
+    this.#head = (this.#head + 1) % this.#sent.length;
+    this.#size--;
+  }
+
+  clear(): void {
+    this.#head = 0;
+    this.#size = 0;
+  }
+
+  /** Entries sent after `sentAfter` and answered before `recvBefore`. */
+  count(sentAfter: number, recvBefore: number): number {
+    let n = 0;
+    const cap = this.#sent.length;
+    for (let k = 0; k < this.#size; k++) {
+      const i = (this.#head + k) % cap;
+      if ((this.#sent[i] as number) > sentAfter && (this.#recv[i] as number) < recvBefore) n++;
+    }
+    return n;
+  }
+
+  #grow(): void {
+    const cap = this.#sent.length;
+    const sent = new Float64Array(cap * 2);
+    const recv = new Float64Array(cap * 2);
+    for (let k = 0; k < this.#size; k++) {
+      const i = (this.#head + k) % cap;
+      sent[k] = this.#sent[i] as number;
+      recv[k] = this.#recv[i] as number;
+    }
+    this.#sent = sent;
+    this.#recv = recv;
+    this.#head = 0;
+  }
+}
+
+/**
+ * Scouting stops once the bracket is narrower than this share of the window.
+ * A scout that lands after the reset wastes the unit it held in the old
+ * window, so scouts only run while the phase is still poorly known.
+ */
+const SCOUT_TOLERANCE = 1 / 20;
+/** Where in the bracket the scout goes: early, so that it usually lands before the reset. */
+const SCOUT_POSITION = 1 / 4;
+
+export class BudgetState {
+  readonly data: BudgetStateData;
+  readonly #config: BudgetConfig;
+  readonly #log = new AnswerLog();
+
+  constructor(config: BudgetConfig) {
+    this.#config = config;
+    this.data = {
+      minute: newWindow(config.minuteMs, config.seeds.minute),
+      daily: newWindow(config.dayMs, config.seeds.daily),
+      sent: 0,
+      done: 0,
+      headers: 0,
+      gateUntil: 0,
+      gated: 0,
+      parkUntil: 0,
+      parked: 0,
+      nextDailyReset: 0,
+      dailyProbe: 0,
+    };
+  }
+
+  /** Grants up to `want` requests now. */
+  reserve(want: number, now: number): ReserveResult {
+    const s = this.data;
+    const result: ReserveResult = {
+      now,
+      granted: 0,
+      ticket: {
+        doneAtSend: s.done,
+        verMinute: s.minute.ver,
+        verDaily: s.daily.ver,
+        epochMinute: s.minute.epoch,
+        epochDaily: s.daily.epoch,
+        sentAt: now,
+      },
+      leasePrefix: '',
+      retryAt: undefined,
+      blockedBy: undefined,
+      parkedUntil: undefined,
+      dailyUnknownReset: false,
+    };
+
+    if (s.gateUntil > now) {
+      result.blockedBy = 'gate';
+      result.retryAt = s.gateUntil;
+      return result;
+    }
+    if (s.gated === 1) this.#reopenGate();
+
+    if (s.parked === 1) {
+      if (s.parkUntil > now) {
+        result.blockedBy = 'park';
+        result.retryAt = s.parkUntil;
+        result.parkedUntil = s.parkUntil;
+        return result;
+      }
+      if (s.parkUntil > 0) this.#unpark(now);
+    }
+
+    this.#tick(now);
+
+    let avail = Infinity;
+    let retryAt: number | undefined;
+    let blockedBy: ReserveResult['blockedBy'];
+
+    if (s.headers === 0 && s.minute.limit < 0 && s.daily.limit < 0) {
+      // Nothing known yet: one request at a time until the first answer.
+      if (s.done === 0) {
+        avail = Math.max(0, 1 - (s.sent - s.done));
+        if (avail === 0) blockedBy = 'unknown-limit';
+      }
+    } else {
+      const inFlight = s.sent - s.done;
+      const m = s.minute;
+      if (m.limit >= 0 && m.rem >= 0) {
+        let a = m.rem - m.unc;
+        // Answers without headers leave `unc` high; with nothing in flight, one request refreshes it.
+        if (a <= 0 && inFlight === 0 && m.rem > 0) a = 1;
+        if (m.scoutAt > now && a > 0) {
+          // Keep one unit for the scout that bisects the next reset.
+          a -= 1;
+          if (a <= 0 && want > 0) {
+            retryAt = m.scoutAt;
+            blockedBy = 'scout';
+          }
+        }
+        if (a <= 0 && blockedBy === undefined) {
+          blockedBy = 'budget';
+          retryAt = this.#nextMinuteRaise();
+        }
+        avail = Math.min(avail, Math.max(0, a));
+      }
+      const d = s.daily;
+      if (d.limit >= 0 && d.rem >= 0) {
+        let a = d.rem - d.unc;
+        if (a <= 0 && inFlight === 0 && d.rem > 0) a = 1;
+        if (a <= 0) {
+          if (inFlight === 0) {
+            // Exhausted: park where the reset is known, else let one probe learn it from the 429.
+            if (s.nextDailyReset > now) {
+              this.#park(s.nextDailyReset + this.#config.marginMs);
+              result.blockedBy = 'park';
+              result.retryAt = s.parkUntil;
+              result.parkedUntil = s.parkUntil;
+              return result;
+            }
+            result.dailyUnknownReset = true;
+            if (s.dailyProbe === 0 && s.sent - s.done === 0) {
+              avail = Math.min(avail, 1);
+              s.dailyProbe = 1;
+              s.parked = 1;
+              s.parkUntil = 0;
+            } else {
+              avail = 0;
+              blockedBy = 'park';
+            }
+          } else {
+            avail = 0;
+            blockedBy = 'budget';
+          }
+        } else {
+          avail = Math.min(avail, a);
+        }
+      }
+    }
+
+    const granted = Math.max(0, Math.min(want, avail));
+    if (granted > 0) {
+      s.sent += granted;
+      s.minute.unc += granted;
+      s.daily.unc += granted;
+      if (s.minute.scoutAt > 0 && now >= s.minute.scoutAt) s.minute.scoutAt = 0;
+    }
+    result.granted = granted;
+    if (granted < want) {
+      result.blockedBy = blockedBy ?? 'budget';
+      result.retryAt = retryAt;
+    }
+    return result;
+  }
+
+  /** Applies one answer (or failure) to the budgets. */
+  settle(ticket: Ticket, outcome: Outcome): SettleResult {
+    const s = this.data;
+    const now = outcome.now;
+    const result: SettleResult = { now, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
+    s.done++;
+    if (!outcome.sent) {
+      // Never left: give its unit back where no snapshot has counted it since.
+      if (ticket.verMinute === s.minute.ver && s.minute.unc > 0) s.minute.unc--;
+      if (ticket.verDaily === s.daily.ver && s.daily.unc > 0) s.daily.unc--;
+      return result;
+    }
+
+    const is429 = outcome.status === 429;
+    const counted = !is429 && outcome.status !== undefined;
+    const snap = outcome.snapshot;
+    this.#tick(now);
+
+    if (snap?.present) {
+      s.headers = 1;
+      const m = this.#apply(s.minute, snap.minute, ticket.verMinute, ticket.epochMinute, ticket, counted, now, true);
+      const d = this.#apply(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily, ticket, counted, now, false);
+      result.changed = m || d;
+    }
+    if (counted && s.minute.limit >= 0) this.#log.push(ticket.sentAt, now);
+
+    if (is429) {
+      const daily = snap?.type === 'daily' || (snap?.type === undefined && snap?.daily.remaining === 0);
+      const wait = (snap?.retryAfterMs ?? outcome.fallbackGateMs) + outcome.jitterMs;
+      if (daily) {
+        this.#park(now + wait);
+        s.nextDailyReset = now + (snap?.retryAfterMs ?? outcome.fallbackGateMs);
+        result.parked = { until: s.parkUntil };
+        result.gateWindow = 'daily';
+        result.gateUntil = s.parkUntil;
+      } else {
+        const m = s.minute;
+        s.gateUntil = Math.max(s.gateUntil, now + wait);
+        s.gated = 1;
+        if (m.limit >= 0) m.rem = 0;
+        if (snap?.retryAfterMs !== undefined && m.kind === 1 && now + snap.retryAfterMs < m.nextHi) {
+          m.nextHi = now + snap.retryAfterMs;
+        }
+        result.gateUntil = s.gateUntil;
+        result.gateWindow = 'minute';
+      }
+      return result;
+    }
+
+    const d = s.daily;
+    if (d.limit >= 0 && d.rem === 0 && s.sent === s.done && s.parked === 0) {
+      if (s.nextDailyReset > now) {
+        this.#park(s.nextDailyReset + this.#config.marginMs);
+        result.parked = { until: s.parkUntil };
+      } else {
+        result.parked = { until: undefined };
+      }
+    }
+    return result;
+  }
+
+  view(now: number): BudgetView {
+    const s = this.data;
+    this.#tick(now);
+    return {
+      minute: windowView(s.minute),
+      daily: windowView(s.daily),
+      gateUntil: s.gateUntil > now ? s.gateUntil : undefined,
+      parkedUntil: s.parked === 1 && s.parkUntil > now ? s.parkUntil : undefined,
+      sent: s.sent,
+      done: s.done,
+    };
+  }
+
+  /** Applies one window's part of a snapshot. Returns true when the budget moved. */
+  #apply(
+    w: WindowState,
+    snap: WindowSnapshot,
+    ver: number,
+    epoch: number,
+    ticket: Ticket,
+    counted: boolean,
+    now: number,
+    minute: boolean,
+  ): boolean {
+    const fresh = ver === w.ver;
+    let limitChanged = false;
+    if (snap.limit !== undefined) {
+      if (w.limit < 0 || (fresh && snap.limit !== w.limit) || snap.limit < w.limit) {
+        limitChanged = w.limit >= 0 && snap.limit !== w.limit;
+        w.limit = snap.limit;
+        if (w.rem > w.limit) w.rem = w.limit;
+        if (minute && w.probed === 0) this.#planProbe(w, ticket.sentAt);
+      }
+    }
+    const r = snap.remaining;
+    if (r === undefined || w.limit < 0) return limitChanged;
+    if (minute) this.#dropAnswered(now);
+    const freshBound = Math.max(0, this.data.sent - ticket.doneAtSend - 1);
+
+    if (!fresh) {
+      if (epoch !== w.epoch || w.srvRem < 0 || r >= w.srvRem) return limitChanged;
+      const unc = Math.min(freshBound, Math.max(0, w.unc - (w.srvRem - r)));
+      setSnapshot(w, r, unc, ticket.sentAt, now);
+      return true;
+    }
+
+    const first = w.lastSrvRem < 0;
+    const jump = !first && (counted ? r >= w.lastSrvRem : r > w.lastSrvRem);
+    let unc = freshBound;
+    if (!jump && w.srvRem >= 0) unc = Math.min(unc, Math.max(0, w.unc - (w.srvRem - r)));
+    const prevSnapSentAt = w.snapSentAt;
+    setSnapshot(w, r, unc, ticket.sentAt, now);
+    if (!minute) {
+      if (jump && !limitChanged) {
+        this.data.nextDailyReset = now + w.windowMs;
+        this.data.parked = 0;
+        this.data.parkUntil = 0;
+        this.data.dailyProbe = 0;
+        w.epoch++;
+      }
+      return true;
+    }
+    if (jump && !limitChanged) this.#onReset(w, r, ticket, prevSnapSentAt, now);
+    else if (!jump) this.#onNoReset(w, ticket.sentAt);
+    return true;
+  }
+
+  /** A fresh answer showed the window reset between the previous snapshot and now. */
+  #onReset(w: WindowState, r: number, ticket: Ticket, prevSnapSentAt: number, now: number): void {
+    w.epoch++;
+    if (w.kind === 0) {
+      // Could a sliding window explain this? Only if it forgot none of our recent requests.
+      const recent = this.#log.count(now - w.windowMs, ticket.sentAt);
+      if (r > w.limit - 1 - recent) w.kind = 1;
+    }
+    // Requests answered so far may belong to the window that just ended, which
+    // the new count no longer includes: their expiry must not raise it again.
+    this.#log.clear();
+    if (w.kind !== 1) return;
+    let lo = Math.max(prevSnapSentAt, w.lastNoJumpSentAt);
+    if (w.nextLo > 0 && w.nextLo > lo && w.nextLo < now) lo = w.nextLo;
+    w.nextLo = lo + w.windowMs;
+    w.nextHi = now + w.windowMs;
+    w.raised = 0;
+    w.lastNoJumpSentAt = 0;
+    this.#planScout(w);
+  }
+
+  /** A fresh answer was counted in the same window as the previous one. */
+  #onNoReset(w: WindowState, sentAt: number): void {
+    if (sentAt > w.lastNoJumpSentAt) w.lastNoJumpSentAt = sentAt;
+    if (w.raised === 1) {
+      // We predicted a reset that the server has not made: stop trusting the phase.
+      w.kind = 0;
+      w.nextLo = 0;
+      w.nextHi = 0;
+      w.scoutAt = 0;
+      w.raised = 0;
+      return;
+    }
+    if (w.nextHi > 0 && sentAt > w.nextLo && sentAt < w.nextHi) w.nextLo = sentAt;
+  }
+
+  /** First window: hold one unit back to probe the middle of the window for a reset. */
+  #planProbe(w: WindowState, firstSentAt: number): void {
+    w.probed = 1;
+    if (w.limit < 2) return;
+    w.scoutAt = firstSentAt + w.windowMs / 2;
+  }
+
+  #planScout(w: WindowState): void {
+    const width = w.nextHi - w.nextLo;
+    w.scoutAt = width > w.windowMs * SCOUT_TOLERANCE ? w.nextLo + width * SCOUT_POSITION : 0;
+  }
+
+  /** Raises the minute budget for everything that time has set free. */
+  #tick(now: number): void {
+    const w = this.data.minute;
+    if (w.limit < 0 || w.rem < 0) return;
+    const expiry = w.windowMs + this.#config.marginMs;
+    while (this.#log.peekRecv() + expiry <= now) {
+      this.#log.shift();
+      if (w.rem < w.limit) {
+        w.rem++;
+        w.srvRem = -1;
+      }
+    }
+    if (w.snapAt > 0 && w.rem < w.limit && now >= w.snapAt + expiry) {
+      // Whatever the stale snapshot counted, ours or not, has left every window by now.
+      w.rem = w.limit;
+      w.srvRem = -1;
+      w.snapAt = 0;
+    }
+    if (w.kind === 1 && w.raised === 0 && w.nextHi > 0 && now >= w.nextHi + this.#config.marginMs) {
+      // The fixed window has surely reset. Send one request to read the new
+      // numbers before the rest: a limit lowered meanwhile shows up there.
+      w.raised = 1;
+      this.#log.clear();
+      w.rem = Math.max(w.rem, w.unc + 1);
+      w.srvRem = -1;
+      w.ver++;
+      w.scoutAt = 0;
+    }
+  }
+
+  /** Answers older than one window are reflected in any snapshot taken now. */
+  #dropAnswered(now: number): void {
+    const expiry = this.data.minute.windowMs + this.#config.marginMs;
+    while (this.#log.peekRecv() + expiry <= now) this.#log.shift();
+  }
+
+  /** The next time the minute budget can grow by itself, if any. */
+  #nextMinuteRaise(): number | undefined {
+    const w = this.data.minute;
+    const margin = this.#config.marginMs;
+    let t = this.#log.size > 0 ? this.#log.peekRecv() + w.windowMs + margin : Infinity;
+    if (w.snapAt > 0 && w.rem < w.limit) t = Math.min(t, w.snapAt + w.windowMs + margin);
+    if (w.kind === 1 && w.raised === 0 && w.nextHi > 0) t = Math.min(t, w.nextHi + margin);
+    if (w.scoutAt > 0) t = Math.min(t, w.scoutAt);
+    return Number.isFinite(t) ? t : undefined;
+  }
+
+  #reopenGate(): void {
+    const s = this.data;
+    s.gated = 0;
+    const m = s.minute;
+    // Retry-After said we may try again: let one request through to read the new numbers.
+    if (m.limit >= 0) {
+      m.rem = Math.max(m.rem, m.unc + 1);
+      m.srvRem = -1;
+      m.ver++;
+    }
+  }
+
+  #park(until: number): void {
+    const s = this.data;
+    s.parked = 1;
+    s.parkUntil = until;
+  }
+
+  #unpark(now: number): void {
+    const s = this.data;
+    const d = s.daily;
+    s.parked = 0;
+    s.parkUntil = 0;
+    s.dailyProbe = 0;
+    if (s.nextDailyReset > 0 && s.nextDailyReset <= now) s.nextDailyReset += d.windowMs;
+    if (d.limit >= 0) {
+      d.rem = d.limit;
+      d.srvRem = -1;
+      d.ver++;
+      d.epoch++;
+    }
+  }
+}
+
+function setSnapshot(w: WindowState, r: number, unc: number, sentAt: number, now: number): void {
+  w.snapAt = now;
+  w.rem = Math.min(r, w.limit);
+  w.srvRem = w.rem;
+  w.lastSrvRem = w.rem;
+  w.unc = unc;
+  w.ver++;
+  w.snapSentAt = sentAt;
+}
+
+function windowView(w: WindowState): WindowView {
+  const known = w.limit >= 0 && w.rem >= 0;
+  return {
+    limit: w.limit >= 0 ? w.limit : undefined,
+    available: known ? Math.max(0, w.rem - w.unc) : undefined,
+    remaining: w.rem >= 0 ? w.rem : undefined,
+    uncounted: w.unc,
+    kind: w.kind === 1 ? 'fixed' : 'unknown',
+    nextResetAfter: w.nextHi > 0 ? w.nextLo : undefined,
+    nextResetBy: w.nextHi > 0 ? w.nextHi : undefined,
+  };
+}
+
+/** The snapshot type is re-exported for the Lua port's documentation. */
+export type { RateLimitSnapshot };

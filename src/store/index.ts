@@ -1,0 +1,13 @@
+export type {
+  Store,
+  BudgetConfig,
+  BudgetView,
+  WindowView,
+  Ticket,
+  Outcome,
+  ReserveResult,
+  SettleResult,
+  BlockReason,
+} from './types.js';
+export { MemoryStore } from './memory-store.js';
+export { BudgetState } from './budget-state.js';

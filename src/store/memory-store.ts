@@ -1,0 +1,34 @@
+import { BudgetState } from './budget-state.js';
+import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Store, Ticket } from './types.js';
+
+/**
+ * The default store: the budget state of one process, in memory, answered
+ * synchronously so the dispatch loop never waits on it.
+ */
+export class MemoryStore implements Store {
+  readonly shared = false;
+  #state: BudgetState | undefined;
+
+  init(config: BudgetConfig): void {
+    this.#state = new BudgetState(config);
+  }
+
+  reserve(want: number, now: number): ReserveResult {
+    return this.#require().reserve(want, now);
+  }
+
+  settle(ticket: Ticket, outcome: Outcome): SettleResult {
+    return this.#require().settle(ticket, outcome);
+  }
+
+  view(now: number): BudgetView {
+    return this.#require().view(now);
+  }
+
+  close(): void {}
+
+  #require(): BudgetState {
+    if (!this.#state) throw new Error('MemoryStore used before init(): pass it to one RateLimitScheduler');
+    return this.#state;
+  }
+}

@@ -1,0 +1,152 @@
+import type { Clock } from '../../src/internal/clock.js';
+
+export interface SimWindow {
+  limit: number;
+  windowMs: number;
+  kind: 'fixed' | 'sliding' | 'first-hit';
+  phaseMs?: number;
+}
+
+export interface SimResponse {
+  status: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * An in-process model of a rate-limited server for engine tests: the same
+ * window rules as the fake HTTP server, answered through the injected clock
+ * after `latencyMs`, so everything runs on fake time.
+ */
+export class SimServer {
+  readonly accepted: number[] = [];
+  rejected = 0;
+  requests = 0;
+  #windowStart = 0;
+  #count = 0;
+  #log: number[] = [];
+  #clock: Clock;
+  window: SimWindow;
+  latencyMs: number;
+  headers = true;
+  dropHeadersEvery = 0;
+  daily: { limit: number; used: number; resetAt: number; dayMs: number } | undefined;
+  /** Statuses to answer with next, in order, instead of the normal answer. */
+  script: number[] = [];
+
+  constructor(clock: Clock, window: SimWindow, latencyMs = 5) {
+    this.#clock = clock;
+    this.window = window;
+    this.latencyMs = latencyMs;
+    this.#windowStart = -Infinity;
+  }
+
+  #used(now: number): number {
+    const w = this.window;
+    if (w.kind === 'sliding') {
+      while (this.#log.length > 0 && (this.#log[0] as number) <= now - w.windowMs) this.#log.shift();
+      return this.#log.length;
+    }
+    if (w.kind === 'fixed') {
+      const phase = w.phaseMs ?? 0;
+      const start = Math.floor((now - phase) / w.windowMs) * w.windowMs + phase;
+      if (start !== this.#windowStart) {
+        this.#windowStart = start;
+        this.#count = 0;
+      }
+      return this.#count;
+    }
+    if (now >= this.#windowStart + w.windowMs) {
+      this.#count = 0;
+      this.#windowStart = -Infinity;
+    }
+    return this.#count;
+  }
+
+  #msUntilFree(now: number): number {
+    const w = this.window;
+    if (w.kind === 'sliding') return (this.#log[0] as number) + w.windowMs - now;
+    return this.#windowStart + w.windowMs - now;
+  }
+
+  /** Processes one request at the current clock time. */
+  handle(): SimResponse {
+    const now = this.#clock.now();
+    this.requests++;
+    const scripted = this.script.shift();
+    const used = this.#used(now);
+    const w = this.window;
+    const headers: Record<string, string> = {};
+    const dailyLeft = this.daily ? this.#dailyLeft(now) : undefined;
+    if (scripted !== undefined && scripted !== 429) return { status: scripted, headers };
+    if (used >= w.limit || scripted === 429 || dailyLeft === 0) {
+      this.rejected++;
+      const daily = dailyLeft === 0;
+      const wait = daily && this.daily ? this.daily.resetAt - now : this.#msUntilFree(now);
+      headers['retry-after-ms'] = String(Math.max(0, Math.ceil(wait)));
+      headers['x-ratelimit-type'] = daily ? 'daily' : 'minute';
+      headers['x-ratelimit-limit'] = String(w.limit);
+      headers['x-ratelimit-remaining'] = String(Math.max(0, w.limit - used));
+      if (this.daily) {
+        headers['x-ratelimit-daily-limit'] = String(this.daily.limit);
+        headers['x-ratelimit-daily-remaining'] = String(dailyLeft);
+      }
+      return { status: 429, headers };
+    }
+    if (w.kind === 'sliding') this.#log.push(now);
+    else {
+      if (w.kind === 'first-hit' && this.#count === 0) this.#windowStart = now;
+      this.#count++;
+    }
+    if (this.daily) this.daily.used++;
+    this.accepted.push(now);
+    const omit = this.dropHeadersEvery > 0 && this.requests % this.dropHeadersEvery === 0;
+    if (this.headers && !omit) {
+      headers['x-ratelimit-limit'] = String(w.limit);
+      headers['x-ratelimit-remaining'] = String(w.limit - used - 1);
+      if (this.daily) {
+        headers['x-ratelimit-daily-limit'] = String(this.daily.limit);
+        headers['x-ratelimit-daily-remaining'] = String(this.daily.limit - this.daily.used);
+      }
+    }
+    return { status: 200, headers };
+  }
+
+  #dailyLeft(now: number): number {
+    const d = this.daily!;
+    while (now >= d.resetAt) {
+      d.resetAt += d.dayMs;
+      d.used = 0;
+    }
+    return d.limit - d.used;
+  }
+
+  /** A task for the scheduler: the request reaches the server halfway through the latency. */
+  task = (): Promise<SimResponse> =>
+    new Promise((resolve) => {
+      this.#clock.setTimeout(() => {
+        const response = this.handle();
+        this.#clock.setTimeout(() => resolve(response), this.latencyMs / 2);
+      }, this.latencyMs / 2);
+    });
+
+  /** The most accepted requests in any window of the server's kind. */
+  maxInWindow(): number {
+    const w = this.window;
+    let best = 0;
+    if (w.kind === 'fixed') {
+      const counts = new Map<number, number>();
+      for (const t of this.accepted) {
+        const k = Math.floor((t - (w.phaseMs ?? 0)) / w.windowMs);
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      for (const c of counts.values()) best = Math.max(best, c);
+      return best;
+    }
+    let j = 0;
+    for (let i = 0; i < this.accepted.length; i++) {
+      while ((this.accepted[i] as number) - (this.accepted[j] as number) >= w.windowMs) j++;
+      best = Math.max(best, i - j + 1);
+    }
+    return best;
+  }
+}

@@ -1,0 +1,20 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    coverage: {
+      provider: 'v8',
+      include: ['src/**/*.ts'],
+      exclude: ['src/**/index.ts', 'src/cli/main.ts'],
+      reporter: ['text-summary', 'text'],
+      thresholds: {
+        'src/engine/**': { lines: 90 },
+        'src/headers/**': { lines: 95 },
+      },
+    },
+  },
+});
