@@ -32,17 +32,32 @@ export class Aimd {
     return this.#rate;
   }
 
-  /** How many of `want` may go now. */
+  /** Back to off: the server's own numbers took over. */
+  reset(): void {
+    this.#rate = Infinity;
+    this.#tokens = 0;
+  }
+
+  /** How many of `want` may go now. Report what was really sent with {@link sent}. */
   take(want: number, now: number): number {
-    if (!this.active) {
-      this.#note(now, want);
-      return want;
-    }
+    if (!this.active) return want;
     this.#refill(now);
     const n = Math.min(want, Math.floor(this.#tokens));
     this.#tokens -= n;
-    if (n > 0) this.#note(now, n);
     return n;
+  }
+
+  /** Tokens taken but not used (the budget granted fewer): they may go later. */
+  giveBack(n: number): void {
+    if (this.active && n > 0) this.#tokens += n;
+  }
+
+  /**
+   * Records requests actually sent, on or off: the rate in force when the
+   * first 429 comes is what the cut starts from.
+   */
+  sent(n: number, now: number): void {
+    if (n > 0) this.#note(now, n);
   }
 
   /** When the next token is due. */

@@ -67,10 +67,15 @@ const OUTCOME_UNKNOWN = new Set([
 
 export type NetworkErrorKind = 'not-sent' | 'outcome-unknown';
 
-/** Tells a network failure apart from a bug; looks through `cause` chains (fetch wraps them). */
+/**
+ * Tells a network failure apart from a bug; looks through `cause` chains (fetch wraps them).
+ * A task can also mark an error `outcomeUnknown: true` itself.
+ */
 export function networkErrorKind(error: unknown): NetworkErrorKind | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 4 && isObject(current); depth++) {
+    // An explicit marker from the task: "the request left, and no answer came back".
+    if (current.outcomeUnknown === true) return 'outcome-unknown';
     const code = current.code;
     if (typeof code === 'string') {
       if (NOT_SENT.has(code)) return 'not-sent';

@@ -273,10 +273,19 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   };
 }
 
-/** Validates per-task options. */
+const SCHEDULE_KEYS = ['priority', 'signal', 'timeoutMs', 'idempotent'];
+
+/** Validates per-task options. Unknown keys throw, as for the scheduler's options. */
 export function checkScheduleOptions(options: ScheduleOptions): void {
-  if (typeof options !== 'object' || options === null) invalid('options', 'an object', options);
-  if (options.priority !== undefined) checkNumber('priority', options.priority, { min: -Infinity });
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', 'an object', options);
+  for (const key of Object.keys(options)) {
+    if (!SCHEDULE_KEYS.includes(key)) {
+      throw new TypeError(`Unknown option \`${key}\`; expected one of ${SCHEDULE_KEYS.map((k) => `\`${k}\``).join(', ')}`);
+    }
+  }
+  if (options.priority !== undefined && (typeof options.priority !== 'number' || !Number.isFinite(options.priority))) {
+    invalid('priority', 'a finite number', options.priority);
+  }
   if (options.timeoutMs !== undefined) checkNumber('timeoutMs', options.timeoutMs);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', options.signal);
   if (options.idempotent !== undefined && typeof options.idempotent !== 'boolean') invalid('idempotent', 'a boolean', options.idempotent);

@@ -14,10 +14,16 @@ class Deque<T> {
     this.#size++;
   }
 
-  unshift(item: T): void {
+  /** Inserts `item` just before the first item (from the head) for which `before` holds, else at the back. */
+  insertBefore(item: T, before: (existing: T) => boolean): void {
     if (this.#size === this.#items.length) this.#grow();
-    this.#head = (this.#head - 1) & (this.#items.length - 1);
-    this.#items[this.#head] = item;
+    const mask = this.#items.length - 1;
+    let k = 0;
+    while (k < this.#size && !before(this.#items[(this.#head + k) & mask] as T)) k++;
+    // Move the k items ahead of it one slot towards the front, then put it in the gap.
+    this.#head = (this.#head - 1) & mask;
+    for (let j = 0; j < k; j++) this.#items[(this.#head + j) & mask] = this.#items[(this.#head + j + 1) & mask];
+    this.#items[(this.#head + k) & mask] = item;
     this.#size++;
   }
 
@@ -44,6 +50,8 @@ class Deque<T> {
 }
 
 export interface Queueable {
+  /** Order of arrival: lower came first. */
+  readonly id: number;
   priority: number;
   /** Set when the item was removed in place (aborted); the queue skips it. */
   cancelled: boolean;
@@ -69,9 +77,13 @@ export class PriorityQueue<T extends Queueable> {
     this.#size++;
   }
 
-  /** Puts an item back at the front of its priority (a 429'd task keeps its place). */
+  /**
+   * Puts an item back at the front of its priority (a 429'd task keeps its
+   * place): ahead of everything that came after it, so that several sent back
+   * at once keep their order.
+   */
   unshift(item: T): void {
-    this.#bucket(item.priority).unshift(item);
+    this.#bucket(item.priority).insertBefore(item, (existing) => existing.id > item.id);
     this.#size++;
   }
 

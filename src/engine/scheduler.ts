@@ -80,6 +80,17 @@ class RetryableFailure extends Error {
   }
 }
 
+/**
+ * A final (non-retryable) outcome on its way through p-retry. p-retry turns
+ * anything that is not an Error into a TypeError, and treats some TypeErrors
+ * specially, so the real value travels wrapped and is unwrapped at the end.
+ */
+class FinalFailure extends Error {
+  constructor(readonly value: unknown) {
+    super('final');
+  }
+}
+
 interface RetryState {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
@@ -93,6 +104,8 @@ class Entry implements Queueable {
   firstDispatchAt = 0;
   retry: RetryState | undefined = undefined;
   flight: Flight | undefined = undefined;
+  /** Aborts the backoff wait, while the task is waiting out one. */
+  backoff: AbortController | undefined = undefined;
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
 
@@ -109,6 +122,8 @@ class Flight implements TaskContext {
   controller: AbortController | undefined = undefined;
   timer: TimerHandle | undefined = undefined;
   finished = false;
+  /** Set when the scheduler itself aborted the attempt (close without drain): the task fails with it. */
+  halted: unknown = undefined;
 
   constructor(
     readonly entry: Entry,
@@ -132,6 +147,15 @@ class Flight implements TaskContext {
 }
 
 type Waiter = { test: () => boolean; resolve: () => void };
+
+/** Whether a snapshot says anything about a window (a bare `Retry-After` does not). */
+function hasWindowInfo(snapshot: RateLimitSnapshot): boolean {
+  const { minute: m, daily: d } = snapshot;
+  return (
+    m.limit !== undefined || m.remaining !== undefined || m.resetInMs !== undefined ||
+    d.limit !== undefined || d.remaining !== undefined || d.resetInMs !== undefined
+  );
+}
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
@@ -164,14 +188,29 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #paused = false;
   #closed = false;
   #stopped: Error | undefined;
+  /** Set by `close({drain: false})`: nothing more is dispatched or retried. */
+  #dropping: Error | undefined;
+  /** Tasks waiting out a retry backoff. */
+  readonly #sleepers = new Set<Entry>();
   #pumping = false;
   #wakeTimer: TimerHandle | undefined;
   #wakeAt = Infinity;
   #waiters: Waiter[] = [];
+  /** The last view read from an asynchronous (shared) store. */
   #view: BudgetView | undefined;
   #viewPending = false;
-  #sawHeaders = false;
+  /** The budget moved since `#view` was read: read it again. */
+  #viewStale = false;
+  /** The budget moved and nobody was told yet (retune, `budgetUpdated`). */
+  #budgetMoved = false;
+  /** True once any response said something about a window: the budget then governs, not AIMD or slow start. */
+  #sawWindow = false;
+  /** While nothing is known: the most requests in flight, one more per answer (doubling per round trip). */
+  #slowStart = 1;
+  readonly #seeded: boolean;
   #throttles = 0;
+  /** When the last 429 was acted on: 429s of requests sent before it belong to the same burst. */
+  #lastThrottleAt = -Infinity;
   #nextSmoothAt = 0;
   #parkNotified = false;
   #storeDown = false;
@@ -183,11 +222,18 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     super((error) => this.#logger.error({ err: error }, 'event listener threw'));
     this.#options = resolved;
     this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? Math.random;
+    const random = options.random ?? Math.random;
+    // An injected source that strays outside [0, 1) (or returns NaN) must not
+    // open the 429 gate early or turn a backoff into NaN: clamp it.
+    this.#random = () => {
+      const r = random();
+      return r > 0 ? Math.min(r, 1 - Number.EPSILON) : 0;
+    };
     this.#logger = (options.logger ?? silentLogger).child({ component: 'scheduler' });
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? new MemoryStore();
     this.#concurrency = resolved.maxConcurrent;
+    this.#seeded = resolved.seeds.minute !== undefined || resolved.seeds.daily !== undefined;
     const init = this.#store.init({
       minuteMs: resolved.minuteMs,
       dayMs: resolved.dayMs,
@@ -289,9 +335,12 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       await this.onIdle();
     } else {
       const error = new QueueClosedError();
+      this.#dropping ??= error;
       for (const entry of this.#queue.drain()) this.#finishAttempt(entry, false, error);
       this.#abortInFlight(error);
-      await this.#until(() => this.#inFlight === 0 && this.#backingOff === 0);
+      this.#abortBackoffs(error);
+      this.#checkWaiters();
+      await this.#until(() => this.#isIdle());
     }
     this.#clearWake();
     if (this.#ownsStore) await this.#store.close();
@@ -332,7 +381,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   // ---- dispatch -------------------------------------------------------------
 
   #pump(): void {
-    if (this.#pumping || this.#paused || this.#stopped || this.#init) return;
+    if (this.#pumping || this.#paused || this.#stopped || this.#dropping || this.#init) return;
     while (this.#queue.size > 0) {
       const room = this.#concurrency - this.#inFlight;
       if (room <= 0) return;
@@ -341,6 +390,11 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       if (this.#options.smooth) {
         if (now < this.#nextSmoothAt) return this.#wake(this.#nextSmoothAt - now);
         want = 1;
+      }
+      if (!this.#sawWindow && !this.#seeded && !this.#aimd.active) {
+        // Neither headers nor seeds: start conservatively. The next answer pumps again.
+        want = Math.min(want, this.#slowStart - this.#inFlight);
+        if (want <= 0) return;
       }
       if (this.#aimd.active) {
         want = this.#aimd.take(want, now);
@@ -372,16 +426,24 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       this.#storeDown = false;
       this.emit('storeRecovered', {});
     }
+    // Granted outside a park (and not as the probe of an exhausted day): the park is over.
+    if (result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified = false;
     const shared = result.leasePrefix === '' ? ({ ...result.ticket, lease: '' } as Ticket) : undefined;
+    let dispatched = 0;
     for (let i = 0; i < result.granted; i++) {
       const ticket = shared ?? { ...result.ticket, lease: `${result.leasePrefix}${i}` };
-      const entry = this.#stopped || this.#paused ? undefined : this.#queue.shift();
+      const entry = this.#stopped || this.#dropping || this.#paused ? undefined : this.#queue.shift();
       if (!entry) {
         this.#giveBack(ticket, now);
         continue;
       }
       this.#dispatch(entry, ticket, now);
+      dispatched++;
     }
+    this.#aimd.sent(dispatched, now);
+    this.#aimd.giveBack(want - result.granted);
+    // The queue shrank: `onEmpty` and `onSizeLessThan` may be due (dispatch can happen on a timer).
+    if (dispatched > 0) this.#checkWaiters();
     if (this.#options.smooth && result.granted > 0) {
       const limit = this.#currentView(now)?.minute.limit;
       if (limit) this.#nextSmoothAt = now + this.#options.minuteMs / limit;
@@ -399,7 +461,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (result.blockedBy === 'park' && result.parkedUntil !== undefined) {
       this.#onParked(now + (result.parkedUntil - result.now));
     }
-    if (result.retryAt !== undefined) this.#wake(Math.max(0, result.retryAt - result.now));
+    // Refused now, so asking again at the same instant cannot help: at least 1 ms (no spin).
+    if (result.retryAt !== undefined) this.#wake(Math.max(1, result.retryAt - result.now));
     else if (this.#inFlight === 0 && result.blockedBy !== 'park') this.#wake(this.#options.marginMs * 10);
   }
 
@@ -455,9 +518,11 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
     const info: ResponseInfo | undefined = ok ? inspectResponse(value) : inspectError(value);
     let snapshot: RateLimitSnapshot | undefined;
-    if (info?.headers) {
-      snapshot = parseRateLimitHeaders(info.headers, { now, logger: this.#logger });
-      if (snapshot.present) this.#sawHeaders = true;
+    if (info?.headers) snapshot = parseRateLimitHeaders(info.headers, { now, logger: this.#logger });
+    const windowInfo = snapshot !== undefined && hasWindowInfo(snapshot);
+    if (windowInfo && !this.#sawWindow) {
+      this.#sawWindow = true;
+      this.#aimd.reset();
     }
     const status = info?.status;
     const aborted = entry.options?.signal?.aborted === true;
@@ -467,14 +532,20 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     let jitterMs = 0;
     let fallbackGateMs = 0;
     if (status === 429) {
-      this.#throttles++;
+      // React once per burst: the other 429s of requests already in flight say nothing new.
+      if (flight.dispatchedAt > this.#lastThrottleAt) {
+        this.#lastThrottleAt = now;
+        this.#throttles++;
+        // No numbers to go by (a bare Retry-After is not a budget): pace by AIMD.
+        if (!this.#sawWindow) this.#aimd.onThrottle(now);
+      }
       const retryAfter = snapshot?.retryAfterMs;
       fallbackGateMs = Math.min(60_000, 1000 * 2 ** Math.min(6, this.#throttles - 1)) * (0.5 + this.#random() / 2);
       jitterMs = this.#random() * this.#options.gateJitter * (retryAfter ?? 0);
       jitterMs = Math.min(jitterMs, 1000);
-      if (!snapshot?.present) this.#aimd.onThrottle(now);
     } else if (status !== undefined && status < 400) {
       this.#throttles = 0;
+      if (!this.#sawWindow) this.#slowStart++;
     }
 
     const outcome = { now, status, snapshot, sent: network !== 'not-sent', jitterMs, fallbackGateMs };
@@ -498,6 +569,9 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     } else if (aborted) {
       if (ok) discardBody(value);
       this.#finishAttempt(entry, false, entry.options?.signal?.reason ?? value);
+    } else if (flight.halted !== undefined) {
+      if (ok) discardBody(value);
+      this.#finishAttempt(entry, false, flight.halted);
     } else if (status === 429) {
       if (ok) discardBody(value);
       this.#counts.rateLimited++;
@@ -551,7 +625,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     const retry = entry.retry;
     if (retry) {
       if (ok) retry.resolve(value);
-      else retry.reject(value);
+      else retry.reject(value instanceof RetryableFailure ? value : new FinalFailure(value));
       return;
     }
     if (ok) {
@@ -580,14 +654,24 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     const signal = entry.options?.signal;
     const run = async (attemptNumber: number): Promise<unknown> => {
       if (attemptNumber === 1) throw first;
+      this.#halt();
+      if (signal?.aborted) throw new FinalFailure(signal.reason);
+      // The wait is ours to abort (caller's signal, close without drain, 401);
+      // p-retry is not given the signal, so that every outcome comes out unchanged.
+      const backoff = new AbortController();
+      entry.backoff = backoff;
+      this.#sleepers.add(entry);
       this.#backingOff++;
       try {
-        await sleep(retry.delayMs, this.#clock, signal);
+        await sleep(retry.delayMs, this.#clock, backoff.signal);
+      } catch (reason) {
+        throw new FinalFailure(reason);
       } finally {
         this.#backingOff--;
+        this.#sleepers.delete(entry);
+        entry.backoff = undefined;
       }
-      if (this.#stopped) throw this.#stopped;
-      if (this.#closed && entry.cancelled) throw new QueueClosedError();
+      this.#halt();
       return new Promise<unknown>((resolve, reject) => {
         retry.resolve = resolve;
         retry.reject = reject;
@@ -600,7 +684,6 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       minTimeout: 0,
       maxTimeout: 0,
       factor: 1,
-      ...(signal ? { signal } : {}),
       shouldRetry: ({ error, attemptNumber }) => {
         if (!(error instanceof RetryableFailure)) return false;
         const delayMs = this.#backoff(attemptNumber);
@@ -622,11 +705,21 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       (error: unknown) => {
         this.#retrying--;
         const final =
-          error instanceof RetryableFailure ? new RetriesExhaustedError(entry.attempt, error.error) : error;
+          error instanceof RetryableFailure
+            ? new RetriesExhaustedError(entry.attempt, error.error)
+            : error instanceof FinalFailure
+              ? error.value
+              : error;
         this.#fail(entry, final, true);
         this.#checkWaiters();
       },
     );
+  }
+
+  /** Throws (for p-retry to stop) once the scheduler has stopped or is closing without draining. */
+  #halt(): void {
+    const reason = this.#stopped ?? this.#dropping;
+    if (reason) throw new FinalFailure(reason);
   }
 
   /** Full jitter: a random wait in [0, min(max, base * 2^(n-1))). */
@@ -656,30 +749,36 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       if (until !== undefined) this.#onParked(until);
     }
     if (result.changed) {
-      this.#view = undefined;
+      this.#viewStale = true;
+      this.#budgetMoved = true;
+      // Synchronous stores answer at once; a shared store's answer arrives later (see #currentView).
       const view = this.#currentView(now);
-      if (view?.minute.limit !== undefined) this.#retune(view.minute.limit);
-      if (view && this.has('budgetUpdated')) {
-        this.emit('budgetUpdated', { minute: view.minute, daily: view.daily, concurrency: this.#concurrency });
-      }
+      if (view && !this.#viewPending) this.#onBudgetMoved(view);
     }
   }
 
+  #onBudgetMoved(view: BudgetView): void {
+    this.#budgetMoved = false;
+    if (view.minute.limit !== undefined) this.#retune(view.minute.limit);
+    if (this.has('budgetUpdated')) {
+      this.emit('budgetUpdated', { minute: view.minute, daily: view.daily, concurrency: this.#concurrency });
+    }
+  }
+
+  /** Parked on the daily window: tell once per park; with `'reject'`, reject what is queued, now and later. */
   #onParked(until: number): void {
-    if (this.#parkNotified) return;
-    this.#parkNotified = true;
     const action = this.#options.onDailyLimit;
-    this.#logger.info({ resetAt: new Date(until).toISOString(), action }, 'daily quota exhausted');
-    this.emit('dailyQuotaExhausted', { resetAt: until, action });
+    if (!this.#parkNotified) {
+      this.#parkNotified = true;
+      this.#logger.info({ resetAt: new Date(until).toISOString(), action }, 'daily quota exhausted');
+      this.emit('dailyQuotaExhausted', { resetAt: until, action });
+    }
     if (action === 'reject') {
       const error = new DailyQuotaExhaustedError(until);
       for (const entry of this.#queue.drain()) this.#finishAttempt(entry, false, error);
+      this.#checkWaiters();
     }
     this.#wake(Math.max(0, until - this.#clock.now()));
-    const clear = (): void => {
-      this.#parkNotified = false;
-    };
-    this.once('succeeded', clear);
   }
 
   /** Concurrency from the limit and the latency: enough to spend a window's budget in 2% of it. */
@@ -689,26 +788,32 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     this.#concurrency = Math.max(1, Math.min(this.#options.maxConcurrent, limit, Math.max(floor, derived)));
   }
 
+  /**
+   * The budget now. A shared store answers asynchronously: this serves the
+   * last view read (never dropping it, even when a refresh fails) and reads it
+   * again in the background once it moved.
+   */
   #currentView(now: number): BudgetView | undefined {
-    if (this.#view && this.#store.shared) return this.#view;
-    const view = this.#init ? undefined : this.#store.view(now);
-    if (view === undefined) return undefined;
-    if (isPromise(view)) {
-      if (!this.#viewPending) {
-        this.#viewPending = true;
-        view.then(
-          (v) => {
-            this.#view = v;
-            this.#viewPending = false;
-          },
-          () => {
-            this.#viewPending = false;
-          },
-        );
-      }
-      return this.#view;
-    }
-    return view;
+    if (this.#init) return undefined;
+    if (this.#viewPending) return this.#view;
+    if (this.#view && this.#store.shared && !this.#viewStale) return this.#view;
+    const view = this.#store.view(now);
+    if (!isPromise(view)) return view;
+    this.#viewPending = true;
+    this.#viewStale = false;
+    view.then(
+      (v) => {
+        this.#viewPending = false;
+        this.#view = v;
+        if (this.#viewStale) this.#currentView(this.#clock.now()); // moved again meanwhile
+        else if (this.#budgetMoved) this.#onBudgetMoved(v);
+      },
+      () => {
+        this.#viewPending = false;
+        this.#viewStale = true; // keep the last view; the next call tries again
+      },
+    );
+    return this.#view;
   }
 
   // ---- control --------------------------------------------------------------
@@ -734,8 +839,10 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         this.#queue.cancel(entry);
         this.#finishAttempt(entry, false, signal.reason);
         this.#checkWaiters();
+      } else if (entry.backoff) {
+        entry.backoff.abort(signal.reason);
       }
-      // Otherwise it is backing off: its sleep hears the same signal.
+      // Otherwise it is between attempts inside p-retry: the next attempt sees the signal.
     };
     signal.addEventListener('abort', onAbort, { once: true });
     const release = (): void => signal.removeEventListener('abort', onAbort);
@@ -755,12 +862,20 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     this.#stopped = error;
     this.#logger.warn({ reason, code: (error as { code?: string }).code }, 'scheduler stopped');
     for (const entry of this.#queue.drain()) this.#finishAttempt(entry, false, error);
+    this.#abortBackoffs(error);
     this.emit('paused', { reason });
     this.#checkWaiters();
   }
 
   #abortInFlight(reason: unknown): void {
-    for (const flight of this.#flights) flight.abort(reason);
+    for (const flight of this.#flights) {
+      flight.halted = reason;
+      flight.abort(reason);
+    }
+  }
+
+  #abortBackoffs(reason: unknown): void {
+    for (const entry of [...this.#sleepers]) entry.backoff?.abort(reason);
   }
 
   #onStoreError(error: unknown): void {

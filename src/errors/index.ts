@@ -11,3 +11,6 @@ export { OutcomeUnknownError } from './outcome-unknown-error.js';
 export { TimeoutError } from './timeout-error.js';
 export { QueueClosedError } from './queue-closed-error.js';
 export { StoreUnavailableError } from './store-unavailable-error.js';
+export { JobFailedError, type JobFailedErrorInit } from './job-failed-error.js';
+export { WebhookVerificationError, type WebhookRejectReason } from './webhook-verification-error.js';
+export { ParamsValidationError } from './params-validation-error.js';

@@ -228,8 +228,21 @@ export class BudgetState {
     }
 
     this.#tick(now);
+    // Versions may have moved just above (gate reopened, park lifted, predicted
+    // reset): the request sent now is the one that reads the new numbers, so
+    // its ticket must carry them, or its answer would count as stale.
+    result.ticket = {
+      doneAtSend: s.done,
+      verMinute: s.minute.ver,
+      verDaily: s.daily.ver,
+      epochMinute: s.minute.epoch,
+      epochDaily: s.daily.epoch,
+      sentAt: now,
+    };
 
     let avail = Infinity;
+    /** The daily probe goes with this grant (spent only if something is granted). */
+    let probe = false;
     let retryAt: number | undefined;
     let blockedBy: ReserveResult['blockedBy'];
 
@@ -246,6 +259,8 @@ export class BudgetState {
         let a = m.rem - m.unc;
         // Answers without headers leave `unc` high; with nothing in flight, one request refreshes it.
         if (a <= 0 && inFlight === 0 && m.rem > 0) a = 1;
+        // A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
+        if (a <= 0 && inFlight === 0 && m.limit === 0 && now >= m.snapAt + m.windowMs + this.#config.marginMs) a = 1;
         if (m.scoutAt > now && a > 0) {
           // Keep one unit for the scout that bisects the next reset.
           a -= 1;
@@ -256,7 +271,7 @@ export class BudgetState {
         }
         if (a <= 0 && blockedBy === undefined) {
           blockedBy = 'budget';
-          retryAt = this.#nextMinuteRaise();
+          retryAt = this.#nextMinuteRaise(now);
         }
         avail = Math.min(avail, Math.max(0, a));
       }
@@ -277,9 +292,7 @@ export class BudgetState {
             result.dailyUnknownReset = true;
             if (s.dailyProbe === 0 && s.sent - s.done === 0) {
               avail = Math.min(avail, 1);
-              s.dailyProbe = 1;
-              s.parked = 1;
-              s.parkUntil = 0;
+              probe = true;
             } else {
               avail = 0;
               blockedBy = 'park';
@@ -300,6 +313,11 @@ export class BudgetState {
       s.minute.unc += granted;
       s.daily.unc += granted;
       if (s.minute.scoutAt > 0 && now >= s.minute.scoutAt) s.minute.scoutAt = 0;
+      if (probe) {
+        s.dailyProbe = 1;
+        s.parked = 1;
+        s.parkUntil = 0;
+      }
     }
     result.granted = granted;
     if (granted < want) {
@@ -315,6 +333,9 @@ export class BudgetState {
     const now = outcome.now;
     const result: SettleResult = { now, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
     s.done++;
+    // The daily probe is answered (or never left): unless this answer parks the
+    // queue below, another may go; otherwise reserve() would refuse forever.
+    if (s.dailyProbe === 1 && s.parkUntil === 0 && s.sent === s.done) s.dailyProbe = 0;
     if (!outcome.sent) {
       // Never left: give its unit back where no snapshot has counted it since.
       if (ticket.verMinute === s.minute.ver && s.minute.unc > 0) s.minute.unc--;
@@ -327,11 +348,18 @@ export class BudgetState {
     const snap = outcome.snapshot;
     this.#tick(now);
 
+    let appliedMinute = false;
+    let appliedDaily = false;
     if (snap?.present) {
       s.headers = 1;
-      const m = this.#apply(s.minute, snap.minute, ticket.verMinute, ticket.epochMinute, ticket, counted, now, true);
-      const d = this.#apply(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily, ticket, counted, now, false);
-      result.changed = m || d;
+      appliedMinute = this.#apply(s.minute, snap.minute, ticket.verMinute, ticket.epochMinute, ticket, counted, now, true);
+      appliedDaily = this.#apply(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily, ticket, counted, now, false);
+      result.changed = appliedMinute || appliedDaily;
+    }
+    if (counted) {
+      // No count applied for a window (none sent, or a stale one ignored): the server counted it all the same.
+      if (!appliedMinute) absorb(s.minute, snap?.minute.remaining !== undefined, now);
+      if (!appliedDaily) absorb(s.daily, snap?.daily.remaining !== undefined, now);
     }
     if (counted && s.minute.limit >= 0) this.#log.push(ticket.sentAt, now);
 
@@ -351,6 +379,8 @@ export class BudgetState {
         if (m.limit >= 0) m.rem = 0;
         if (snap?.retryAfterMs !== undefined && m.kind === 1 && now + snap.retryAfterMs < m.nextHi) {
           m.nextHi = now + snap.retryAfterMs;
+          // The server's word wins over a lower side it contradicts: never an inverted bracket.
+          if (m.nextLo > m.nextHi) m.nextLo = m.nextHi;
         }
         result.gateUntil = s.gateUntil;
         result.gateWindow = 'minute';
@@ -522,13 +552,14 @@ export class BudgetState {
   }
 
   /** The next time the minute budget can grow by itself, if any. */
-  #nextMinuteRaise(): number | undefined {
+  #nextMinuteRaise(now: number): number | undefined {
     const w = this.data.minute;
     const margin = this.#config.marginMs;
     let t = this.#log.size > 0 ? this.#log.peekRecv() + w.windowMs + margin : Infinity;
-    if (w.snapAt > 0 && w.rem < w.limit) t = Math.min(t, w.snapAt + w.windowMs + margin);
+    if (w.snapAt > 0 && (w.rem < w.limit || w.limit === 0)) t = Math.min(t, w.snapAt + w.windowMs + margin);
     if (w.kind === 1 && w.raised === 0 && w.nextHi > 0) t = Math.min(t, w.nextHi + margin);
-    if (w.scoutAt > 0) t = Math.min(t, w.scoutAt);
+    // A scout time already passed frees nothing more: it would make callers retry at once, forever.
+    if (w.scoutAt > now) t = Math.min(t, w.scoutAt);
     return Number.isFinite(t) ? t : undefined;
   }
 
@@ -541,6 +572,8 @@ export class BudgetState {
       m.rem = Math.max(m.rem, m.unc + 1);
       m.srvRem = -1;
       m.ver++;
+      // That request is the probe: a scout hold would eat its one unit.
+      m.scoutAt = 0;
     }
   }
 
@@ -558,8 +591,11 @@ export class BudgetState {
     s.dailyProbe = 0;
     if (s.nextDailyReset > 0 && s.nextDailyReset <= now) s.nextDailyReset += d.windowMs;
     if (d.limit >= 0) {
-      d.rem = d.limit;
+      // (A limit of 0 still lets one request a day read whether it was raised.)
+      d.rem = Math.max(d.limit, 1);
       d.srvRem = -1;
+      // The reset is applied here: the day's first answer must not count as another one.
+      d.lastSrvRem = -1;
       d.ver++;
       d.epoch++;
     }
@@ -574,6 +610,24 @@ function setSnapshot(w: WindowState, r: number, unc: number, sentAt: number, now
   w.unc = unc;
   w.ver++;
   w.snapSentAt = sentAt;
+}
+
+/**
+ * One answered request whose count was not applied (none sent, or a stale one
+ * ignored): from `unc` into `rem` (rem - unc is unchanged), so that its expiry
+ * gives it back and `rem` runs out when the window does. Except an answer with
+ * no count at all while `rem` is a time-raised estimate of a window the server
+ * does count (after a reset or a gate): the refresh request reads the real
+ * count instead. `rem` now counts a request answered at `now`, so the bulk
+ * raise at `snapAt + W` must wait for it too.
+ */
+function absorb(w: WindowState, hadCount: boolean, now: number): void {
+  if (w.limit < 0 || w.rem <= 0 || w.unc <= 0) return;
+  if (!hadCount && w.lastSrvRem >= 0 && w.srvRem < 0) return;
+  w.rem--;
+  w.unc--;
+  if (w.srvRem >= 0) w.srvRem = w.rem;
+  w.snapAt = now;
 }
 
 function windowView(w: WindowState): WindowView {

@@ -20,6 +20,8 @@ export interface SimResponse {
 export class SimServer {
   readonly accepted: number[] = [];
   rejected = 0;
+  /** Server times of every 429. */
+  readonly rejectedAt: number[] = [];
   requests = 0;
   #windowStart = 0;
   #count = 0;
@@ -29,6 +31,10 @@ export class SimServer {
   latencyMs: number;
   headers = true;
   dropHeadersEvery = 0;
+  /** Drops every rate-limit header of a response (a 429 keeps `retry-after-ms`) when it returns true. */
+  omitHeaders: (() => boolean) | undefined = undefined;
+  /** What a 429 carries: everything (default), only `retry-after-ms`, or nothing at all. */
+  headersOn429: 'all' | 'retry-after' | 'none' = 'all';
   daily: { limit: number; used: number; resetAt: number; dayMs: number } | undefined;
   /** Statuses to answer with next, in order, instead of the normal answer. */
   script: number[] = [];
@@ -80,9 +86,11 @@ export class SimServer {
     if (scripted !== undefined && scripted !== 429) return { status: scripted, headers };
     if (used >= w.limit || scripted === 429 || dailyLeft === 0) {
       this.rejected++;
+      this.rejectedAt.push(now);
       const daily = dailyLeft === 0;
       const wait = daily && this.daily ? this.daily.resetAt - now : this.#msUntilFree(now);
-      headers['retry-after-ms'] = String(Math.max(0, Math.ceil(wait)));
+      if (this.headersOn429 !== 'none') headers['retry-after-ms'] = String(Math.max(0, Math.ceil(wait)));
+      if (this.headersOn429 !== 'all' || this.omitHeaders?.()) return { status: 429, headers };
       headers['x-ratelimit-type'] = daily ? 'daily' : 'minute';
       headers['x-ratelimit-limit'] = String(w.limit);
       headers['x-ratelimit-remaining'] = String(Math.max(0, w.limit - used));
@@ -99,7 +107,7 @@ export class SimServer {
     }
     if (this.daily) this.daily.used++;
     this.accepted.push(now);
-    const omit = this.dropHeadersEvery > 0 && this.requests % this.dropHeadersEvery === 0;
+    const omit = (this.dropHeadersEvery > 0 && this.requests % this.dropHeadersEvery === 0) || this.omitHeaders?.() === true;
     if (this.headers && !omit) {
       headers['x-ratelimit-limit'] = String(w.limit);
       headers['x-ratelimit-remaining'] = String(w.limit - used - 1);
@@ -140,6 +148,19 @@ export class SimServer {
         counts.set(k, (counts.get(k) ?? 0) + 1);
       }
       for (const c of counts.values()) best = Math.max(best, c);
+      return best;
+    }
+    if (w.kind === 'first-hit') {
+      // Replay: a window opens at the first accepted hit after the previous one expired.
+      let start = -Infinity;
+      let count = 0;
+      for (const t of this.accepted) {
+        if (t >= start + w.windowMs) {
+          start = t;
+          count = 0;
+        }
+        best = Math.max(best, ++count);
+      }
       return best;
     }
     let j = 0;

@@ -1,0 +1,15 @@
+/**
+ * The scenario registry. To add one:
+ *
+ * 1. write `bench/scenarios/<name>.ts` exporting a `Scenario`
+ *    (`{ name, description, run(ctx) }`, see `bench/lib/types.ts`);
+ * 2. import it below and add it to `scenarios` (the order is the run order of
+ *    `npx tsx bench/run.ts` with no names).
+ *
+ * Planned (see issue 6): `overhead`, `memory`, `http-ceiling`, `idle-cpu`,
+ * `client-polling`, `batch-rss`, `redis-shared`, `soak`.
+ */
+import type { Scenario } from '../lib/types.js';
+import { scenario as scheduler } from './scheduler.js';
+
+export const scenarios: readonly Scenario[] = [scheduler];

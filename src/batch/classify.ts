@@ -1,0 +1,127 @@
+import type { ItemError, StopReason } from './types.js';
+
+/**
+ * What an error from `submit` or `wait` means for a batch item:
+ * - `unknown-outcome`: the POST may have been processed (`OUTCOME_UNKNOWN`);
+ * - `stop`: an account-level condition; the whole run stops, resumable;
+ * - `job-failed`: the job ran and failed (`JOB_FAILED`);
+ * - `fatal`: the request was refused for this item (422, 404, other 4xx): the item fails;
+ * - `transient`: it may work later (retries exhausted, timeouts, 5xx, anything unexpected):
+ *   the item stays pending, and a run of them stops the batch as `api-unavailable`.
+ */
+export type ErrorClass = 'unknown-outcome' | 'stop' | 'job-failed' | 'fatal' | 'transient';
+
+interface ErrorLike {
+  code?: unknown;
+  status?: unknown;
+  message?: unknown;
+  resetAt?: unknown;
+  jobErrorCode?: unknown;
+  retryable?: unknown;
+  fieldErrors?: unknown;
+  requestId?: unknown;
+}
+
+function fields(error: unknown): ErrorLike {
+  return typeof error === 'object' && error !== null ? (error as ErrorLike) : {};
+}
+
+export function errorCode(error: unknown): string | undefined {
+  const code = fields(error).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function classifyError(error: unknown): ErrorClass {
+  const e = fields(error);
+  switch (e.code) {
+    case 'OUTCOME_UNKNOWN':
+      return 'unknown-outcome';
+    case 'AUTHENTICATION_FAILED':
+    case 'DAILY_QUOTA_EXHAUSTED':
+    case 'INSUFFICIENT_BALANCE':
+    case 'QUEUE_CLOSED':
+    case 'STORE_UNAVAILABLE':
+      return 'stop';
+    case 'JOB_FAILED':
+      return 'job-failed';
+    case 'VALIDATION_FAILED':
+    case 'NOT_FOUND':
+    case 'INVALID_INPUT':
+      return 'fatal';
+    case 'HTTP_ERROR': {
+      const status = typeof e.status === 'number' ? e.status : 0;
+      if (status === 401 || status === 403) return 'stop';
+      if (status >= 400 && status < 500 && status !== 408 && status !== 429) return 'fatal';
+      return 'transient';
+    }
+    default:
+      // A TypeError without a code is the client refusing its arguments before sending (a bad endpoint name,
+      // parameters that are not an object): deterministic, so the item fails.
+      if (error instanceof TypeError && e.code === undefined) return 'fatal';
+      return 'transient';
+  }
+}
+
+/** The stop an error of class `stop` calls for. */
+export function stopFor(error: unknown): { reason: StopReason; message: string; resetAt?: number } {
+  const e = fields(error);
+  switch (e.code) {
+    case 'DAILY_QUOTA_EXHAUSTED': {
+      const resetAt = typeof e.resetAt === 'number' ? e.resetAt : undefined;
+      return resetAt === undefined ? { reason: 'daily-quota', message: dailyMessage(undefined) } : { reason: 'daily-quota', message: dailyMessage(resetAt), resetAt };
+    }
+    case 'INSUFFICIENT_BALANCE':
+      return { reason: 'insufficient-balance', message: 'The account balance is too low for more jobs. Top it up, then run the batch again to resume.' };
+    case 'STORE_UNAVAILABLE':
+      return { reason: 'store-unavailable', message: `The shared quota store is unavailable: ${String(e.message)}` };
+    case 'QUEUE_CLOSED':
+      return { reason: 'stopped', message: 'The client was closed while the batch ran.' };
+    default: {
+      const status = typeof e.status === 'number' ? e.status : 401;
+      return {
+        reason: 'authentication',
+        message: `The API key was refused (HTTP ${status}). Dispatch stopped and nothing was retried. Fix the key (MODELBEAM_API_KEY), then run the batch again to resume.`,
+      };
+    }
+  }
+}
+
+export function dailyMessage(resetAt: number | undefined, now = Date.now()): string {
+  if (resetAt === undefined) {
+    return 'The daily quota is exhausted; the server did not say when it resets (ModelBeam daily quotas reset at midnight UTC).';
+  }
+  return `The daily quota is exhausted; it resets at ${new Date(resetAt).toISOString()} (in ${formatDuration(resetAt - now)}).`;
+}
+
+/** `2 h 05 min`, `3 min 20 s`, `12 s`. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
+  const h = Math.floor(m / 60);
+  return `${h} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/** The error as the results file keeps it: code, message, and the useful context. Never the cause chain. */
+export function toItemError(error: unknown): ItemError {
+  const e = fields(error);
+  const code = typeof e.code === 'string' ? e.code : error instanceof TypeError ? 'INVALID_INPUT' : 'UNEXPECTED';
+  const message = typeof e.message === 'string' ? e.message : String(error);
+  const out: ItemError = { code, message };
+  if (typeof e.jobErrorCode === 'string') out.jobErrorCode = e.jobErrorCode;
+  if (typeof e.status === 'number') out.status = e.status;
+  if (typeof e.fieldErrors === 'object' && e.fieldErrors !== null && Object.keys(e.fieldErrors).length > 0) {
+    out.fields = e.fieldErrors as Record<string, string[]>;
+  }
+  return out;
+}
+
+/** Whether a failed job may be submitted again, given what this item already spent. */
+export function mayResubmit(error: unknown, spent: { total: number; byCode: Map<string, number> }, maxResubmissions: number): boolean {
+  const e = fields(error);
+  if (e.retryable !== true || spent.total >= maxResubmissions) return false;
+  const code = typeof e.jobErrorCode === 'string' ? e.jobErrorCode : 'UNKNOWN_ERROR';
+  if (code === 'WORKER_TIMEOUT') return true;
+  return (spent.byCode.get(code) ?? 0) < 1;
+}

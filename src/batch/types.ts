@@ -1,0 +1,300 @@
+import type { Clock } from '../internal/clock.js';
+import type { Logger } from '../internal/logger.js';
+import type { RateLimitScheduler } from '../engine/scheduler.js';
+
+/**
+ * The slice of `ModelBeamClient` that `runBatch` uses. `ModelBeamClient`
+ * fits; so does any object with these members (tests use stubs).
+ */
+export interface BatchClient {
+  readonly scheduler: BatchScheduler;
+  /**
+   * Sends one job. Resolves once the server has answered with its `request_id` (and with `result` when the
+   * API answered with the output inline, `return_result_in_response`).
+   */
+  submit(
+    endpoint: string,
+    params: Record<string, unknown>,
+    options: { signal?: AbortSignal; priority?: number },
+  ): Promise<{ requestId: string; result?: unknown }>;
+  /** Waits for a job's terminal state. Rejects with a `JobFailedError` (`code: 'JOB_FAILED'`) when the job failed. */
+  wait(
+    requestId: string,
+    options: { signal?: AbortSignal; endpoint?: string; model?: string; submittedAt?: number },
+  ): Promise<BatchJobResult>;
+}
+
+/** What `runBatch` needs from the scheduler: backpressure, stats, events, pause. */
+export type BatchScheduler = Pick<RateLimitScheduler, 'onSizeLessThan' | 'size' | 'stats' | 'on' | 'off' | 'pause' | 'resume' | 'isPaused'>;
+
+/** A finished job as the client reports it. Only `requestId` is required; the rest is read defensively. */
+export interface BatchJobResult {
+  readonly requestId: string;
+}
+
+/** The output of a job, as kept in the results file. */
+export interface JobOutput {
+  resultUrl?: string;
+  resultsAltFormats?: Record<string, string>;
+  result?: unknown;
+  preview?: unknown;
+}
+
+/** The terminal states of an item. Each input item ends with exactly one. */
+export type TerminalState = 'done' | 'failed' | 'invalid';
+
+/** Why an input line was refused before anything was sent. */
+export type InputErrorKind =
+  | 'malformed-json'
+  | 'not-an-object'
+  | 'bad-id'
+  | 'missing-endpoint'
+  | 'unknown-endpoint'
+  | 'invalid-params'
+  | 'duplicate-id';
+
+/** The error of a failed or invalid item. `code` is a stable error code. */
+export interface ItemError {
+  /** `INVALID_INPUT` for bad input; otherwise the library error code (`JOB_FAILED`, `VALIDATION_FAILED`, ...). */
+  code: string;
+  message: string;
+  /** For `INVALID_INPUT`: what was wrong with the line. */
+  kind?: InputErrorKind;
+  /** For `JOB_FAILED`: the job error code (`INVALID_INPUT`, `WORKER_TIMEOUT`, ...). */
+  jobErrorCode?: string;
+  /** For HTTP errors: the status. */
+  status?: number;
+  /** Field errors, from local validation or from a 422. */
+  fields?: Record<string, string[]>;
+}
+
+/** One result, as `runBatch` yields it and as its terminal record in the results file says. */
+export interface BatchResult {
+  /** The input's id: its `id` field, or `line-<n>-<12 hex of the line's SHA-1>`. */
+  id: string;
+  /** 1-based line (or position in the iterable) of the input. */
+  line: number;
+  state: TerminalState;
+  /** The last job's request id, when a job was created. */
+  requestId?: string;
+  /** For `done`. */
+  output?: JobOutput;
+  /** For `failed` and `invalid`. */
+  error?: ItemError;
+  /** Jobs submitted for this item, over every run (a job-level retry or a resubmission adds one). */
+  attempts: number;
+  /** Resubmissions after a failed job or an unknown outcome, over every run. */
+  resubmissions: number;
+  /**
+   * True when a submission's outcome was unknown (the process died, or the connection dropped, after the POST
+   * may have been accepted) and the item was submitted again: the account may hold a second, billed job.
+   */
+  possibleDuplicate: boolean;
+  /** True when this run picked the item up where an earlier run left it. */
+  resumed: boolean;
+  /** The input's `meta` field, passed through. */
+  meta?: unknown;
+}
+
+/** Why a run stopped before the input was finished. Every reason leaves the batch resumable. */
+export type StopReason =
+  | 'signal'
+  | 'daily-quota'
+  | 'authentication'
+  | 'insufficient-balance'
+  | 'api-unavailable'
+  | 'store-unavailable'
+  | 'input-error'
+  | 'output-error'
+  | 'stopped';
+
+export interface StopInfo {
+  reason: StopReason;
+  message: string;
+  /** For `daily-quota`: epoch ms when the quota is expected back, when known. */
+  resetAt?: number;
+}
+
+/** An input line refused before sending. The errors file holds every one; the summary keeps the first 100. */
+export interface InvalidLine {
+  line: number;
+  id: string;
+  kind: InputErrorKind;
+  message: string;
+}
+
+/** Counts by terminal state. */
+export interface StateCounts {
+  done: number;
+  failed: number;
+  invalid: number;
+}
+
+/** What a run did, and where the batch stands. */
+export interface BatchSummary {
+  /** The results file (the checkpoint). */
+  out: string;
+  /** The errors file (bad input lines). */
+  errorsOut: string;
+  /** True when the whole input was read and every item has a terminal record. */
+  complete: boolean;
+  /** Set when the run stopped early. The batch is resumable: run it again with the same results file. */
+  stopped: StopInfo | undefined;
+  /** Input items read this run, skipped ones included. */
+  items: number;
+  /** Terminal results written this run. */
+  run: StateCounts;
+  /** Terminal records in the whole results file (earlier runs included). */
+  totals: StateCounts;
+  /** Items skipped because the results file already had their terminal record. */
+  skipped: number;
+  /** Items with a known request id from an earlier run, picked up by polling (never resubmitted). */
+  resumed: number;
+  /** Items whose earlier submission's outcome was unknown, submitted again (each flagged `possibleDuplicate`). */
+  resubmittedUnknown: number;
+  /** Results of this run flagged `possibleDuplicate`. */
+  possibleDuplicates: number;
+  /** Resubmissions this run (failed jobs retried, unknown outcomes resent). */
+  resubmissions: number;
+  /** Items started and not finished: they resume on the next run. */
+  pending: number;
+  /** Input lines whose explicit `id` repeats an earlier line's (reported in the errors file, not run). */
+  duplicateIds: number;
+  /** Failed results of this run by error code (`JOB_FAILED:WORKER_TIMEOUT` for job failures). Bad lines are in `invalidLines`. */
+  failuresByCode: Record<string, number>;
+  /** The first 100 invalid lines of this run. */
+  invalidLines: InvalidLine[];
+  /** Wall time of the run. */
+  elapsedMs: number;
+  /** Scheduler counts at the end: requests sent, 429s seen. */
+  requests: { dispatched: number; rateLimited: number };
+  /** What reading the results file found at the start. */
+  journal: { records: number; corruptLines: number; tornTail: boolean };
+}
+
+/** A live snapshot for progress displays. Cheap: no I/O. */
+export interface BatchProgress {
+  items: number;
+  skipped: number;
+  done: number;
+  failed: number;
+  invalid: number;
+  /** Items between their first request and their result. */
+  inFlight: number;
+  /** Requests waiting in the scheduler's queue (submits and polls). */
+  queued: number;
+  resumed: number;
+  possibleDuplicates: number;
+  /** The scheduler's counts: requests dispatched, 429s. */
+  dispatched: number;
+  rateLimited: number;
+  /** The minute limit the scheduler believes in, when known. */
+  minuteLimit: number | undefined;
+  /** Epoch ms of the daily park's end, while parked. */
+  parkedUntil: number | undefined;
+  stopping: boolean;
+  elapsedMs: number;
+}
+
+/** Options of {@link runBatch}. Only `out` is required. */
+export interface RunBatchOptions {
+  /**
+   * The results file. It is also the checkpoint: run the same batch with the same `out` to resume it.
+   * Created when missing; appended to otherwise.
+   */
+  out: string;
+  /**
+   * Where bad input lines are reported, one JSON line each.
+   * @default `${out}.errors.jsonl`
+   */
+  errorsOut?: string;
+  /** Endpoint of the items that have no `endpoint` field of their own. */
+  endpoint?: string;
+  /** Default parameters, merged under each item's own. */
+  params?: Record<string, unknown>;
+  /**
+   * Most items between their first request and their result at once (resumed ones included).
+   * @default 256
+   */
+  maxInFlight?: number;
+  /**
+   * Input is read only while the scheduler's queue holds fewer requests than this
+   * (`scheduler.onSizeLessThan`).
+   * @default 32
+   */
+  maxQueued?: number;
+  /**
+   * Most items between their `submitting` record and the answer to their POST. After a crash, exactly these
+   * items come back with an unknown outcome (resubmitted, flagged `possibleDuplicate`), so a small number
+   * keeps false alarms few; it still lets submissions go out far faster than any quota allows.
+   * @default 8
+   */
+  maxSubmitting?: number;
+  /**
+   * Most resubmissions per item (after a retryable job failure, or an unknown outcome), counted per run.
+   * `WORKER_TIMEOUT` may use them all; `PROCESSING_ERROR` and `UNKNOWN_ERROR` get one; content errors none.
+   * @default 2
+   */
+  maxResubmissions?: number;
+  /**
+   * Whether a submission whose outcome is unknown (the connection dropped after the POST was sent) is sent
+   * again, flagged `possibleDuplicate`. When false, the item is left pending (resumable).
+   * @default true
+   */
+  resubmitOnUnknownOutcome?: boolean;
+  /**
+   * When the daily quota runs out: `'stop'` ends the run, resumable, with the reset time in the summary;
+   * `'wait'` lets the scheduler park until the reset (its `onDailyLimit` must then be `'wait'`).
+   * @default 'stop'
+   */
+  onDailyLimit?: 'stop' | 'wait';
+  /**
+   * How long a stop waits for requests on the wire to finish before it aborts them.
+   * @default 30_000
+   */
+  graceMs?: number;
+  /**
+   * Items in a row that end with a transient error (retries exhausted, timeouts) before the run stops as
+   * `api-unavailable`. Such items stay pending.
+   * @default 10
+   */
+  maxConsecutiveTransient?: number;
+  /**
+   * Fsync the results file at most this long after a record is written.
+   * @default 1000
+   */
+  fsyncIntervalMs?: number;
+  /**
+   * Also fsync after this many records. `1` fsyncs every record before going on (durable across power
+   * loss, and slow).
+   * @default 1000
+   */
+  fsyncEveryRecords?: number;
+  /** Aborting it stops the run gracefully, as {@link Batch.stop} does. */
+  signal?: AbortSignal;
+  /**
+   * Local check of an item's parameters; returns field errors (`undefined` or `{}` when valid). It runs
+   * before anything is sent, so a bad value spends no quota. An error on the field `endpoint` alone marks
+   * the line `unknown-endpoint`.
+   * @default {@link validateBatchItem}: the endpoint must be one the docs name, and the parameters must
+   *   pass `validateParams` (documented ranges)
+   */
+  validate?: (endpoint: string, params: Record<string, unknown>) => Record<string, string[]> | undefined;
+  /** Keep the job's `preview` (a thumbnail, often base64) in the results file. @default false */
+  keepPreview?: boolean;
+  /** Called with every result, in completion order, after its record is written. */
+  onResult?: (result: BatchResult) => void;
+  /** A pino logger. Silent by default. */
+  logger?: Logger;
+  /** The time source. */
+  clock?: Clock;
+}
+
+/** One input item: a parsed object, or a raw JSONL line with its number. */
+export type BatchInput = Record<string, unknown> | RawLine;
+
+/** A line of a JSONL file, as `readJsonlLines` yields it. */
+export interface RawLine {
+  line: number;
+  raw: string;
+}

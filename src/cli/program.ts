@@ -1,0 +1,223 @@
+/**
+ * The `modelbeam-batch` command line (commander): `run`, `fake-server`, `demo`.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { demoCommand } from './demo.js';
+import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
+import { fakeServerCommand } from './fake-server.js';
+import { DEFAULT_IO, runCommand, type CliIo, type RunCommandOptions } from './run.js';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function int(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'up' : max}.`);
+    }
+    return n;
+  };
+}
+
+function number(min: number, max = Infinity): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a number from ${min}${max === Infinity ? ' up' : ` to ${max}`}.`);
+    }
+    return n;
+  };
+}
+
+function url(value: string): string {
+  if (!/^https?:\/\//i.test(value) || !URL.canParse(value)) throw new InvalidArgumentError('expected an http(s) URL.');
+  return value;
+}
+
+function redisUrl(value: string): string {
+  if (!/^rediss?:\/\//i.test(value) || !URL.canParse(value)) throw new InvalidArgumentError('expected a redis:// or rediss:// URL.');
+  return value;
+}
+
+function jsonObject(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`expected a JSON object (${(error as Error).message}).`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON object.');
+  return parsed as Record<string, unknown>;
+}
+
+/** Builds the program. `setCode` receives the exit code of the command that ran. */
+export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Command {
+  const program = new Command('modelbeam-batch');
+  program
+    .description('Run JSONL batches through the ModelBeam API within its rate limits, resumably.')
+    .version(version(), '-V, --version')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}\n`);
+
+  program
+    .command('run')
+    .description(
+      'Run every line of <input> (JSONL) as a job, writing results to --out. The results file is the checkpoint: ' +
+        'run the same command again to resume after a crash, a Ctrl-C or an exhausted daily quota.',
+    )
+    .argument('<input>', 'JSONL file, one job per line: {"id": …, "prompt": …, "model": …, …} (id and endpoint optional)')
+    .requiredOption('-o, --out <file>', 'results file (JSONL, append-only; also the checkpoint)')
+    .option('-e, --endpoint <name>', 'endpoint for lines without an "endpoint" field (e.g. txt2img)')
+    .option('--params <json>', 'default parameters merged under each line\'s, e.g. \'{"model":"Flux1schnell","steps":4}\'', jsonObject)
+    .option('--errors <file>', 'where bad input lines are reported (default: <out>.errors.jsonl)')
+    .option('--max-in-flight <n>', 'most items between submit and result at once', int(1), 256)
+    .option('--max-concurrent <n>', 'most HTTP requests at once', int(1))
+    .option('--limit-minute <n>', 'requests per minute to assume until the server says (seed)', int(1))
+    .option('--limit-daily <n>', 'requests per day to assume until the server says (seed)', int(1))
+    .option('--max-resubmissions <n>', 'most resubmissions per item (failed jobs, unknown outcomes); each is a new billed job', int(0), 2)
+    .option('--no-resubmit-unknown', 'leave items whose submission outcome is unknown pending instead of resubmitting them')
+    .addOption(new Option('--on-daily-limit <mode>', 'when the daily quota runs out: stop (resumable) or wait for the reset').choices(['stop', 'wait']).default('stop'))
+    .option('--grace-period <seconds>', 'on Ctrl-C/SIGTERM, how long requests in flight may finish', number(0), 30)
+    .option('--webhook-url <url>', 'public URL ModelBeam posts job events to (polling becomes a safety net)', url)
+    .option('--webhook-port <port>', 'receive webhooks on this local port (secret from MODELBEAM_WEBHOOK_SECRET)', int(1, 65535))
+    .option('--redis <url>', 'share the quota with other processes through Redis (redis://host:6379)', redisUrl)
+    .option('--base-url <url>', 'API base URL (default https://api.modelbeam.ai/api/v1/client)', url)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .option('--log-file <file>', 'write logs (JSON lines) here instead of stderr')
+    .addOption(new Option('--progress <mode>', 'progress display: a bar on a terminal, JSON log lines elsewhere').choices(['auto', 'bar', 'json', 'none']).default('auto'))
+    .option('--progress-interval <seconds>', 'seconds between JSON progress lines', number(0.05), 5)
+    .option('--api-key <key>', 'API key (discouraged: use MODELBEAM_API_KEY; a command-line key leaks into shell history and ps)')
+    .addOption(new Option('--max-queued <n>', 'read input while fewer requests than this wait in the scheduler').argParser(int(1)).hideHelp())
+    .addOption(new Option('--minute-ms <ms>', 'length of the rate-limit minute (compressed time, for the fake server)').argParser(int(1)).hideHelp())
+    .addOption(new Option('--day-ms <ms>', 'length of the rate-limit day (compressed time)').argParser(int(1)).hideHelp())
+    .addOption(new Option('--fsync-every <n>', 'fsync the results file every n records (1: every record)').argParser(int(1)).hideHelp())
+    .action(async (input: string, opts: Record<string, unknown>) => {
+      const options: RunCommandOptions = { out: opts['out'] as string };
+      const copy = <K extends keyof RunCommandOptions>(key: K, from: string = key): void => {
+        if (opts[from] !== undefined) options[key] = opts[from] as RunCommandOptions[K];
+      };
+      copy('endpoint');
+      copy('params');
+      copy('errors');
+      copy('maxInFlight');
+      copy('maxQueued');
+      copy('maxConcurrent');
+      copy('limitMinute');
+      copy('limitDaily');
+      copy('maxResubmissions');
+      copy('resubmitUnknown');
+      copy('onDailyLimit');
+      copy('gracePeriod');
+      copy('webhookUrl');
+      copy('webhookPort');
+      copy('redis');
+      copy('baseUrl');
+      copy('logLevel');
+      copy('logFile');
+      copy('apiKey');
+      copy('minuteMs');
+      copy('dayMs');
+      copy('progress');
+      copy('progressInterval');
+      copy('fsyncEvery');
+      setCode(await runCommand(input, options, io));
+    });
+
+  program
+    .command('fake-server')
+    .description('Start the bundled fake ModelBeam API (for trying the CLI with no key and no network).')
+    .option('-p, --port <port>', 'port (0: any free one)', int(0, 65535), 8787)
+    .option('--host <host>', 'interface', '127.0.0.1')
+    .option('--key <key>', 'the API key the fake accepts', 'test-key')
+    .option('--minute-limit <n>', 'requests per minute window', int(0), 300)
+    .option('--minute-ms <ms>', 'length of the minute window (compress time with e.g. 2000)', int(1), 60_000)
+    .option('--daily-limit <n>', 'requests per day window (default: none)', int(0))
+    .option('--day-ms <ms>', 'length of the day window', int(1))
+    .option('--pending-ms <ms>', 'time a job waits for a worker', int(0), 200)
+    .option('--processing-ms <ms>', 'time a job runs', int(0), 1000)
+    .option('--failure-rate <p>', 'share of jobs that fail at random', number(0, 1), 0)
+    .option('--reset-rate <p>', 'share of requests whose connection is reset', number(0, 1))
+    .option('--accept-then-reset-rate <p>', 'share of submits accepted, then answered with a reset (outcome unknown)', number(0, 1))
+    .option('--error-rate <p>', 'share of requests answered with a 5xx', number(0, 1))
+    .option('--seed <n>', 'seed of the random faults and durations', int(0), 1)
+    .action(async (opts: Record<string, unknown>) => {
+      setCode(
+        await fakeServerCommand(
+          {
+            port: opts['port'] as number,
+            host: opts['host'] as string,
+            key: opts['key'] as string,
+            minuteLimit: opts['minuteLimit'] as number,
+            minuteMs: opts['minuteMs'] as number,
+            ...(opts['dailyLimit'] !== undefined ? { dailyLimit: opts['dailyLimit'] as number } : {}),
+            ...(opts['dayMs'] !== undefined ? { dayMs: opts['dayMs'] as number } : {}),
+            pendingMs: opts['pendingMs'] as number,
+            processingMs: opts['processingMs'] as number,
+            failureRate: opts['failureRate'] as number,
+            ...(opts['resetRate'] !== undefined ? { resetRate: opts['resetRate'] as number } : {}),
+            ...(opts['acceptThenResetRate'] !== undefined ? { acceptThenResetRate: opts['acceptThenResetRate'] as number } : {}),
+            ...(opts['errorRate'] !== undefined ? { errorRate: opts['errorRate'] as number } : {}),
+            seed: opts['seed'] as number,
+          },
+          io,
+        ),
+      );
+    });
+
+  program
+    .command('demo')
+    .description('Run a demo batch of bundled prompts against the fake API, in compressed time. No key, no network.')
+    .option('--items <n>', 'prompts in the batch', int(1, 100_000), 240)
+    .option('--minute-ms <ms>', 'length of the compressed minute', int(100), 2000)
+    .option('--limit <n>', 'requests per compressed minute', int(1), 60)
+    .option('--dir <dir>', 'where to write the input and the results (default: a new temp dir)')
+    .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bar', 'json', 'none']).default('auto'))
+    .action(async (opts: Record<string, unknown>) => {
+      setCode(
+        await demoCommand(
+          {
+            items: opts['items'] as number,
+            minuteMs: opts['minuteMs'] as number,
+            limit: opts['limit'] as number,
+            progress: opts['progress'] as 'auto',
+            ...(opts['dir'] !== undefined ? { dir: opts['dir'] as string } : {}),
+          },
+          io,
+        ),
+      );
+    });
+
+  return program;
+}
+
+/** Parses `argv` (`process.argv` form), runs the command, and resolves with the exit code. */
+export async function main(argv: readonly string[] = process.argv, io: CliIo = DEFAULT_IO()): Promise<ExitCode> {
+  let code: ExitCode = EXIT.OK;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    io.stderr.write(`modelbeam-batch: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return EXIT.INTERNAL;
+  }
+  return code;
+}

@@ -1,0 +1,387 @@
+/**
+ * Options of `ModelBeamClient` (types with TSDoc), their defaults in one
+ * object, and eager validation in the project's one message shape.
+ */
+import { checkNumber, invalid } from '../engine/options.js';
+import type { SchedulerOptions } from '../engine/options.js';
+import { RateLimitScheduler } from '../engine/scheduler.js';
+import { systemClock, type Clock, type Random } from '../internal/clock.js';
+import { silentLogger, type Logger } from '../internal/logger.js';
+
+/** How often `generate()` resubmits a job that failed with each retryable code. */
+export interface JobRetryOptions {
+  /** @default 2 */
+  WORKER_TIMEOUT?: number;
+  /** @default 1 */
+  PROCESSING_ERROR?: number;
+  /** Also spent by codes the docs do not list. @default 1 */
+  UNKNOWN_ERROR?: number;
+}
+
+/** How jobs are polled. Polls go through the scheduler, below submissions. */
+export interface PollingOptions {
+  /**
+   * The share of the minute budget polls may take while submissions wait
+   * (read from `scheduler.stats().budget.minute.limit`). With no submission
+   * waiting, polls may use what the budget allows.
+   * @default 0.5
+   */
+  maxShare?: number;
+  /**
+   * The shortest time between two polls of one job, and before its first.
+   * @default 1000
+   */
+  minIntervalMs?: number;
+  /**
+   * The longest wait between two polls of a job (a first poll planned from a
+   * learned duration excepted). With webhooks, safety-net polls may wait
+   * `overdueFactor` times longer.
+   * @default 60_000
+   */
+  maxIntervalMs?: number;
+  /**
+   * With a webhook configured, a job is polled only once it is overdue: after
+   * `overdueFactor` × its expected duration.
+   * @default 3
+   */
+  overdueFactor?: number;
+  /**
+   * The duration assumed for an endpoint + model before any job of it has
+   * finished. The first job of each polls then; the others wait for what it learns.
+   * @default 5000
+   */
+  initialEstimateMs?: number;
+  /**
+   * Length of the window `maxShare` is counted over.
+   * @default the scheduler's `windows.minuteMs` when the client builds it, else 60_000
+   */
+  windowMs?: number;
+}
+
+/** Webhook delivery of job events. */
+export interface WebhookClientOptions {
+  /**
+   * The public URL ModelBeam posts to (HTTPS for the real API, ≤2048 chars),
+   * sent as `webhook_url` with every submission. Polling then drops to a slow
+   * safety net for overdue jobs, and takes over if deliveries stop arriving.
+   */
+  url: string;
+  /** The account's signing secret. Required to receive deliveries (`startWebhookServer`, `webhookHandler`). Never logged. */
+  secret?: string;
+  /**
+   * Largest accepted |now − X-ModelBeam-Timestamp|, in seconds.
+   * @default 300
+   */
+  toleranceSec?: number;
+  /**
+   * Largest accepted body.
+   * @default 1 MiB
+   */
+  maxBodyBytes?: number;
+}
+
+/** Options of `ModelBeamClient`. Only `apiKey` is required. */
+export interface ModelBeamClientOptions {
+  /**
+   * The API key (sent as `Authorization: Bearer`). Never logged, never in an error.
+   * @example { apiKey: process.env.MODELBEAM_API_KEY }
+   */
+  apiKey: string;
+  /** @default 'https://api.modelbeam.ai/api/v1/client' */
+  baseUrl?: string;
+  /**
+   * The scheduler every request goes through, or options for a new one. A
+   * scheduler passed in is shared and is not closed by `close()`.
+   * @default new RateLimitScheduler() (with this client's clock, random and logger)
+   */
+  scheduler?: RateLimitScheduler | SchedulerOptions;
+  /**
+   * Most connections to the API host.
+   * @default 16
+   */
+  connections?: number;
+  /** @default 10_000 */
+  connectTimeoutMs?: number;
+  /**
+   * Time to wait for response headers. A timeout on a submission is an unknown outcome.
+   * @default 60_000
+   */
+  headersTimeoutMs?: number;
+  /** @default 60_000 */
+  bodyTimeoutMs?: number;
+  /** Job-level retries of `generate()`. Every resubmission is a new billed job. */
+  jobRetries?: JobRetryOptions;
+  /**
+   * Most billed resubmissions per `generate()` call, whatever the reason.
+   * @default 2
+   */
+  maxResubmissions?: number;
+  /**
+   * Base of the wait before a job-level resubmission (doubling, ±50 % jitter).
+   * @default 2000
+   */
+  jobRetryDelayMs?: number;
+  /**
+   * When a submission's response is lost (the job may exist), submit again
+   * and mark the result `possibleDuplicate`. Otherwise `generate()` rejects
+   * with `OutcomeUnknownError`.
+   * @default false
+   */
+  resubmitOnUnknownOutcome?: boolean;
+  /**
+   * After a 422 about the balance, submissions pause (polls go on).
+   * `'wait'`: later submissions wait until `resumeSubmissions()` or until the
+   * balance rises; `'reject'`: they reject with `InsufficientBalanceError`
+   * until then.
+   * @default 'wait'
+   */
+  onInsufficientBalance?: 'wait' | 'reject';
+  /**
+   * While paused on the balance, check `/balance` this often and resume when
+   * it rises (0: never; resume by hand).
+   * @default 60_000
+   */
+  balanceCheckIntervalMs?: number;
+  polling?: PollingOptions;
+  webhook?: WebhookClientOptions;
+  /**
+   * Check parameters against the documented ranges before sending.
+   * @default true
+   */
+  validate?: boolean;
+  /**
+   * Most bytes buffered from one stream given as a file.
+   * @default 100 MiB
+   */
+  maxUploadBytes?: number;
+  /** A pino logger (or anything with its methods). Silent by default. */
+  logger?: Logger;
+  /** The time source. Every timer of the client runs on it. */
+  clock?: Clock;
+  /** Random source in [0, 1) for jitter. */
+  random?: Random;
+}
+
+/** The one defaults object. */
+export const CLIENT_DEFAULTS = {
+  baseUrl: 'https://api.modelbeam.ai/api/v1/client',
+  connections: 16,
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 60_000,
+  bodyTimeoutMs: 60_000,
+  jobRetries: { WORKER_TIMEOUT: 2, PROCESSING_ERROR: 1, UNKNOWN_ERROR: 1 },
+  maxResubmissions: 2,
+  jobRetryDelayMs: 2000,
+  resubmitOnUnknownOutcome: false,
+  onInsufficientBalance: 'wait',
+  balanceCheckIntervalMs: 60_000,
+  polling: { maxShare: 0.5, minIntervalMs: 1000, maxIntervalMs: 60_000, overdueFactor: 3, initialEstimateMs: 5000, windowMs: 60_000 },
+  webhook: { toleranceSec: 300, maxBodyBytes: 1024 * 1024 },
+  validate: true,
+  maxUploadBytes: 100 * 1024 * 1024,
+} as const;
+
+export interface ResolvedClientOptions {
+  apiKey: string;
+  baseUrl: string;
+  scheduler: RateLimitScheduler;
+  ownsScheduler: boolean;
+  connections: number;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  jobRetries: Required<JobRetryOptions>;
+  maxResubmissions: number;
+  jobRetryDelayMs: number;
+  resubmitOnUnknownOutcome: boolean;
+  onInsufficientBalance: 'wait' | 'reject';
+  balanceCheckIntervalMs: number;
+  polling: Required<PollingOptions>;
+  webhook: { url: string; secret: string | undefined; toleranceSec: number; maxBodyBytes: number } | undefined;
+  validate: boolean;
+  maxUploadBytes: number;
+  logger: Logger;
+  clock: Clock;
+  random: Random;
+}
+
+const KNOWN = [
+  'apiKey',
+  'baseUrl',
+  'scheduler',
+  'connections',
+  'connectTimeoutMs',
+  'headersTimeoutMs',
+  'bodyTimeoutMs',
+  'jobRetries',
+  'maxResubmissions',
+  'jobRetryDelayMs',
+  'resubmitOnUnknownOutcome',
+  'onInsufficientBalance',
+  'balanceCheckIntervalMs',
+  'polling',
+  'webhook',
+  'validate',
+  'maxUploadBytes',
+  'logger',
+  'clock',
+  'random',
+];
+
+function checkKeys(name: string, value: object, keys: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key)) {
+      const path = name ? `${name}.${key}` : key;
+      throw new TypeError(`Unknown option \`${path}\`; expected one of ${keys.map((k) => `\`${k}\``).join(', ')}`);
+    }
+  }
+}
+
+function checkObject(name: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(name, 'an object', value);
+  checkKeys(name, value, keys);
+  return value as Record<string, unknown>;
+}
+
+function checkBoolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') invalid(name, 'a boolean', value);
+  return value;
+}
+
+function num(name: string, value: unknown, fallback: number, rules: Parameters<typeof checkNumber>[2] = {}): number {
+  return value === undefined ? fallback : checkNumber(name, value, rules);
+}
+
+/** The key is checked without ever being shown: only its type and length appear in the message. */
+function checkApiKey(value: unknown): string {
+  if (value === undefined || value === null || value === '') {
+    throw new TypeError(
+      'Expected `apiKey` to be a non-empty string, e.g. `new ModelBeamClient({ apiKey: process.env.MODELBEAM_API_KEY })`',
+    );
+  }
+  if (typeof value !== 'string') throw new TypeError(`Expected \`apiKey\` to be a non-empty string, got a value of type ${typeof value}`);
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw new TypeError(
+      `Expected \`apiKey\` to be printable ASCII without spaces or line breaks, got a string of length ${value.length} that is not (check for a stray newline)`,
+    );
+  }
+  return value;
+}
+
+function checkUrl(name: string, value: unknown, maxLength = 2048): string {
+  if (typeof value !== 'string' || value.length > maxLength || !/^https?:\/\//i.test(value) || !URL.canParse(value)) {
+    invalid(name, `an http(s) URL of at most ${maxLength} characters`, value);
+  }
+  return value;
+}
+
+function isScheduler(value: unknown): value is RateLimitScheduler {
+  if (value instanceof RateLimitScheduler) return true;
+  const v = value as { schedule?: unknown; stats?: unknown; on?: unknown } | null;
+  return typeof v === 'object' && v !== null && typeof v.schedule === 'function' && typeof v.stats === 'function' && typeof v.on === 'function';
+}
+
+/** Validates eagerly and fills in the defaults. Unknown keys throw: a typo must not vanish. */
+export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedClientOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('Expected `options` to be an object, e.g. `new ModelBeamClient({ apiKey: process.env.MODELBEAM_API_KEY })`');
+  }
+  checkKeys('', options, KNOWN);
+  const d = CLIENT_DEFAULTS;
+  const apiKey = checkApiKey(options.apiKey);
+  const baseUrl = options.baseUrl === undefined ? d.baseUrl : checkUrl('baseUrl', options.baseUrl);
+
+  const clock = options.clock ?? systemClock;
+  const c = clock as unknown as Record<string, unknown>;
+  if (typeof c !== 'object' || c === null || typeof c.now !== 'function' || typeof c.setTimeout !== 'function' || typeof c.clearTimeout !== 'function') {
+    invalid('clock', 'an object with now(), setTimeout() and clearTimeout()', options.clock);
+  }
+  if (options.random !== undefined && typeof options.random !== 'function') invalid('random', 'a function returning [0, 1)', options.random);
+  const random = options.random ?? Math.random;
+  const logger = options.logger ?? silentLogger;
+  const l = logger as unknown as Record<string, unknown>;
+  if (typeof l !== 'object' || l === null || typeof l.child !== 'function' || typeof l.debug !== 'function') {
+    invalid('logger', 'a pino logger', options.logger);
+  }
+
+  const given = options.scheduler !== undefined && isScheduler(options.scheduler) ? options.scheduler : undefined;
+  if (!given && options.scheduler !== undefined && (typeof options.scheduler !== 'object' || options.scheduler === null)) {
+    invalid('scheduler', 'a RateLimitScheduler or scheduler options', options.scheduler);
+  }
+  const schedulerOptions = given ? undefined : ((options.scheduler ?? {}) as SchedulerOptions);
+  const schedulerWindowMs = schedulerOptions?.windows?.minuteMs;
+
+  const retriesIn = options.jobRetries === undefined ? {} : checkObject('jobRetries', options.jobRetries, Object.keys(d.jobRetries));
+  const jobRetries = {
+    WORKER_TIMEOUT: num('jobRetries.WORKER_TIMEOUT', retriesIn.WORKER_TIMEOUT, d.jobRetries.WORKER_TIMEOUT, { integer: true }),
+    PROCESSING_ERROR: num('jobRetries.PROCESSING_ERROR', retriesIn.PROCESSING_ERROR, d.jobRetries.PROCESSING_ERROR, { integer: true }),
+    UNKNOWN_ERROR: num('jobRetries.UNKNOWN_ERROR', retriesIn.UNKNOWN_ERROR, d.jobRetries.UNKNOWN_ERROR, { integer: true }),
+  };
+
+  const pollingIn = options.polling === undefined ? {} : checkObject('polling', options.polling, Object.keys(d.polling));
+  const maxShare = num('polling.maxShare', pollingIn.maxShare, d.polling.maxShare, { min: 0, exclusiveMin: true });
+  if (maxShare > 1) invalid('polling.maxShare', 'a share in (0, 1]', maxShare);
+  const minIntervalMs = num('polling.minIntervalMs', pollingIn.minIntervalMs, d.polling.minIntervalMs);
+  const maxIntervalMs = num('polling.maxIntervalMs', pollingIn.maxIntervalMs, d.polling.maxIntervalMs, { min: 0, exclusiveMin: true });
+  if (maxIntervalMs < minIntervalMs) invalid('polling.maxIntervalMs', `at least polling.minIntervalMs (${minIntervalMs})`, maxIntervalMs);
+  const polling = {
+    maxShare,
+    minIntervalMs,
+    maxIntervalMs,
+    overdueFactor: num('polling.overdueFactor', pollingIn.overdueFactor, d.polling.overdueFactor, { min: 1 }),
+    initialEstimateMs: num('polling.initialEstimateMs', pollingIn.initialEstimateMs, d.polling.initialEstimateMs, { min: 0, exclusiveMin: true }),
+    windowMs: num('polling.windowMs', pollingIn.windowMs, schedulerWindowMs ?? d.polling.windowMs, { min: 0, exclusiveMin: true }),
+  };
+
+  let webhook: ResolvedClientOptions['webhook'];
+  if (options.webhook !== undefined) {
+    const w = checkObject('webhook', options.webhook, ['url', 'secret', 'toleranceSec', 'maxBodyBytes']);
+    if (w.url === undefined) {
+      throw new TypeError("Expected `webhook.url` to be set, e.g. `{ webhook: { url: 'https://example.com/modelbeam-hook', secret: process.env.MODELBEAM_WEBHOOK_SECRET } }`");
+    }
+    if (w.secret !== undefined && (typeof w.secret !== 'string' || w.secret === '')) {
+      throw new TypeError(`Expected \`webhook.secret\` to be a non-empty string, got a value of type ${typeof w.secret}`);
+    }
+    webhook = {
+      url: checkUrl('webhook.url', w.url),
+      secret: w.secret as string | undefined,
+      toleranceSec: num('webhook.toleranceSec', w.toleranceSec, d.webhook.toleranceSec, { min: 0, exclusiveMin: true }),
+      maxBodyBytes: num('webhook.maxBodyBytes', w.maxBodyBytes, d.webhook.maxBodyBytes, { min: 1, integer: true }),
+    };
+  }
+
+  const onInsufficientBalance = options.onInsufficientBalance ?? d.onInsufficientBalance;
+  if (onInsufficientBalance !== 'wait' && onInsufficientBalance !== 'reject') invalid('onInsufficientBalance', "'wait' or 'reject'", onInsufficientBalance);
+
+  const connections = num('connections', options.connections, d.connections, { min: 1, integer: true });
+  const rest = {
+    connectTimeoutMs: num('connectTimeoutMs', options.connectTimeoutMs, d.connectTimeoutMs),
+    headersTimeoutMs: num('headersTimeoutMs', options.headersTimeoutMs, d.headersTimeoutMs),
+    bodyTimeoutMs: num('bodyTimeoutMs', options.bodyTimeoutMs, d.bodyTimeoutMs),
+    maxResubmissions: num('maxResubmissions', options.maxResubmissions, d.maxResubmissions, { integer: true, allowInfinity: true }),
+    jobRetryDelayMs: num('jobRetryDelayMs', options.jobRetryDelayMs, d.jobRetryDelayMs),
+    resubmitOnUnknownOutcome: checkBoolean('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome, d.resubmitOnUnknownOutcome),
+    balanceCheckIntervalMs: num('balanceCheckIntervalMs', options.balanceCheckIntervalMs, d.balanceCheckIntervalMs),
+    validate: checkBoolean('validate', options.validate, d.validate),
+    maxUploadBytes: num('maxUploadBytes', options.maxUploadBytes, d.maxUploadBytes, { min: 1, integer: true }),
+  };
+  // Built last, once every option is known to be valid (a throwing constructor leaves nothing behind).
+  const scheduler = given ?? new RateLimitScheduler({ clock, random, logger, ...schedulerOptions });
+
+  return {
+    apiKey,
+    baseUrl,
+    scheduler,
+    ownsScheduler: given === undefined,
+    connections,
+    ...rest,
+    jobRetries,
+    onInsufficientBalance,
+    polling,
+    webhook,
+    logger,
+    clock,
+    random,
+  };
+}

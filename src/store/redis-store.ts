@@ -1,0 +1,872 @@
+/**
+ * `RedisStore`: one account's budgets, reservations, 429 gate and daily park,
+ * shared by every process (and host) that points at the same Redis, the same
+ * key prefix and the same account.
+ *
+ * - The budget rules are those of `BudgetState`, ported to Lua (`lua/`), and
+ *   every update is one atomic script: one round trip per batch of grants
+ *   (`reserve`) and one per response (`settle`).
+ * - Redis `TIME` is the one clock: every result carries the store's `now`.
+ * - Every granted unit holds a lease that expires after `leaseMs`: the units
+ *   of a process that died come back (as answers of unknown outcome).
+ * - Redis unreachable mid-run: `onUnavailable: 'pause'` (the default) grants
+ *   nothing (`blockedBy: 'store'`) and queues settles to replay;
+ *   `'local-share'` goes on alone with `localShare` of the last known budget.
+ *   Either way it reconnects by itself and emits `unavailable`/`recovered`.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { StoreUnavailableError } from '../errors/store-unavailable-error.js';
+import type { RateLimitSnapshot } from '../headers/types.js';
+import { silentLogger, type Logger } from '../internal/logger.js';
+import { BudgetState } from './budget-state.js';
+import {
+  SCRIPT_NAMES,
+  decodeAdopted,
+  decodeInit,
+  decodeReserve,
+  decodeSettle,
+  decodeView,
+  num,
+  parseReply,
+  scriptSources,
+  settleArgs,
+  type Reply,
+  type ScriptName,
+} from './redis-scripts.js';
+import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Store, Ticket } from './types.js';
+
+export interface RedisStoreOptions {
+  /**
+   * An ioredis client, or a `redis://` / `rediss://` URL. A client you pass
+   * stays yours (the store never closes it, and adds its commands to it); a
+   * URL gets a connection of the store's own, closed by `close()`.
+   * @default 'redis://127.0.0.1:6379'
+   */
+  redis?: Redis | string;
+  /**
+   * Prefix of every key. The keys of one account are
+   * `${keyPrefix}{${account}}:state|log|leases` (one hash tag, so one cluster slot).
+   * @default 'mbs:'
+   */
+  keyPrefix?: string;
+  /**
+   * The account (API key owner) whose quota the processes share.
+   * @default 'default'
+   */
+  account?: string;
+  /**
+   * What to do when Redis cannot be reached mid-run. `'pause'` grants
+   * nothing until it is back (the engine reports `blockedBy: 'store'`).
+   * `'local-share'` goes on with `localShare` of the last known budget.
+   * @default 'pause'
+   */
+  onUnavailable?: 'pause' | 'local-share';
+  /**
+   * With `'local-share'`: the share of the last known available budget (and
+   * of the limits) this process may use alone. Safe only while the shares of
+   * all processes add up to at most 1.
+   * @default 0.25
+   */
+  localShare?: number;
+  /**
+   * A command without an answer after this long counts as "Redis unreachable".
+   * @default 2000
+   */
+  commandTimeoutMs?: number;
+  /**
+   * How long `init()` waits for the first connection.
+   * @default 5000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * `view()` answers from the view that came back with the last
+   * reserve/settle when it is at most this old (engine clock), instead of a
+   * round trip. 0 always asks Redis.
+   * @default 1000
+   */
+  viewCacheMs?: number;
+  /**
+   * A pino-compatible logger.
+   * @default silent
+   */
+  logger?: Logger;
+  /**
+   * Test only: the scripts use the engine's `now` instead of Redis `TIME`, so
+   * a test can drive time. Never set it when several processes share a store.
+   * @default false
+   */
+  clockOverride?: boolean;
+}
+
+/** Events of a `RedisStore` (one payload object each). */
+export interface RedisStoreEvents {
+  /** Redis stopped answering; `mode` says what the store does meanwhile. */
+  unavailable: { error: unknown; mode: 'pause' | 'local-share' };
+  /** Redis answers again; queued settles were replayed and local use was reported. */
+  recovered: { replayed: number; absorbed: number };
+  /** The shared state had been lost (FLUSHALL, a restart without persistence) and was re-created. */
+  rebuilt: { adopted: number };
+}
+
+/** Counters for tests and benchmarks. */
+export interface RedisStoreStats {
+  available: boolean;
+  /** Script calls that reached Redis, by script. */
+  calls: Record<ScriptName, number>;
+  /** Settles waiting for Redis to come back. */
+  pendingSettles: number;
+  /** Granted units of this process not settled yet. */
+  leasesInFlight: number;
+  /** Expired leases this process reclaimed (units of processes that died). */
+  reclaimed: number;
+}
+
+const DEFAULTS = {
+  redis: 'redis://127.0.0.1:6379',
+  keyPrefix: 'mbs:',
+  account: 'default',
+  onUnavailable: 'pause' as 'pause' | 'local-share',
+  localShare: 0.25,
+  commandTimeoutMs: 2000, // ms
+  connectTimeoutMs: 5000, // ms
+  viewCacheMs: 1000, // ms, engine clock
+  clockOverride: false,
+};
+
+const OPTION_KEYS = [
+  'redis',
+  'keyPrefix',
+  'account',
+  'onUnavailable',
+  'localShare',
+  'commandTimeoutMs',
+  'connectTimeoutMs',
+  'viewCacheMs',
+  'logger',
+  'clockOverride',
+] as const;
+
+/** Redis 6 is the oldest release the scripts are tested against (effect replication, ZPOPMIN, HSET with many fields). */
+const MIN_REDIS_MAJOR = 6;
+/** Blocked reserves while Redis is away ask again after 100, 200, 400 … ms, at most this. */
+const MAX_OFFLINE_RETRY_MS = 2000;
+/** Settles kept for replay while Redis is away; beyond this the oldest go (their leases expire instead). */
+const MAX_PENDING_SETTLES = 100_000;
+/** How many replayed settles are in flight at once (pipelined on the connection). */
+const REPLAY_BATCH = 200;
+
+type ScriptFn = (...args: string[]) => Promise<unknown>;
+type Listener<T> = (event: T) => void;
+
+/** A tiny typed emitter: listeners observe; one that throws is logged, never propagated. */
+class Emitter<Events extends object> {
+  readonly #listeners = new Map<keyof Events, Listener<never>[]>();
+  protected onListenerError: (error: unknown) => void = () => {};
+
+  on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
+    const list = this.#listeners.get(name) ?? [];
+    list.push(listener as Listener<never>);
+    this.#listeners.set(name, list);
+    return this;
+  }
+
+  off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
+    const list = this.#listeners.get(name);
+    const i = list?.indexOf(listener as Listener<never>) ?? -1;
+    if (list && i >= 0) list.splice(i, 1);
+    return this;
+  }
+
+  once<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
+    const wrapped: Listener<Events[K]> = (event) => {
+      this.off(name, wrapped);
+      listener(event);
+    };
+    return this.on(name, wrapped);
+  }
+
+  protected emit<K extends keyof Events>(name: K, event: Events[K]): void {
+    for (const listener of [...(this.#listeners.get(name) ?? [])]) {
+      try {
+        (listener as Listener<Events[K]>)(event);
+      } catch (error) {
+        this.onListenerError(error);
+      }
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  let shown: string;
+  try {
+    shown = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    shown = String(value);
+  }
+  return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
+}
+
+function invalid(name: string, expected: string, value: unknown): never {
+  throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
+}
+
+/** The URL without user name or password, for messages. */
+function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(unparsable Redis URL)';
+  }
+}
+
+function clientUrl(redis: Redis): string {
+  const o = redis.options;
+  if (o.path) return `redis+unix://${o.path}`;
+  return `redis://${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
+}
+
+function isRedisClient(value: unknown): value is Redis {
+  return typeof value === 'object' && value !== null && typeof (value as Redis).defineCommand === 'function' && 'status' in value;
+}
+
+/** Scales a snapshot to this process's local share (floors, so never more). */
+function scaleSnapshot(snap: RateLimitSnapshot | undefined, share: number, status: number | undefined): RateLimitSnapshot | undefined {
+  if (!snap) return undefined;
+  const scale = (x: number | undefined): number | undefined => (x === undefined ? undefined : Math.floor(share * x));
+  const out: RateLimitSnapshot = {
+    present: snap.present,
+    minute: {},
+    daily: {},
+  };
+  const ml = scale(snap.minute.limit);
+  const mr = scale(snap.minute.remaining);
+  const dl = scale(snap.daily.limit);
+  const dr = scale(snap.daily.remaining);
+  if (ml !== undefined) out.minute.limit = ml;
+  if (mr !== undefined) out.minute.remaining = mr;
+  if (dl !== undefined) out.daily.limit = dl;
+  if (dr !== undefined) out.daily.remaining = dr;
+  if (snap.retryAfterMs !== undefined) out.retryAfterMs = snap.retryAfterMs;
+  // Which window a 429 is about follows the real numbers, not the scaled ones.
+  if (snap.type !== undefined) out.type = snap.type;
+  else if (status === 429) out.type = snap.daily.remaining === 0 ? 'daily' : 'minute';
+  return out;
+}
+
+interface LeaseGroup {
+  /** Generation of the state that granted them. */
+  gen: string;
+  open: Set<number>;
+}
+
+interface LocalGroup {
+  state: BudgetState;
+  open: number;
+}
+
+interface PendingSettle {
+  ticket: Ticket;
+  outcome: Outcome;
+}
+
+/**
+ * A `Store` on Redis (ioredis) that many processes share. See the module
+ * comment and `RedisStoreOptions`.
+ *
+ * @example
+ * const store = new RedisStore({ redis: process.env.REDIS_URL, account: 'acct-1' });
+ * const scheduler = new RateLimitScheduler({ store });
+ * await scheduler.ready(); // rejects with StoreUnavailableError when Redis is unreachable
+ */
+export class RedisStore extends Emitter<RedisStoreEvents> implements Store {
+  readonly shared = true;
+  readonly #redis: Redis;
+  readonly #ownsClient: boolean;
+  readonly #url: string;
+  readonly #keys: [string, string, string];
+  readonly #mode: 'pause' | 'local-share';
+  readonly #share: number;
+  readonly #commandTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #viewCacheMs: number;
+  readonly #clockOverride: boolean;
+  readonly #logger: Logger;
+  readonly #pid = randomBytes(5).toString('hex');
+  readonly #commands = new Map<ScriptName, string>();
+
+  #config: BudgetConfig | undefined;
+  #ttlMs = 0;
+  #gen = '';
+  #seq = 0;
+  #closed = false;
+  /** init() succeeded once: from then on an outage is something to recover from. */
+  #started = false;
+  #available = false;
+  #recovering: Promise<boolean> | undefined;
+  #offlineRetries = 0;
+  #lastError: unknown;
+  /** Store time minus engine time, from the last answer. */
+  #offset = 0;
+  #lastView: BudgetView | undefined;
+  #lastViewAt = -Infinity;
+  readonly #leases = new Map<string, LeaseGroup>();
+  readonly #pending: PendingSettle[] = [];
+  #local: BudgetState | undefined;
+  readonly #localGroups = new Map<string, LocalGroup>();
+  /** Units granted by the current local state, not yet reported to Redis. */
+  #debt = 0;
+  #reclaimed = 0;
+  readonly #calls = Object.fromEntries(SCRIPT_NAMES.map((n) => [n, 0])) as Record<ScriptName, number>;
+  readonly #onClose: () => void;
+  readonly #onReady: () => void;
+  readonly #onError: (error: unknown) => void;
+
+  constructor(options: RedisStoreOptions = {}) {
+    super();
+    if (typeof options !== 'object' || options === null) invalid('options', 'an object', options);
+    for (const key of Object.keys(options)) {
+      if (!(OPTION_KEYS as readonly string[]).includes(key)) {
+        throw new TypeError(`Unknown option \`${key}\`. Known options: ${OPTION_KEYS.join(', ')}`);
+      }
+    }
+    const redis = options.redis ?? DEFAULTS.redis;
+    if (typeof redis !== 'string' && !isRedisClient(redis)) invalid('redis', 'an ioredis client or a redis:// URL', redis);
+    const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix;
+    if (typeof keyPrefix !== 'string') invalid('keyPrefix', 'a string', keyPrefix);
+    const account = options.account ?? DEFAULTS.account;
+    if (typeof account !== 'string' || account === '' || /[{}]/.test(account)) {
+      invalid('account', 'a non-empty string without `{` or `}`', account);
+    }
+    const mode = options.onUnavailable ?? DEFAULTS.onUnavailable;
+    if (mode !== 'pause' && mode !== 'local-share') invalid('onUnavailable', "'pause' or 'local-share'", mode);
+    if (options.localShare !== undefined) {
+      if (typeof options.localShare !== 'number' || !(options.localShare > 0 && options.localShare <= 1)) {
+        invalid('localShare', 'a number in (0, 1]', options.localShare);
+      }
+      if (mode !== 'local-share') {
+        throw new TypeError("`localShare` only applies with `onUnavailable: 'local-share'`; remove it or set that mode");
+      }
+    }
+    const positive = (name: string, value: unknown, fallback: number, allowZero = false): number => {
+      if (value === undefined) return fallback;
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+        invalid(name, allowZero ? 'a non-negative number' : 'a positive number', value);
+      }
+      return value;
+    };
+    this.#commandTimeoutMs = positive('commandTimeoutMs', options.commandTimeoutMs, DEFAULTS.commandTimeoutMs);
+    this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, DEFAULTS.connectTimeoutMs);
+    this.#viewCacheMs = positive('viewCacheMs', options.viewCacheMs, DEFAULTS.viewCacheMs, true);
+    if (options.clockOverride !== undefined && typeof options.clockOverride !== 'boolean') {
+      invalid('clockOverride', 'a boolean', options.clockOverride);
+    }
+    this.#clockOverride = options.clockOverride ?? DEFAULTS.clockOverride;
+    this.#mode = mode;
+    this.#share = options.localShare ?? DEFAULTS.localShare;
+    this.#logger = (options.logger ?? silentLogger).child({ component: 'redis-store' });
+    this.onListenerError = (error) => this.#logger.error({ err: error }, 'RedisStore event listener threw');
+
+    if (typeof redis === 'string') {
+      this.#url = safeUrl(redis);
+      this.#ownsClient = true;
+      this.#redis = new Redis(redis, {
+        lazyConnect: true,
+        // Fail fast while disconnected: the store decides what to do (pause or local share).
+        enableOfflineQueue: false,
+        // A reserve must not run twice behind our back; settles are replayed by the store itself.
+        autoResendUnfulfilledCommands: false,
+        connectTimeout: this.#connectTimeoutMs,
+        retryStrategy: (times) => Math.min(times * 100, 2000),
+      });
+    } else {
+      this.#redis = redis;
+      this.#ownsClient = false;
+      this.#url = clientUrl(redis);
+    }
+    const base = `${keyPrefix}{${account}}:`;
+    this.#keys = [`${base}state`, `${base}log`, `${base}leases`];
+
+    this.#onClose = () => {
+      if (this.#available && !this.#closed) this.#markDown(new StoreUnavailableError(`Lost the connection to Redis at ${this.#url}`));
+    };
+    this.#onReady = () => {
+      if (!this.#available && this.#started && !this.#closed) void this.#tryRecover();
+    };
+    this.#onError = (error) => {
+      this.#lastError = error;
+      this.#logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'redis connection error');
+    };
+    this.#redis.on('close', this.#onClose);
+    this.#redis.on('ready', this.#onReady);
+    this.#redis.on('error', this.#onError);
+  }
+
+  /** This store's id: every lease it takes is named `${processId}.<n>:<i>`. */
+  get processId(): string {
+    return this.#pid;
+  }
+
+  /** The keys of this account's state (for tools and tests). */
+  get keys(): readonly string[] {
+    return this.#keys;
+  }
+
+  stats(): RedisStoreStats {
+    let inFlight = 0;
+    for (const group of this.#leases.values()) inFlight += group.open.size;
+    return {
+      available: this.#available,
+      calls: { ...this.#calls },
+      pendingSettles: this.#pending.length,
+      leasesInFlight: inFlight,
+      reclaimed: this.#reclaimed,
+    };
+  }
+
+  // ---- Store -----------------------------------------------------------------
+
+  async init(config: BudgetConfig): Promise<void> {
+    if (this.#closed) throw new StoreUnavailableError('RedisStore is closed');
+    this.#config = config;
+    this.#ttlMs = Math.ceil(Math.max(2 * config.dayMs, 2 * config.leaseMs, 2 * (config.minuteMs + config.marginMs), 60_000));
+    try {
+      await this.#connect();
+      await this.#checkVersion();
+      this.#defineCommands();
+      const reply = await this.#call('init', [...this.#common(undefined, '')]);
+      const stored = decodeInit(reply);
+      if (reply.tag === 'MISMATCH') {
+        throw new TypeError(
+          `RedisStore: the shared state \`${this.#keys[0]}\` at ${this.#url} already runs windows ` +
+            `{ minuteMs: ${stored.minuteMs}, dayMs: ${stored.dayMs} }, but this process has ` +
+            `{ minuteMs: ${config.minuteMs}, dayMs: ${config.dayMs} }. Every process that shares an account ` +
+            'must pass the same `windows` to RateLimitScheduler (or use another `account` or `keyPrefix`).',
+        );
+      }
+      if (stored.marginMs !== config.marginMs) {
+        this.#logger.warn({ stored: stored.marginMs, own: config.marginMs }, 'marginMs differs from the shared state; the shared value applies');
+      }
+      this.#gen = reply.gen;
+      // No engine time yet: until the first reserve, assume the engine runs on the system clock.
+      this.#remember(reply, Date.now());
+      this.#lastViewAt = -Infinity;
+      this.#available = true;
+      this.#started = true;
+    } catch (error) {
+      if (this.#ownsClient) this.#redis.disconnect();
+      throw error;
+    }
+  }
+
+  async reserve(want: number, now: number): Promise<ReserveResult> {
+    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now);
+    const prefix = `${this.#pid}.${++this.#seq}:`;
+    const config = this.#require();
+    let reply: Reply;
+    try {
+      reply = await this.#run('reserve', now, () => [num(want), prefix, num(config.leaseMs)], (late) => this.#giveBackLate(late, prefix));
+    } catch (error) {
+      this.#markDown(error);
+      return this.#reserveOffline(want, now);
+    }
+    const result = decodeReserve(reply, prefix);
+    if (result.granted > 0) {
+      this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
+    }
+    if (result.reclaimed > 0) {
+      this.#reclaimed += result.reclaimed;
+      this.#logger.info({ reclaimed: result.reclaimed }, 'reclaimed expired leases of another process');
+    }
+    this.#remember(reply, now);
+    const { reclaimed: _, oldestLease, ...out } = result;
+    // Held back while another process holds a lease: ask again when it expires,
+    // in case that process died (its units come back then). Our own leases we settle.
+    if (
+      oldestLease &&
+      out.granted < want &&
+      (out.blockedBy === 'budget' || out.blockedBy === 'unknown-limit') &&
+      !oldestLease.id.startsWith(`${this.#pid}.`) &&
+      (out.retryAt === undefined || oldestLease.expiresAt < out.retryAt)
+    ) {
+      out.retryAt = oldestLease.expiresAt;
+    }
+    return out;
+  }
+
+  async settle(ticket: Ticket, outcome: Outcome): Promise<SettleResult> {
+    const prefix = ticket.lease.slice(0, ticket.lease.lastIndexOf(':') + 1);
+    const local = this.#localGroups.get(prefix);
+    if (local) return this.#settleLocal(prefix, local, ticket, outcome);
+    if ((!this.#available || this.#pending.length > 0) && !(await this.#tryRecover())) {
+      this.#queue(ticket, outcome);
+      return this.#neutral(outcome.now);
+    }
+    try {
+      return await this.#settleRedis(ticket, outcome);
+    } catch (error) {
+      this.#markDown(error);
+      this.#queue(ticket, outcome);
+      return this.#neutral(outcome.now);
+    }
+  }
+
+  view(now: number): BudgetView | Promise<BudgetView> {
+    if (!this.#available) return this.#offlineView(now);
+    if (this.#lastView && this.#viewCacheMs > 0 && now - this.#lastViewAt <= this.#viewCacheMs) return this.#lastView;
+    return this.#fetchView(now);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pending.length > 0) {
+      this.#logger.warn({ pending: this.#pending.length }, 'closing with settles not replayed: their leases expire instead');
+    }
+    this.#redis.off('close', this.#onClose);
+    this.#redis.off('ready', this.#onReady);
+    if (this.#ownsClient) {
+      try {
+        if (this.#redis.status === 'ready') await this.#redis.quit();
+        else this.#redis.disconnect();
+      } catch {
+        this.#redis.disconnect();
+      }
+    }
+    this.#redis.off('error', this.#onError);
+  }
+
+  // ---- Redis -----------------------------------------------------------------
+
+  async #connect(): Promise<void> {
+    const redis = this.#redis;
+    if (redis.status === 'ready') return;
+    const unreachable = (cause: unknown): StoreUnavailableError => {
+      const detail = cause instanceof Error ? `: ${cause.message}` : '';
+      return new StoreUnavailableError(`Cannot reach Redis at ${this.#url}${detail}`, { cause });
+    };
+    if (redis.status === 'end' || redis.status === 'close') {
+      throw unreachable(new Error(`the ioredis client is ${redis.status}`));
+    }
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => finish(unreachable(this.#lastError ?? new Error(`no connection within ${this.#connectTimeoutMs} ms`))), this.#connectTimeoutMs);
+      const onReady = (): void => finish(undefined);
+      const finish = (error: StoreUnavailableError | undefined): void => {
+        clearTimeout(timer);
+        redis.off('ready', onReady);
+        if (error) reject(error);
+        else resolve();
+      };
+      redis.on('ready', onReady);
+      if (redis.status === 'wait') {
+        redis.connect().catch((error: unknown) => finish(unreachable(this.#lastError ?? error)));
+      }
+    });
+  }
+
+  async #checkVersion(): Promise<void> {
+    const info = await this.#timeout(this.#redis.info('server'), 'INFO server');
+    const version = /redis_version:([0-9.]+)/.exec(info)?.[1];
+    const major = version === undefined ? NaN : Number(version.split('.')[0]);
+    if (!(major >= MIN_REDIS_MAJOR)) {
+      throw new StoreUnavailableError(
+        `Redis at ${this.#url} is version ${version ?? 'unknown'}; RedisStore needs Redis ${MIN_REDIS_MAJOR} or newer`,
+      );
+    }
+  }
+
+  #defineCommands(): void {
+    const sources = scriptSources();
+    const target = this.#redis as unknown as Record<string, unknown>;
+    for (const name of SCRIPT_NAMES) {
+      const command = `modelbeamScheduler_${name}`;
+      // ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (a restart or SCRIPT FLUSH).
+      if (typeof target[command] !== 'function') this.#redis.defineCommand(command, { numberOfKeys: 3, lua: sources[name] });
+      this.#commands.set(name, command);
+    }
+  }
+
+  /** ARGV[1..9] of every script (see lua/budget.lua). */
+  #common(now: number | undefined, knownGen: string): string[] {
+    const c = this.#require();
+    return [
+      this.#clockOverride && now !== undefined ? num(now) : '',
+      num(c.minuteMs),
+      num(c.dayMs),
+      num(c.marginMs),
+      num(c.seeds.minute),
+      num(c.seeds.daily),
+      num(this.#ttlMs),
+      knownGen,
+      `${this.#pid}-${++this.#seq}`,
+    ];
+  }
+
+  #timeout<T>(promise: Promise<T>, what: string, onLate?: (value: T) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(new StoreUnavailableError(`Redis at ${this.#url} did not answer ${what} within ${this.#commandTimeoutMs} ms`));
+      }, this.#commandTimeoutMs);
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          if (timedOut) onLate?.(value);
+          else resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          if (!timedOut) reject(error);
+        },
+      );
+    });
+  }
+
+  /** One script call: one round trip. */
+  async #call(name: ScriptName, args: string[], onLate?: (reply: Reply) => void): Promise<Reply> {
+    if (this.#redis.status !== 'ready') {
+      throw new StoreUnavailableError(`Redis at ${this.#url} is not connected (${this.#redis.status})`, { cause: this.#lastError });
+    }
+    const command = this.#commands.get(name) as string;
+    const fn = (this.#redis as unknown as Record<string, ScriptFn>)[command] as ScriptFn;
+    this.#calls[name]++;
+    const raw = await this.#timeout(fn.call(this.#redis, ...this.#keys, ...args), name, (late) => {
+      try {
+        onLate?.(parseReply(late));
+      } catch {
+        // A late reply that cannot be read is dropped; its leases expire.
+      }
+    });
+    return parseReply(raw);
+  }
+
+  /** Runs a script; when the state was re-created meanwhile, re-registers what is in flight and runs it again. */
+  async #run(name: ScriptName, now: number | undefined, extra: () => string[], onLate?: (reply: Reply) => void): Promise<Reply> {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const reply = await this.#call(name, [...this.#common(now, this.#gen), ...extra()], onLate);
+      if (reply.tag === 'OK') return reply;
+      if (reply.tag !== 'REBUILT') throw new Error(`Unexpected ${reply.tag} from ${name}.lua`);
+      await this.#adopt(reply.gen, now);
+    }
+    throw new StoreUnavailableError(`The state at ${this.#keys[0]} keeps being re-created; giving up for now`);
+  }
+
+  async #adopt(gen: string, now: number | undefined): Promise<void> {
+    let target = gen;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const ids: string[] = [];
+      for (const [prefix, group] of this.#leases) for (const i of group.open) ids.push(`${prefix}${i}`);
+      for (const p of this.#pending) if (p.ticket.lease !== '' && !ids.includes(p.ticket.lease)) ids.push(p.ticket.lease);
+      const reply = await this.#call('adopt', [...this.#common(now, target), num(this.#require().leaseMs), ...ids]);
+      if (reply.tag === 'REBUILT') {
+        target = reply.gen;
+        continue;
+      }
+      this.#gen = target;
+      const adopted = decodeAdopted(reply);
+      this.#logger.warn({ adopted }, 'shared state was lost (flush or restart) and re-created; requests in flight re-registered');
+      this.emit('rebuilt', { adopted });
+      return;
+    }
+    throw new StoreUnavailableError(`The state at ${this.#keys[0]} keeps being re-created; giving up for now`);
+  }
+
+  async #settleRedis(ticket: Ticket, outcome: Outcome): Promise<SettleResult> {
+    const prefix = ticket.lease.slice(0, ticket.lease.lastIndexOf(':') + 1);
+    const index = Number(ticket.lease.slice(prefix.length));
+    const group = this.#leases.get(prefix);
+    // Decided per attempt: the generation may change under #run (state lost and re-created).
+    const foreign = (): boolean => ticket.lease !== '' && (group === undefined || group.gen !== this.#gen);
+    const reply = await this.#run('settle', outcome.now, () => [ticket.lease, foreign() ? '1' : '0', ...settleArgs(ticket, outcome)]);
+    if (group) {
+      group.open.delete(index);
+      if (group.open.size === 0) this.#leases.delete(prefix);
+    }
+    this.#remember(reply, outcome.now);
+    const { leaseKnown: _, ...result } = decodeSettle(reply);
+    return result;
+  }
+
+  async #fetchView(now: number): Promise<BudgetView> {
+    try {
+      const reply = await this.#run('view', now, () => []);
+      return this.#remember(reply, now);
+    } catch (error) {
+      this.#markDown(error);
+      return this.#offlineView(now);
+    }
+  }
+
+  /** A reserve that timed out but ran after all: its units go back at once instead of waiting for their leases. */
+  #giveBackLate(reply: Reply, prefix: string): void {
+    if (reply.tag !== 'OK') return;
+    const result = decodeReserve(reply, prefix);
+    if (result.granted === 0) return;
+    this.#leases.set(prefix, { gen: reply.gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
+    for (let i = 0; i < result.granted; i++) {
+      const ticket: Ticket = { ...result.ticket, lease: `${prefix}${i}` };
+      void this.settle(ticket, { now: result.ticket.sentAt - this.#offset, status: undefined, snapshot: undefined, sent: false, jitterMs: 0, fallbackGateMs: 0 });
+    }
+  }
+
+  #remember(reply: Reply, engineNow: number): BudgetView {
+    const view = decodeView(reply);
+    this.#lastView = view;
+    this.#lastViewAt = engineNow;
+    this.#offset = reply.now - engineNow;
+    return view;
+  }
+
+  #require(): BudgetConfig {
+    if (!this.#config) throw new Error('RedisStore used before init(): pass it to a RateLimitScheduler');
+    return this.#config;
+  }
+
+  // ---- outages -----------------------------------------------------------------
+
+  #markDown(error: unknown): void {
+    this.#lastError = error;
+    if (!this.#available || this.#closed) return;
+    this.#available = false;
+    this.#offlineRetries = 0;
+    this.#logger.warn({ err: error instanceof Error ? error.message : String(error), mode: this.#mode }, 'Redis unavailable');
+    this.emit('unavailable', { error, mode: this.#mode });
+  }
+
+  #tryRecover(): Promise<boolean> {
+    if (this.#available && this.#pending.length === 0) return Promise.resolve(true);
+    if (this.#closed || !this.#started || this.#redis.status !== 'ready') return Promise.resolve(false);
+    this.#recovering ??= this.#recover().finally(() => {
+      this.#recovering = undefined;
+    });
+    return this.#recovering;
+  }
+
+  async #recover(): Promise<boolean> {
+    try {
+      let absorbed = 0;
+      const local = this.#local;
+      if (local && (this.#debt > 0 || local.data.gateUntil > 0 || local.data.parked === 1)) {
+        absorbed = this.#debt;
+        const d = local.data;
+        const parkUntil = d.parked === 1 ? d.parkUntil : 0;
+        await this.#run('absorb', undefined, () => [num(this.#debt), num(d.gateUntil), num(parkUntil)]);
+      }
+      this.#local = undefined;
+      this.#debt = 0;
+      let replayed = 0;
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.slice(0, REPLAY_BATCH);
+        // Sent together: ioredis writes them back to back on one connection, in order.
+        const results = await Promise.allSettled(batch.map((p) => this.#settleRedis(p.ticket, p.outcome)));
+        const failed = results.findIndex((r) => r.status === 'rejected');
+        const ok = failed === -1 ? batch.length : failed;
+        this.#pending.splice(0, ok);
+        replayed += ok;
+        if (failed !== -1) throw (results[failed] as PromiseRejectedResult).reason;
+      }
+      const wasDown = !this.#available;
+      this.#available = true;
+      this.#offlineRetries = 0;
+      if (wasDown || replayed > 0) {
+        this.#logger.info({ replayed, absorbed }, 'Redis available again');
+        this.emit('recovered', { replayed, absorbed });
+      }
+      return true;
+    } catch (error) {
+      this.#lastError = error;
+      this.#logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'Redis recovery failed');
+      this.#markDown(error);
+      return false;
+    }
+  }
+
+  #queue(ticket: Ticket, outcome: Outcome): void {
+    if (this.#pending.length >= MAX_PENDING_SETTLES) {
+      const dropped = this.#pending.shift();
+      this.#logger.warn({ lease: dropped?.ticket.lease }, 'too many settles waiting for Redis: the oldest is dropped (its lease expires instead)');
+    }
+    this.#pending.push({ ticket, outcome });
+  }
+
+  #neutral(engineNow: number): SettleResult {
+    return { now: engineNow + this.#offset, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
+  }
+
+  #reserveOffline(want: number, now: number): ReserveResult {
+    const storeNow = now + this.#offset;
+    if (this.#mode === 'local-share' && this.#lastView) {
+      this.#local ??= this.#seedLocal(this.#lastView, storeNow);
+      const result = this.#local.reserve(want, storeNow);
+      if (result.granted > 0) {
+        const prefix = `${this.#pid}.L${++this.#seq}:`;
+        this.#localGroups.set(prefix, { state: this.#local, open: result.granted });
+        this.#debt += result.granted;
+        result.leasePrefix = prefix;
+      }
+      return result;
+    }
+    const backoff = Math.min(MAX_OFFLINE_RETRY_MS, 100 * 2 ** Math.min(5, this.#offlineRetries++));
+    return {
+      now: storeNow,
+      granted: 0,
+      ticket: { doneAtSend: 0, verMinute: 0, verDaily: 0, epochMinute: 0, epochDaily: 0, sentAt: storeNow },
+      leasePrefix: '',
+      retryAt: storeNow + backoff,
+      blockedBy: 'store',
+      parkedUntil: undefined,
+      dailyUnknownReset: false,
+    };
+  }
+
+  /**
+   * The local stand-in while Redis is away: the same rules, on `localShare`
+   * of the last known limits and available budget (floored), with the gate
+   * and park as last seen. Unknown stays unknown.
+   */
+  #seedLocal(view: BudgetView, storeNow: number): BudgetState {
+    const share = this.#share;
+    const scale = (x: number | undefined): number | undefined => (x === undefined ? undefined : Math.floor(share * x));
+    const config = this.#require();
+    const state = new BudgetState({ ...config, seeds: { minute: scale(view.minute.limit), daily: scale(view.daily.limit) } });
+    const s = state.data;
+    for (const [w, v] of [
+      [s.minute, view.minute],
+      [s.daily, view.daily],
+    ] as const) {
+      if (w.limit >= 0) {
+        w.rem = scale(v.available) ?? -1;
+        w.snapAt = storeNow;
+      }
+    }
+    if (s.minute.limit >= 0 || s.daily.limit >= 0) s.headers = 1;
+    if (view.gateUntil !== undefined && view.gateUntil > storeNow) {
+      s.gateUntil = view.gateUntil;
+      s.gated = 1;
+    }
+    if (view.parkedUntil !== undefined) {
+      s.parked = 1;
+      s.parkUntil = view.parkedUntil;
+    }
+    this.#logger.warn({ share, minute: s.minute.rem, daily: s.daily.rem }, 'Redis unavailable: going on with a local share');
+    return state;
+  }
+
+  #settleLocal(prefix: string, group: LocalGroup, ticket: Ticket, outcome: Outcome): SettleResult {
+    const storeNow = outcome.now + this.#offset;
+    if (!outcome.sent && group.state === this.#local) this.#debt = Math.max(0, this.#debt - 1);
+    if (--group.open <= 0) this.#localGroups.delete(prefix);
+    return group.state.settle(ticket, { ...outcome, now: storeNow, snapshot: scaleSnapshot(outcome.snapshot, this.#share, outcome.status) });
+  }
+
+  #offlineView(now: number): BudgetView {
+    if (this.#local) return this.#local.view(now + this.#offset);
+    if (this.#lastView) return this.#lastView;
+    const empty = { limit: undefined, available: undefined, remaining: undefined, uncounted: 0, kind: 'unknown' as const, nextResetAfter: undefined, nextResetBy: undefined };
+    return { minute: { ...empty }, daily: { ...empty }, gateUntil: undefined, parkedUntil: undefined, sent: 0, done: 0 };
+  }
+}

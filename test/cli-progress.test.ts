@@ -1,0 +1,92 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, test } from 'vitest';
+import { ProgressDisplay } from '../src/cli/progress.js';
+import { installSignalHandlers } from '../src/cli/signals.js';
+import type { BatchProgress } from '../src/batch/types.js';
+import { EventEmitter } from 'node:events';
+
+function snapshot(over: Partial<BatchProgress> = {}): BatchProgress {
+  return {
+    items: 0,
+    skipped: 0,
+    done: 0,
+    failed: 0,
+    invalid: 0,
+    inFlight: 0,
+    queued: 0,
+    resumed: 0,
+    possibleDuplicates: 0,
+    dispatched: 0,
+    rateLimited: 0,
+    minuteLimit: 60,
+    parkedUntil: undefined,
+    stopping: false,
+    elapsedMs: 0,
+    ...over,
+  };
+}
+
+const silent = { debug() {}, info() {}, warn() {}, error() {}, child() { return silent; } };
+
+describe('ProgressDisplay', () => {
+  test('rate is requests per minute window over the last seconds; ETA from items finished per second', () => {
+    let current = snapshot();
+    const display = new ProgressDisplay({ mode: 'none', logger: silent, minuteMs: 60_000 });
+    display.setTotal(1000);
+    display.start({ progress: () => current });
+    expect(display.view(0)?.etaMs).toBeUndefined();
+    current = snapshot({ done: 100, dispatched: 200 });
+    const view = display.view(10_000);
+    expect(view?.rate).toBeCloseTo(1200); // 200 requests in 10 s = 1200 a minute
+    expect(view?.itemsPerSecond).toBeCloseTo(10);
+    expect(view?.etaMs).toBeCloseTo(90_000); // 900 left at 10/s
+    current = snapshot({ done: 990, failed: 5, invalid: 5, dispatched: 2000 });
+    expect(display.view(20_000)?.etaMs).toBe(0);
+  });
+
+  test('off a terminal: periodic JSON lines through the logger, and a last one at stop', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = { ...silent, info: (obj: object) => void lines.push(obj as Record<string, unknown>) };
+    const display = new ProgressDisplay({ mode: 'json', logger, intervalMs: 20 });
+    display.setTotal(10);
+    let current = snapshot({ done: 3, inFlight: 2, queued: 4, rateLimited: 1 });
+    display.start({ progress: () => current });
+    await new Promise((r) => setTimeout(r, 70));
+    current = snapshot({ done: 10 });
+    display.stop();
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines[0]).toMatchObject({ progress: { total: 10, done: 3, inFlight: 2, queued: 4, rateLimited: 1, minuteLimit: 60 } });
+    expect(lines.at(-1)).toMatchObject({ progress: { done: 10, finished: 10, etaSeconds: 0 } });
+  });
+
+  test('on a terminal: a two-line bar with counts, rate against the limit, 429s and ETA', async () => {
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 160, cursorTo() {}, moveCursor() {}, clearLine() {}, clearScreenDown() {} });
+    let text = '';
+    stream.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    const display = new ProgressDisplay({ mode: 'bar', logger: silent, stream: stream as unknown as NodeJS.WriteStream, minuteMs: 2000 });
+    display.setTotal(50);
+    display.start({ progress: () => snapshot({ done: 20, failed: 2, invalid: 1, inFlight: 7, queued: 3, rateLimited: 4, resumed: 2 }) });
+    await new Promise((r) => setTimeout(r, 250));
+    display.log('a line above the bar');
+    display.stop();
+    expect(text).toMatch(/23\/50 · done 20 · failed 2 · invalid 1/);
+    expect(text).toMatch(/in flight 7 · queued 3 · rate \d+ per 2 s \(limit 60\) · 429s 4 · resumed 2/);
+    expect(text).toContain('a line above the bar');
+  });
+});
+
+describe('installSignalHandlers', () => {
+  test('the first signal stops gracefully, the second exits; uninstall removes both', () => {
+    const target = new EventEmitter() as unknown as NodeJS.Process;
+    const calls: string[] = [];
+    const uninstall = installSignalHandlers({ onFirst: (s) => calls.push(`first:${s}`), onSecond: (s) => calls.push(`second:${s}`) }, target);
+    target.emit('SIGTERM');
+    target.emit('SIGINT');
+    expect(calls).toEqual(['first:SIGTERM', 'second:SIGINT']);
+    uninstall();
+    expect((target as unknown as EventEmitter).listenerCount('SIGINT')).toBe(0);
+    expect((target as unknown as EventEmitter).listenerCount('SIGTERM')).toBe(0);
+  });
+});

@@ -1,0 +1,641 @@
+/**
+ * The store conformance suite's cases: scripted scenarios and random
+ * sequences (fast-check) that run against any `Store` and record every
+ * output, so two stores can be compared step by step. Also the Redis
+ * availability check shared by the Redis test files.
+ */
+import { Redis } from 'ioredis';
+import fc from 'fast-check';
+import { parseRateLimitHeaders } from '../../src/headers/parse.js';
+import type { RateLimitSnapshot } from '../../src/headers/types.js';
+import type { Clock } from '../../src/internal/clock.js';
+import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Store, Ticket } from '../../src/store/types.js';
+import { SimServer } from './sim-server.js';
+
+// ---- Redis availability ------------------------------------------------------
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * Whether Redis answers at REDIS_URL. On a developer machine without Redis the
+ * Redis suites skip with a loud warning; with CI set they must fail instead,
+ * so callers turn `false` into a failing test when `process.env.CI` is set.
+ */
+export async function redisReachable(file: string): Promise<boolean> {
+  const client = new Redis(REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, connectTimeout: 1500, retryStrategy: () => null });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.ping();
+    return true;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    if (!process.env.CI) {
+      const bar = '!'.repeat(78);
+      console.warn(
+        `\n${bar}\n!! ${file}: SKIPPING the Redis tests: no Redis at ${REDIS_URL} (${why}).\n` +
+          '!! Start one (`redis-server --daemonize yes`) or set REDIS_URL. In CI (CI=true) these tests fail instead.\n' +
+          `${bar}\n`,
+      );
+    }
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Deletes every key under `prefix` (tests use one unique prefix each). */
+export async function deletePrefix(client: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await client.del(...keys);
+  } while (cursor !== '0');
+}
+
+// ---- recording ---------------------------------------------------------------
+
+export const T0 = 1_700_000_000_000;
+
+export function config(overrides: Partial<BudgetConfig> = {}): BudgetConfig {
+  return {
+    minuteMs: 1000,
+    dayMs: 50_000,
+    seeds: {},
+    marginMs: 2,
+    // Leases never expire in conformance runs: the memory store has none.
+    leaseMs: 1e9,
+    ...overrides,
+  };
+}
+
+/** What a scenario can do; times are absolute store times. */
+export interface Driver {
+  reserve(want: number, at: number): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
+  /** A missing ticket (fewer granted than the scenario hoped, after a rule change) is skipped and noted. */
+  settle(ticket: Ticket | undefined, at: number, outcome?: Partial<Omit<Outcome, 'now'>>): Promise<SettleResult | undefined>;
+  view(at: number): Promise<BudgetView>;
+  /** Free-form note in the trace (e.g. what the server did). */
+  note(value: unknown): void;
+}
+
+export type Scenario = (d: Driver) => Promise<void>;
+
+export type Step =
+  | { op: 'reserve'; want: number; at: number; result: Omit<ReserveResult, 'leasePrefix'> }
+  | { op: 'settle'; at: number; status: number | undefined; result: SettleResult }
+  | { op: 'view'; at: number; result: BudgetView }
+  | { op: 'note'; value: unknown };
+
+/** Runs `scenario` on `store` (after `init(cfg)`) and returns every output. */
+export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario): Promise<Step[]> {
+  await store.init(cfg);
+  const steps: Step[] = [];
+  const driver: Driver = {
+    async reserve(want, at) {
+      const result = await store.reserve(want, at);
+      const tickets: Ticket[] = [];
+      for (let i = 0; i < result.granted; i++) {
+        tickets.push({ ...result.ticket, lease: result.leasePrefix === '' ? '' : `${result.leasePrefix}${i}` });
+      }
+      const { leasePrefix: _, ...rest } = result;
+      steps.push({ op: 'reserve', want, at, result: structuredClone(rest) });
+      return { result, tickets };
+    },
+    async settle(ticket, at, outcome = {}) {
+      if (!ticket) {
+        steps.push({ op: 'note', value: `no ticket to settle at ${at}` });
+        return undefined;
+      }
+      const full: Outcome = {
+        now: at,
+        status: 'status' in outcome ? outcome.status : 200,
+        snapshot: outcome.snapshot,
+        sent: outcome.sent ?? true,
+        jitterMs: outcome.jitterMs ?? 0,
+        fallbackGateMs: outcome.fallbackGateMs ?? 1000,
+      };
+      const result = await store.settle(ticket, full);
+      steps.push({ op: 'settle', at, status: full.status, result: structuredClone(result) });
+      return result;
+    },
+    async view(at) {
+      const result = await store.view(at);
+      steps.push({ op: 'view', at, result: structuredClone(result) });
+      return result;
+    },
+    note(value) {
+      steps.push({ op: 'note', value });
+    },
+  };
+  await scenario(driver);
+  return steps;
+}
+
+/** Index and both sides of the first differing step, or undefined. */
+export function firstDivergence(a: Step[], b: Step[]): { index: number; a: Step | undefined; b: Step | undefined; before: Step[] } | undefined {
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) {
+      return { index: i, a: a[i], b: b[i], before: a.slice(Math.max(0, i - 4), i) };
+    }
+  }
+  return undefined;
+}
+
+// ---- invariants --------------------------------------------------------------
+
+/** Problems with one step, independent of the other store: negative or NaN budgets, grants beyond `want`. */
+export function invariantProblems(step: Step): string[] {
+  const problems: string[] = [];
+  const finite = (name: string, v: number | undefined, min = -Infinity): void => {
+    if (v === undefined) return;
+    if (!Number.isFinite(v)) problems.push(`${name} is ${v}`);
+    else if (v < min) problems.push(`${name} is ${v} < ${min}`);
+  };
+  if (step.op === 'reserve') {
+    const r = step.result;
+    if (!Number.isInteger(r.granted) || r.granted < 0 || r.granted > step.want) problems.push(`granted ${r.granted} of ${step.want}`);
+    finite('retryAt', r.retryAt, 0);
+    finite('parkedUntil', r.parkedUntil, 0);
+    for (const [k, v] of Object.entries(r.ticket)) finite(`ticket.${k}`, v, 0);
+  } else if (step.op === 'view') {
+    const v = step.result;
+    for (const name of ['minute', 'daily'] as const) {
+      const w = v[name];
+      finite(`${name}.limit`, w.limit, 0);
+      finite(`${name}.available`, w.available, 0);
+      finite(`${name}.remaining`, w.remaining, 0);
+      finite(`${name}.uncounted`, w.uncounted, 0);
+      if (w.available !== undefined && w.remaining !== undefined && w.available > w.remaining) problems.push(`${name}.available > remaining`);
+    }
+    finite('sent', v.sent, 0);
+    finite('done', v.done, 0);
+    if (v.done > v.sent) problems.push(`done ${v.done} > sent ${v.sent}`);
+  } else if (step.op === 'settle') {
+    finite('gateUntil', step.result.gateUntil, 0);
+  }
+  return problems;
+}
+
+// ---- snapshots ---------------------------------------------------------------
+
+export function snap(
+  minute: { limit?: number; remaining?: number } | undefined,
+  daily?: { limit?: number; remaining?: number },
+  extra: { type?: 'minute' | 'daily'; retryAfterMs?: number } = {},
+): RateLimitSnapshot {
+  const s: RateLimitSnapshot = { minute: { ...minute }, daily: { ...daily }, present: true };
+  if (extra.type !== undefined) s.type = extra.type;
+  if (extra.retryAfterMs !== undefined) s.retryAfterMs = extra.retryAfterMs;
+  return s;
+}
+
+const NO_HEADERS: RateLimitSnapshot = { minute: {}, daily: {}, present: false };
+
+// ---- scripted scenarios --------------------------------------------------------
+
+export interface NamedScenario {
+  name: string;
+  config: BudgetConfig;
+  run: Scenario;
+}
+
+/** A fixed-window server run: batches of requests with latency, answered through the header parser. */
+function simRun(opts: {
+  limit: number;
+  windowMs: number;
+  kind: 'fixed' | 'sliding' | 'first-hit';
+  phaseMs: number;
+  latency: (i: number) => number;
+  steps: number;
+  stepMs: number;
+  want: number;
+  dropHeadersEvery?: number;
+  daily?: { limit: number; dayMs: number };
+  limitAt?: { step: number; limit: number };
+  script?: { step: number; statuses: number[] };
+}): Scenario {
+  return async (d) => {
+    let now = T0;
+    const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
+    const server = new SimServer(clock, { limit: opts.limit, windowMs: opts.windowMs, kind: opts.kind, phaseMs: opts.phaseMs });
+    if (opts.dropHeadersEvery) server.dropHeadersEvery = opts.dropHeadersEvery;
+    if (opts.daily) server.daily = { limit: opts.daily.limit, used: 0, resetAt: T0 + opts.daily.dayMs, dayMs: opts.daily.dayMs };
+    type Flight = { ticket: Ticket; arriveAt: number; answerAt: number; status?: number; headers?: Record<string, string> };
+    let flights: Flight[] = [];
+    let n = 0;
+    for (let step = 0; step < opts.steps; step++) {
+      const stepEnd = now + opts.stepMs;
+      if (opts.limitAt && step === opts.limitAt.step) server.window = { ...server.window, limit: opts.limitAt.limit };
+      if (opts.script && step === opts.script.step) server.script.push(...opts.script.statuses);
+      // Process arrivals and answers in time order within the step.
+      for (;;) {
+        const next = flights
+          .map((f) => (f.status === undefined ? f.arriveAt : f.answerAt))
+          .reduce((a, b) => Math.min(a, b), Infinity);
+        if (next > stepEnd) break;
+        now = Math.max(now, next);
+        for (const f of flights) {
+          if (f.status === undefined && f.arriveAt <= now) {
+            const r = server.handle();
+            f.status = r.status;
+            f.headers = r.headers;
+          }
+        }
+        const due = flights.filter((f) => f.status !== undefined && f.answerAt <= now);
+        flights = flights.filter((f) => !due.includes(f));
+        for (const f of due) {
+          const snapshot = parseRateLimitHeaders(f.headers ?? {}, { now });
+          await d.settle(f.ticket, now, { status: f.status, snapshot, fallbackGateMs: 500 });
+        }
+      }
+      now = stepEnd;
+      const { tickets } = await d.reserve(opts.want, now);
+      for (const ticket of tickets) {
+        const lat = opts.latency(n++);
+        flights.push({ ticket, arriveAt: now + lat / 2, answerAt: now + lat });
+      }
+      if (step % 10 === 0) await d.view(now);
+    }
+    d.note({ accepted: server.accepted.length, rejected: server.rejected, maxInWindow: server.maxInWindow() });
+  };
+}
+
+export const scenarios: NamedScenario[] = [
+  {
+    name: 'unknown limit: one at a time until the first answer, then learned from headers',
+    config: config(),
+    async run(d) {
+      const a = await d.reserve(3, T0);
+      await d.reserve(3, T0 + 1);
+      await d.view(T0 + 2);
+      await d.settle(a.tickets[0], T0 + 10, { snapshot: snap({ limit: 10, remaining: 9 }) });
+      const b = await d.reserve(20, T0 + 11);
+      await d.view(T0 + 11);
+      for (const [i, t] of b.tickets.entries()) await d.settle(t, T0 + 20 + i, { snapshot: snap({ limit: 10, remaining: 8 - i }) });
+      await d.reserve(5, T0 + 40);
+      await d.view(T0 + 40);
+    },
+  },
+  {
+    name: 'unknown limit and no headers at all: unlimited after the first answer',
+    config: config(),
+    async run(d) {
+      const a = await d.reserve(2, T0);
+      await d.settle(a.tickets[0], T0 + 5, { snapshot: NO_HEADERS });
+      const b = await d.reserve(50, T0 + 6);
+      for (const t of b.tickets.slice(0, 5)) await d.settle(t, T0 + 10, { snapshot: undefined });
+      await d.view(T0 + 11);
+    },
+  },
+  {
+    name: 'fresh and ambiguous answers: only fresh ones raise',
+    config: config({ seeds: { minute: 10 } }),
+    async run(d) {
+      const a = await d.reserve(4, T0);
+      await d.settle(a.tickets[1], T0 + 10, { snapshot: snap({ limit: 10, remaining: 7 }) });
+      // a[0] was sent before that snapshot: ambiguous. Higher: ignored; lower: applied.
+      await d.settle(a.tickets[0], T0 + 11, { snapshot: snap({ limit: 10, remaining: 9 }) });
+      await d.view(T0 + 11);
+      await d.settle(a.tickets[2], T0 + 12, { snapshot: snap({ limit: 10, remaining: 6 }) });
+      await d.view(T0 + 12);
+      const b = await d.reserve(3, T0 + 13);
+      await d.settle(b.tickets[0], T0 + 20, { snapshot: snap({ limit: 10, remaining: 3 }) });
+      await d.settle(a.tickets[3], T0 + 21, { snapshot: snap({ limit: 10, remaining: 2 }) });
+      await d.settle(b.tickets[1], T0 + 22, { snapshot: snap({ limit: 10, remaining: 5 }) });
+      await d.settle(b.tickets[2], T0 + 23, { snapshot: snap({ limit: 10, remaining: 1 }) });
+      await d.reserve(10, T0 + 24);
+      await d.view(T0 + 24);
+    },
+  },
+  {
+    name: 'jumps: a fixed window is recognised, its reset bracketed and scouted',
+    config: config(),
+    run: simRun({ limit: 12, windowMs: 1000, kind: 'fixed', phaseMs: 370, latency: (i) => 20 + ((i * 7) % 30), steps: 120, stepMs: 50, want: 6 }),
+  },
+  {
+    name: 'sliding window server: never judged fixed',
+    config: config(),
+    run: simRun({ limit: 10, windowMs: 1000, kind: 'sliding', phaseMs: 0, latency: (i) => 15 + ((i * 13) % 40), steps: 100, stepMs: 60, want: 4 }),
+  },
+  {
+    name: 'first-hit window server',
+    config: config({ seeds: { minute: 8 } }),
+    run: simRun({ limit: 8, windowMs: 1000, kind: 'first-hit', phaseMs: 0, latency: () => 30, steps: 90, stepMs: 70, want: 5 }),
+  },
+  {
+    name: '429 gate: closes for all, reopens with one request',
+    config: config({ seeds: { minute: 5 } }),
+    async run(d) {
+      const a = await d.reserve(5, T0);
+      await d.settle(a.tickets[0], T0 + 5, { snapshot: snap({ limit: 5, remaining: 4 }) });
+      await d.settle(a.tickets[1], T0 + 6, { status: 429, snapshot: snap({ limit: 5, remaining: 0 }, undefined, { retryAfterMs: 300, type: 'minute' }), jitterMs: 7.25 });
+      await d.reserve(2, T0 + 7);
+      await d.view(T0 + 8);
+      await d.settle(a.tickets[2], T0 + 9, { snapshot: snap({ limit: 5, remaining: 3 }) });
+      await d.settle(a.tickets[3], T0 + 200, { snapshot: snap({ limit: 5, remaining: 3 }) });
+      await d.settle(a.tickets[4], T0 + 201, { snapshot: NO_HEADERS });
+      await d.reserve(2, T0 + 320);
+      const b = await d.reserve(3, T0 + 400);
+      await d.view(T0 + 400);
+      for (const t of b.tickets) await d.settle(t, T0 + 420, { snapshot: snap({ limit: 5, remaining: 4 }) });
+      const c = await d.reserve(5, T0 + 430);
+      await d.view(T0 + 430);
+      for (const t of c.tickets) await d.settle(t, T0 + 440, { snapshot: snap({ limit: 5, remaining: 3 }) });
+      await d.reserve(5, T0 + 450);
+    },
+  },
+  {
+    name: '429 without Retry-After: the fallback and jitter decide the gate',
+    config: config({ seeds: { minute: 3 } }),
+    async run(d) {
+      const a = await d.reserve(3, T0);
+      await d.settle(a.tickets[0], T0 + 3, { status: 429, snapshot: undefined, fallbackGateMs: 1234.5678, jitterMs: 0.125 });
+      await d.settle(a.tickets[1], T0 + 4, { status: 429, snapshot: NO_HEADERS, fallbackGateMs: 50, jitterMs: 0 });
+      await d.reserve(1, T0 + 100);
+      await d.reserve(1, T0 + 1240);
+      await d.settle(a.tickets[2], T0 + 1241, { status: 503, snapshot: undefined });
+      await d.view(T0 + 1250);
+    },
+  },
+  {
+    name: 'fixed window + 429 with Retry-After tightens the predicted reset',
+    config: config(),
+    run: simRun({ limit: 6, windowMs: 1000, kind: 'fixed', phaseMs: 120, latency: () => 24, steps: 80, stepMs: 45, want: 6, script: { step: 30, statuses: [429] } }),
+  },
+  {
+    name: 'daily park with a known reset, then unpark',
+    config: config({ seeds: { minute: 10, daily: 4 } }),
+    async run(d) {
+      const a = await d.reserve(3, T0);
+      for (const [i, t] of a.tickets.entries()) await d.settle(t, T0 + 10 + i, { snapshot: snap({ limit: 10, remaining: 9 - i }, { limit: 4, remaining: 3 - i }) });
+      const b = await d.reserve(3, T0 + 20);
+      await d.settle(b.tickets[0], T0 + 30, { status: 429, snapshot: snap({ limit: 10, remaining: 6 }, { limit: 4, remaining: 0 }, { type: 'daily', retryAfterMs: 5000 }), jitterMs: 3 });
+      await d.reserve(1, T0 + 40);
+      await d.view(T0 + 41);
+      await d.reserve(1, T0 + 5040);
+      const c = await d.reserve(2, T0 + 5100);
+      for (const t of c.tickets) await d.settle(t, T0 + 5200, { snapshot: snap({ limit: 10, remaining: 9 }, { limit: 4, remaining: 3 }) });
+      await d.view(T0 + 5300);
+    },
+  },
+  {
+    name: 'daily exhausted with an unknown reset: one probe learns it',
+    config: config({ seeds: { minute: 20 } }),
+    async run(d) {
+      const a = await d.reserve(2, T0);
+      await d.settle(a.tickets[0], T0 + 5, { snapshot: snap({ limit: 20, remaining: 19 }, { limit: 2, remaining: 1 }) });
+      await d.settle(a.tickets[1], T0 + 6, { snapshot: snap({ limit: 20, remaining: 18 }, { limit: 2, remaining: 0 }) });
+      const probe = await d.reserve(3, T0 + 10);
+      await d.reserve(3, T0 + 11);
+      await d.settle(probe.tickets[0], T0 + 20, { status: 429, snapshot: snap({ limit: 20, remaining: 17 }, { limit: 2, remaining: 0 }, { retryAfterMs: 8000 }) });
+      await d.reserve(1, T0 + 30);
+      await d.view(T0 + 30);
+      await d.reserve(1, T0 + 8100);
+      await d.view(T0 + 8100);
+    },
+  },
+  {
+    name: 'daily exhausted after the last answer: parked where the reset is known',
+    config: config({ seeds: { minute: 20, daily: 3 } }),
+    async run(d) {
+      const a = await d.reserve(3, T0);
+      await d.settle(a.tickets[0], T0 + 5, { snapshot: snap({ limit: 20, remaining: 19 }, { limit: 3, remaining: 2 }) });
+      await d.settle(a.tickets[1], T0 + 6, { snapshot: snap({ limit: 20, remaining: 18 }, { limit: 3, remaining: 1 }) });
+      await d.settle(a.tickets[2], T0 + 7, { snapshot: snap({ limit: 20, remaining: 17 }, { limit: 3, remaining: 0 }) });
+      await d.reserve(1, T0 + 8);
+      await d.view(T0 + 9);
+    },
+  },
+  {
+    name: 'daily exhausted at reserve time with a known reset: parks there',
+    config: config({ seeds: { minute: 20, daily: 5 } }),
+    async run(d) {
+      const a = await d.reserve(1, T0);
+      await d.settle(a.tickets[0], T0 + 5, { status: 429, snapshot: snap({ limit: 20, remaining: 19 }, { limit: 5, remaining: 0 }, { type: 'daily', retryAfterMs: 1000 }) });
+      const b = await d.reserve(2, T0 + 1020);
+      const [first, second] = b.tickets;
+      // The day turns out exhausted while the other request is still out: no park yet.
+      if (first) await d.settle(first, T0 + 1030, { snapshot: snap({ limit: 20, remaining: 18 }, { limit: 5, remaining: 0 }) });
+      // That one never left: no settle-time park check, so the next reserve parks.
+      if (second) await d.settle(second, T0 + 1036, { sent: false, status: undefined });
+      await d.reserve(2, T0 + 1040);
+      await d.view(T0 + 1041);
+      await d.reserve(1, T0 + 60_000);
+    },
+  },
+  {
+    name: 'high limit: a long answer log',
+    config: config(),
+    run: simRun({ limit: 150, windowMs: 1000, kind: 'fixed', phaseMs: 600, latency: (i) => 4 + (i % 7), steps: 90, stepMs: 25, want: 30 }),
+  },
+  {
+    name: 'daily remaining jumps back up on a fresh answer: the day reset',
+    config: config({ seeds: { minute: 50 } }),
+    async run(d) {
+      const a = await d.reserve(1, T0);
+      for (const t of a.tickets) await d.settle(t, T0 + 10, { snapshot: snap({ limit: 50, remaining: 49 }, { limit: 40, remaining: 10 }) });
+      const b = await d.reserve(2, T0 + 20);
+      for (const t of b.tickets) await d.settle(t, T0 + 30, { snapshot: snap({ limit: 50, remaining: 48 }, { limit: 40, remaining: 39 }) });
+      await d.view(T0 + 31);
+      await d.reserve(3, T0 + 40);
+    },
+  },
+  {
+    name: 'daily window reset seen as a jump',
+    config: config(),
+    run: simRun({ limit: 30, windowMs: 1000, kind: 'fixed', phaseMs: 0, latency: () => 10, steps: 120, stepMs: 100, want: 3, daily: { limit: 40, dayMs: 5000 } }),
+  },
+  {
+    name: 'lease give-back: units that never left come back',
+    config: config({ seeds: { minute: 4 } }),
+    async run(d) {
+      const a = await d.reserve(4, T0);
+      await d.settle(a.tickets[3], T0 + 1, { sent: false, status: undefined });
+      await d.settle(a.tickets[2], T0 + 1, { sent: false, status: undefined });
+      await d.reserve(4, T0 + 2);
+      await d.settle(a.tickets[0], T0 + 10, { snapshot: snap({ limit: 4, remaining: 3 }) });
+      // A snapshot came in since: this give-back must not lower `uncounted` again.
+      await d.settle(a.tickets[1], T0 + 11, { sent: false, status: undefined });
+      await d.view(T0 + 12);
+      await d.reserve(4, T0 + 12);
+      await d.view(T0 + 13);
+    },
+  },
+  {
+    name: 'limit changes: lowered by any answer, raised only by a fresh one',
+    config: config({ seeds: { minute: 10 } }),
+    async run(d) {
+      const a = await d.reserve(6, T0);
+      await d.settle(a.tickets[0], T0 + 5, { snapshot: snap({ limit: 10, remaining: 9 }) });
+      await d.settle(a.tickets[1], T0 + 6, { snapshot: snap({ limit: 6, remaining: 4 }) });
+      await d.settle(a.tickets[2], T0 + 7, { snapshot: snap({ limit: 20, remaining: 15 }) });
+      await d.view(T0 + 8);
+      const b = await d.reserve(10, T0 + 9);
+      await d.settle(b.tickets[0], T0 + 15, { snapshot: snap({ limit: 20, remaining: 14 }) });
+      await d.view(T0 + 16);
+      await d.settle(a.tickets[3], T0 + 17, { snapshot: snap({ limit: 20, remaining: 13 }, { limit: 100, remaining: 90 }) });
+      await d.settle(a.tickets[4], T0 + 18, { snapshot: snap({ limit: 1 }, { limit: 50 }) });
+      await d.reserve(10, T0 + 19);
+      await d.view(T0 + 20);
+    },
+  },
+  {
+    name: 'limit lowered on a fixed-window server mid-run',
+    config: config(),
+    run: simRun({ limit: 20, windowMs: 1000, kind: 'fixed', phaseMs: 500, latency: (i) => 10 + (i % 5) * 6, steps: 100, stepMs: 40, want: 8, limitAt: { step: 50, limit: 9 } }),
+  },
+  {
+    name: 'missing headers: uncounted stays until one request refreshes it',
+    config: config({ seeds: { minute: 6 } }),
+    async run(d) {
+      const a = await d.reserve(6, T0);
+      for (const t of a.tickets) await d.settle(t, T0 + 10, { snapshot: NO_HEADERS });
+      await d.view(T0 + 11);
+      const b = await d.reserve(3, T0 + 12);
+      await d.settle(b.tickets[0], T0 + 20, { snapshot: snap({ limit: 6, remaining: 5 }) });
+      await d.reserve(6, T0 + 21);
+      await d.view(T0 + 21);
+    },
+  },
+  {
+    name: 'missing headers on a fixed-window server, every third answer',
+    config: config(),
+    run: simRun({ limit: 15, windowMs: 1000, kind: 'fixed', phaseMs: 250, latency: () => 18, steps: 100, stepMs: 40, want: 5, dropHeadersEvery: 3 }),
+  },
+  {
+    name: 'time raises: answers expire after a window, stale snapshots after their window',
+    config: config({ seeds: { minute: 5 } }),
+    async run(d) {
+      const a = await d.reserve(5, T0);
+      for (const [i, t] of a.tickets.entries()) await d.settle(t, T0 + 100 * (i + 1), { snapshot: snap({ limit: 5, remaining: 4 - i }) });
+      await d.reserve(1, T0 + 600);
+      await d.view(T0 + 1101);
+      await d.view(T0 + 1102);
+      await d.reserve(1, T0 + 1250);
+      await d.view(T0 + 1350);
+      await d.reserve(5, T0 + 2600);
+      await d.view(T0 + 2600);
+    },
+  },
+  {
+    name: 'fractional times and margins survive the trip',
+    config: config({ minuteMs: 999.5, marginMs: 1.9990000000000001, seeds: { minute: 3 } }),
+    async run(d) {
+      const a = await d.reserve(3, T0 + 0.1);
+      await d.settle(a.tickets[0], T0 + 3.3, { snapshot: snap({ limit: 3, remaining: 2 }) });
+      await d.settle(a.tickets[1], T0 + 7.7, { status: 429, snapshot: snap({ limit: 3, remaining: 0 }, undefined, { retryAfterMs: 33.3 }), jitterMs: 0.1 + 0.2 });
+      await d.reserve(1, T0 + 30);
+      await d.reserve(1, T0 + 41.40000000000001);
+      await d.view(T0 + 1e3 / 3);
+    },
+  },
+];
+
+// ---- random sequences ----------------------------------------------------------
+
+export type RandomOp =
+  | { kind: 'reserve'; dt: number; want: number }
+  | { kind: 'view'; dt: number }
+  | {
+      kind: 'settle';
+      dt: number;
+      pick: number;
+      status: 200 | 429 | 500 | 'none' | 'not-sent';
+      headers: 'model' | 'random' | 'none';
+      limit: number;
+      remaining: number;
+      dailyLimit: number | undefined;
+      dailyRemaining: number | undefined;
+      type: 'minute' | 'daily' | undefined;
+      retryAfterMs: number | undefined;
+      jitterMs: number;
+    };
+
+export const randomOpArb: fc.Arbitrary<RandomOp> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('reserve' as const), dt: fc.integer({ min: 0, max: 400 }), want: fc.integer({ min: 0, max: 6 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('view' as const), dt: fc.integer({ min: 0, max: 1500 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('settle' as const),
+      dt: fc.integer({ min: 0, max: 120 }),
+      pick: fc.nat(),
+      status: fc.constantFrom(200, 200, 200, 200, 429, 500, 'none', 'not-sent') as fc.Arbitrary<200 | 429 | 500 | 'none' | 'not-sent'>,
+      headers: fc.constantFrom('model', 'model', 'random', 'none') as fc.Arbitrary<'model' | 'random' | 'none'>,
+      limit: fc.integer({ min: 0, max: 12 }),
+      remaining: fc.integer({ min: 0, max: 12 }),
+      dailyLimit: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+      dailyRemaining: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+      type: fc.option(fc.constantFrom('minute', 'daily') as fc.Arbitrary<'minute' | 'daily'>, { nil: undefined }),
+      retryAfterMs: fc.option(fc.double({ min: 0, max: 3000, noNaN: true }), { nil: undefined }),
+      jitterMs: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 50, noNaN: true })),
+    }),
+  },
+);
+
+export const randomConfigArb: fc.Arbitrary<BudgetConfig> = fc.record({
+  minuteMs: fc.constantFrom(1000, 750),
+  dayMs: fc.constantFrom(20_000, 6_000),
+  seeds: fc.record({
+    minute: fc.option(fc.integer({ min: 0, max: 10 }), { nil: undefined }),
+    daily: fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }),
+  }),
+  marginMs: fc.constantFrom(2, 0.5, 10),
+  leaseMs: fc.constant(1e9),
+});
+
+/**
+ * Replays random operations. Settles pick one of the tickets in flight;
+ * "model" headers come from a fixed window of `limit` requests (so jumps and
+ * resets happen), "random" ones are arbitrary numbers.
+ */
+export function randomScenario(ops: RandomOp[], modelLimit = 8, windowMs = 1000): Scenario {
+  return async (d) => {
+    let now = T0;
+    const inFlight: Ticket[] = [];
+    let windowStart = T0;
+    let used = 0;
+    for (const op of ops) {
+      now += op.dt;
+      if (op.kind === 'reserve') {
+        const { tickets } = await d.reserve(op.want, now);
+        inFlight.push(...tickets);
+      } else if (op.kind === 'view') {
+        await d.view(now);
+      } else {
+        if (inFlight.length === 0) continue;
+        const [ticket] = inFlight.splice(op.pick % inFlight.length, 1) as [Ticket];
+        if (op.status === 'not-sent') {
+          await d.settle(ticket, now, { sent: false, status: undefined });
+          continue;
+        }
+        const status = op.status === 'none' ? undefined : op.status;
+        let snapshot: RateLimitSnapshot | undefined;
+        if (op.headers === 'model') {
+          while (now >= windowStart + windowMs) {
+            windowStart += windowMs;
+            used = 0;
+          }
+          if (status === 200 || status === 500) used = Math.min(modelLimit, used + 1);
+          snapshot = snap({ limit: modelLimit, remaining: modelLimit - used });
+          if (status === 429) snapshot.retryAfterMs = windowStart + windowMs - now;
+        } else if (op.headers === 'random') {
+          snapshot = snap(
+            { limit: op.limit, remaining: Math.min(op.remaining, op.limit) },
+            op.dailyLimit === undefined ? undefined : { limit: op.dailyLimit, remaining: Math.min(op.dailyRemaining ?? op.dailyLimit, op.dailyLimit) },
+            { ...(op.type ? { type: op.type } : {}), ...(op.retryAfterMs !== undefined ? { retryAfterMs: op.retryAfterMs } : {}) },
+          );
+        } else {
+          snapshot = status === undefined ? undefined : NO_HEADERS;
+        }
+        await d.settle(ticket, now, { status, snapshot, jitterMs: op.jitterMs, fallbackGateMs: 300 });
+      }
+    }
+    // Let time pass: the raises and reopenings at the end must agree too.
+    await d.view(now + 5000);
+    await d.reserve(3, now + 5001);
+  };
+}
