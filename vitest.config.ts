@@ -9,7 +9,7 @@ export default defineConfig({
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],
-      exclude: ['src/**/index.ts', 'src/cli/main.ts'],
+      exclude: ['src/**/index.ts', 'src/redis.ts', 'src/cli/main.ts'],
       reporter: ['text-summary', 'text'],
       thresholds: {
         'src/engine/**': { lines: 90 },

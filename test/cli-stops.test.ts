@@ -114,9 +114,10 @@ describe('signals', () => {
 
 describe('daily quota', () => {
   test('stop: exits 3 saying when the quota resets and how to resume; the resume after the reset finishes the batch', async () => {
-    const dayMs = 5000;
+    const dayMs = 8000;
+    // The day starts now, so the quota runs out well before it resets, however slowly the CLI starts.
     const fake = await serve({
-      limits: { minute: { limit: 1000, windowMs: 1000 }, daily: { limit: 50, windowMs: dayMs } },
+      limits: { minute: { limit: 1000, windowMs: 1000 }, daily: { limit: 50, windowMs: dayMs, phaseMs: Date.now() % dayMs } },
       jobs: { pendingMs: 5, processingMs: 20 },
     });
     const input = writeInput(40);
@@ -129,7 +130,7 @@ describe('daily quota', () => {
     const resetAt = Date.parse(reset?.[1] ?? '');
     expect(resetAt).toBeGreaterThan(Date.now() - 1000);
     expect(resetAt).toBeLessThanOrEqual(Date.now() + dayMs + 1000);
-    expect(first.stdout).toMatch(/To resume, run the same command again:\n {2}node --import tsx src\/cli\/main\.ts run .* --day-ms 5000/);
+    expect(first.stdout).toMatch(/To resume, run the same command again:\n {2}node --import tsx src\/cli\/main\.ts run .* --day-ms 8000/);
     const doneFirst = [...terminalRecords(out).values()].length;
     expect(doneFirst).toBeGreaterThan(5);
     expect(doneFirst).toBeLessThan(40);
@@ -145,9 +146,9 @@ describe('daily quota', () => {
   }, 40_000);
 
   test('wait: the run parks through the reset and finishes', async () => {
-    const dayMs = 3000;
+    const dayMs = 8000;
     const fake = await serve({
-      limits: { minute: { limit: 1000, windowMs: 1000 }, daily: { limit: 40, windowMs: dayMs } },
+      limits: { minute: { limit: 1000, windowMs: 1000 }, daily: { limit: 40, windowMs: dayMs, phaseMs: Date.now() % dayMs } },
       jobs: { pendingMs: 5, processingMs: 20 },
     });
     const input = writeInput(30);

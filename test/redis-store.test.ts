@@ -88,6 +88,46 @@ class Proxy {
   }
 }
 
+describe('RedisStore options', () => {
+  it('rejects unknown options and senseless combinations eagerly', () => {
+    expect(() => new RedisStore({ redis: REDIS_URL, acount: 'x' } as RedisStoreOptions)).toThrow(/Unknown option `acount`/);
+    expect(() => new RedisStore({ redis: REDIS_URL, localShare: 0.5 })).toThrow(/only applies with `onUnavailable: 'local-share'`/);
+    expect(() => new RedisStore({ redis: REDIS_URL, onUnavailable: 'local-share', localShare: 2 })).toThrow(
+      "Expected `localShare` to be a number in (0, 1], got `2` (number)",
+    );
+    expect(() => new RedisStore({ redis: REDIS_URL, account: '{x}' })).toThrow(/account/);
+    expect(() => new RedisStore({ redis: 42 as unknown as string })).toThrow(/`redis`/);
+  });
+});
+
+describe('RedisStore start-up without Redis', () => {
+  it('rejects with StoreUnavailableError naming the URL without credentials when Redis is unreachable', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const s = new RedisStore({ redis: `redis://alice:s3cret@127.0.0.1:${closed}/2`, connectTimeoutMs: 2000 });
+    const error = await Promise.resolve(s.init(cfg())).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect((error as StoreUnavailableError).code).toBe('STORE_UNAVAILABLE');
+    expect((error as Error).message).toContain(`redis://127.0.0.1:${closed}/2`);
+    expect((error as Error).message).not.toContain('s3cret');
+    expect((error as Error).message).not.toContain('alice');
+    await s.close();
+  });
+
+  it('a scheduler with an unreachable store rejects ready() and its tasks', async () => {
+    const s = new RedisStore({ redis: 'redis://127.0.0.1:1', connectTimeoutMs: 1000 });
+    const scheduler = new RateLimitScheduler({ store: s });
+    await expect(scheduler.ready()).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(scheduler.schedule(() => 1)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await s.close();
+  });
+});
+
 describe.skipIf(!reachable && !process.env.CI)('RedisStore', () => {
   beforeAll(async () => {
     if (!reachable) throw new Error(`Redis is unreachable at ${REDIS_URL}; with CI set the Redis suites must not skip`);
@@ -99,45 +139,7 @@ describe.skipIf(!reachable && !process.env.CI)('RedisStore', () => {
     admin.disconnect();
   });
 
-  describe('options', () => {
-    it('rejects unknown options and senseless combinations eagerly', () => {
-      expect(() => new RedisStore({ redis: REDIS_URL, acount: 'x' } as RedisStoreOptions)).toThrow(/Unknown option `acount`/);
-      expect(() => new RedisStore({ redis: REDIS_URL, localShare: 0.5 })).toThrow(/only applies with `onUnavailable: 'local-share'`/);
-      expect(() => new RedisStore({ redis: REDIS_URL, onUnavailable: 'local-share', localShare: 2 })).toThrow(
-        "Expected `localShare` to be a number in (0, 1], got `2` (number)",
-      );
-      expect(() => new RedisStore({ redis: REDIS_URL, account: '{x}' })).toThrow(/account/);
-      expect(() => new RedisStore({ redis: 42 as unknown as string })).toThrow(/`redis`/);
-    });
-  });
-
   describe('start-up', () => {
-    it('rejects with StoreUnavailableError naming the URL without credentials when Redis is unreachable', async () => {
-      const closed = await new Promise<number>((resolve) => {
-        const s = createServer();
-        s.listen(0, '127.0.0.1', () => {
-          const port = (s.address() as { port: number }).port;
-          s.close(() => resolve(port));
-        });
-      });
-      const s = new RedisStore({ redis: `redis://alice:s3cret@127.0.0.1:${closed}/2`, connectTimeoutMs: 2000 });
-      const error = await Promise.resolve(s.init(cfg())).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(StoreUnavailableError);
-      expect((error as StoreUnavailableError).code).toBe('STORE_UNAVAILABLE');
-      expect((error as Error).message).toContain(`redis://127.0.0.1:${closed}/2`);
-      expect((error as Error).message).not.toContain('s3cret');
-      expect((error as Error).message).not.toContain('alice');
-      await s.close();
-    });
-
-    it('a scheduler with an unreachable store rejects ready() and its tasks', async () => {
-      const s = new RedisStore({ redis: 'redis://127.0.0.1:1', connectTimeoutMs: 1000 });
-      const scheduler = new RateLimitScheduler({ store: s });
-      await expect(scheduler.ready()).rejects.toBeInstanceOf(StoreUnavailableError);
-      await expect(scheduler.schedule(() => 1)).rejects.toBeInstanceOf(StoreUnavailableError);
-      await s.close();
-    });
-
     it('the first process writes the config; a later one with other windows gets a clear error', async () => {
       const a = store();
       const account = `a${n}`;

@@ -198,14 +198,6 @@ export async function runTrial(
     );
     // Set-up took longer than the lead: start one period later, at the same phases.
     while (planned < Date.now() + 30) planned += period;
-    if (spec.changes && spec.changes.length > 0) {
-      await server.schedule(
-        spec.changes.map((c) => ({
-          at: planned + Math.round(c.atWindows * W),
-          limits: { ...(c.minute !== undefined ? { minute: c.minute } : {}), ...(c.daily !== undefined ? { daily: c.daily } : {}) },
-        })),
-      );
-    }
     const send = async (job: number, signal?: AbortSignal): Promise<Dispatcher.ResponseData> => {
       const sentAt = Date.now();
       const record: AttemptRecord = { job, sentAt, recvAt: sentAt, status: 0 };
@@ -241,9 +233,25 @@ export async function runTrial(
       }
     };
 
-    await until(planned);
+    // Start on time, or one period later (same phases): a late start would shift the phase.
+    for (let attempt = 0; ; attempt++) {
+      await until(planned);
+      if (Date.now() - planned <= 2 || attempt >= 4) break;
+      planned += period;
+    }
     start = Date.now();
     const run = contender.start(setupOf(spec, trialAbort.signal), send);
+    // Limit changes are over a second away; schedule them now that the start is fixed (the child applies them on its clock).
+    const scheduled =
+      spec.changes && spec.changes.length > 0
+        ? server.schedule(
+            spec.changes.map((c) => ({
+              at: planned + Math.round(c.atWindows * W),
+              limits: { ...(c.minute !== undefined ? { minute: c.minute } : {}), ...(c.daily !== undefined ? { daily: c.daily } : {}) },
+            })),
+          )
+        : Promise.resolve();
+    scheduled.catch(() => {});
     const settled = Promise.allSettled(
       Array.from({ length: spec.jobs }, (_, job) =>
         run.run(job).then(
@@ -272,6 +280,7 @@ export async function runTrial(
     } else {
       await run.close();
     }
+    await scheduled;
   } finally {
     options.signal.removeEventListener('abort', onOuterAbort);
     trialAbort.abort(new Error('trial over'));

@@ -127,11 +127,12 @@ function ratioText(x: number): string {
 function summaryRows(results: readonly CaseResult[], contenders: readonly Contender[]) {
   return results.flatMap(({ c, outcomes }) =>
     contenders.map((k, ci) => {
-      const ms = outcomes.map((row) => row[ci]?.metrics).filter((m) => m !== undefined);
+      const os = outcomes.map((row) => row[ci]).filter((o) => o !== undefined);
+      const ms = os.map((o) => o.metrics);
       const ratio = median(ms.map((m) => m.ratio));
       const per1000 = median(ms.map((m) => m.per1000));
       const rpj = median(ms.map((m) => m.requestsPerJob));
-      return { c, k, ratio, per1000, rpj, ms };
+      return { c, k, ratio, per1000, rpj, ms, os };
     }),
   );
 }
@@ -274,7 +275,11 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     rows: rows.map((r) => [
       r.c.title,
       r.k.name,
-      ...r.ms.map((m) => `${ratioText(m.ratio)} · ${m.counted429} (${m.total429}) · ${fmt(m.requestsPerJob, 3)}`),
+      ...r.os.map((o) => {
+        const m = o.metrics;
+        const late = o.lateMs > 2 ? ` (late start: phase ${fmt((((o.spec.phase - o.lateMs / o.spec.windowMs) % 1) + 1) % 1, 2)})` : '';
+        return `${ratioText(m.ratio)} · ${m.counted429} (${m.total429}) · ${fmt(m.requestsPerJob, 3)}${late}`;
+      }),
     ]),
   };
   const ours = rows.filter((r) => r.k.key === 'ours');

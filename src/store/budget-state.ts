@@ -63,6 +63,12 @@ export interface BudgetStateData {
   done: number;
   /** 1 once any rate-limit header has been seen. */
   headers: number;
+  /**
+   * 1 once a request came back counted (status below 500, not 429): the proof,
+   * absent headers, that the server sends none. Give-backs, network errors and
+   * gateway errors prove nothing.
+   */
+  answered: number;
   gateUntil: number;
   /** 1 while the gate is closed: on reopening one request is let through. */
   gated: number;
@@ -180,6 +186,7 @@ export class BudgetState {
       sent: 0,
       done: 0,
       headers: 0,
+      answered: 0,
       gateUntil: 0,
       gated: 0,
       parkUntil: 0,
@@ -247,8 +254,8 @@ export class BudgetState {
     let blockedBy: ReserveResult['blockedBy'];
 
     if (s.headers === 0 && s.minute.limit < 0 && s.daily.limit < 0) {
-      // Nothing known yet: one request at a time until the first answer.
-      if (s.done === 0) {
+      // Nothing known yet: one request at a time until the first real answer.
+      if (s.answered === 0) {
         avail = Math.max(0, 1 - (s.sent - s.done));
         if (avail === 0) blockedBy = 'unknown-limit';
       }
@@ -345,6 +352,7 @@ export class BudgetState {
 
     const is429 = outcome.status === 429;
     const counted = !is429 && outcome.status !== undefined;
+    if (counted && (outcome.status as number) < 500) s.answered = 1;
     const snap = outcome.snapshot;
     this.#tick(now);
 

@@ -14,7 +14,7 @@
  *   `'local-share'` goes on alone with `localShare` of the last known budget.
  *   Either way it reconnects by itself and emits `unavailable`/`recovered`.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { StoreUnavailableError } from '../errors/store-unavailable-error.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
@@ -34,118 +34,18 @@ import {
   type Reply,
   type ScriptName,
 } from './redis-scripts.js';
+import {
+  StoreEmitter,
+  clientUrl,
+  resolveOptions,
+  safeUrl,
+  type RedisStoreEvents,
+  type RedisStoreOptions,
+  type RedisStoreStats,
+} from './redis-options.js';
 import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Store, Ticket } from './types.js';
 
-export interface RedisStoreOptions {
-  /**
-   * An ioredis client, or a `redis://` / `rediss://` URL. A client you pass
-   * stays yours (the store never closes it, and adds its commands to it); a
-   * URL gets a connection of the store's own, closed by `close()`.
-   * @default 'redis://127.0.0.1:6379'
-   */
-  redis?: Redis | string;
-  /**
-   * Prefix of every key. The keys of one account are
-   * `${keyPrefix}{${account}}:state|log|leases` (one hash tag, so one cluster slot).
-   * @default 'mbs:'
-   */
-  keyPrefix?: string;
-  /**
-   * The account (API key owner) whose quota the processes share.
-   * @default 'default'
-   */
-  account?: string;
-  /**
-   * What to do when Redis cannot be reached mid-run. `'pause'` grants
-   * nothing until it is back (the engine reports `blockedBy: 'store'`).
-   * `'local-share'` goes on with `localShare` of the last known budget.
-   * @default 'pause'
-   */
-  onUnavailable?: 'pause' | 'local-share';
-  /**
-   * With `'local-share'`: the share of the last known available budget (and
-   * of the limits) this process may use alone. Safe only while the shares of
-   * all processes add up to at most 1.
-   * @default 0.25
-   */
-  localShare?: number;
-  /**
-   * A command without an answer after this long counts as "Redis unreachable".
-   * @default 2000
-   */
-  commandTimeoutMs?: number;
-  /**
-   * How long `init()` waits for the first connection.
-   * @default 5000
-   */
-  connectTimeoutMs?: number;
-  /**
-   * `view()` answers from the view that came back with the last
-   * reserve/settle when it is at most this old (engine clock), instead of a
-   * round trip. 0 always asks Redis.
-   * @default 1000
-   */
-  viewCacheMs?: number;
-  /**
-   * A pino-compatible logger.
-   * @default silent
-   */
-  logger?: Logger;
-  /**
-   * Test only: the scripts use the engine's `now` instead of Redis `TIME`, so
-   * a test can drive time. Never set it when several processes share a store.
-   * @default false
-   */
-  clockOverride?: boolean;
-}
-
-/** Events of a `RedisStore` (one payload object each). */
-export interface RedisStoreEvents {
-  /** Redis stopped answering; `mode` says what the store does meanwhile. */
-  unavailable: { error: unknown; mode: 'pause' | 'local-share' };
-  /** Redis answers again; queued settles were replayed and local use was reported. */
-  recovered: { replayed: number; absorbed: number };
-  /** The shared state had been lost (FLUSHALL, a restart without persistence) and was re-created. */
-  rebuilt: { adopted: number };
-}
-
-/** Counters for tests and benchmarks. */
-export interface RedisStoreStats {
-  available: boolean;
-  /** Script calls that reached Redis, by script. */
-  calls: Record<ScriptName, number>;
-  /** Settles waiting for Redis to come back. */
-  pendingSettles: number;
-  /** Granted units of this process not settled yet. */
-  leasesInFlight: number;
-  /** Expired leases this process reclaimed (units of processes that died). */
-  reclaimed: number;
-}
-
-const DEFAULTS = {
-  redis: 'redis://127.0.0.1:6379',
-  keyPrefix: 'mbs:',
-  account: 'default',
-  onUnavailable: 'pause' as 'pause' | 'local-share',
-  localShare: 0.25,
-  commandTimeoutMs: 2000, // ms
-  connectTimeoutMs: 5000, // ms
-  viewCacheMs: 1000, // ms, engine clock
-  clockOverride: false,
-};
-
-const OPTION_KEYS = [
-  'redis',
-  'keyPrefix',
-  'account',
-  'onUnavailable',
-  'localShare',
-  'commandTimeoutMs',
-  'connectTimeoutMs',
-  'viewCacheMs',
-  'logger',
-  'clockOverride',
-] as const;
+export type { RedisStoreEvents, RedisStoreOptions, RedisStoreStats } from './redis-options.js';
 
 /** Redis 6 is the oldest release the scripts are tested against (effect replication, ZPOPMIN, HSET with many fields). */
 const MIN_REDIS_MAJOR = 6;
@@ -157,82 +57,6 @@ const MAX_PENDING_SETTLES = 100_000;
 const REPLAY_BATCH = 200;
 
 type ScriptFn = (...args: string[]) => Promise<unknown>;
-type Listener<T> = (event: T) => void;
-
-/** A tiny typed emitter: listeners observe; one that throws is logged, never propagated. */
-class Emitter<Events extends object> {
-  readonly #listeners = new Map<keyof Events, Listener<never>[]>();
-  protected onListenerError: (error: unknown) => void = () => {};
-
-  on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const list = this.#listeners.get(name) ?? [];
-    list.push(listener as Listener<never>);
-    this.#listeners.set(name, list);
-    return this;
-  }
-
-  off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const list = this.#listeners.get(name);
-    const i = list?.indexOf(listener as Listener<never>) ?? -1;
-    if (list && i >= 0) list.splice(i, 1);
-    return this;
-  }
-
-  once<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const wrapped: Listener<Events[K]> = (event) => {
-      this.off(name, wrapped);
-      listener(event);
-    };
-    return this.on(name, wrapped);
-  }
-
-  protected emit<K extends keyof Events>(name: K, event: Events[K]): void {
-    for (const listener of [...(this.#listeners.get(name) ?? [])]) {
-      try {
-        (listener as Listener<Events[K]>)(event);
-      } catch (error) {
-        this.onListenerError(error);
-      }
-    }
-  }
-}
-
-function describe(value: unknown): string {
-  let shown: string;
-  try {
-    shown = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
-  } catch {
-    shown = String(value);
-  }
-  return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
-}
-
-function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
-}
-
-/** The URL without user name or password, for messages. */
-function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '(unparsable Redis URL)';
-  }
-}
-
-function clientUrl(redis: Redis): string {
-  const o = redis.options;
-  if (o.path) return `redis+unix://${o.path}`;
-  return `redis://${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
-}
-
-function isRedisClient(value: unknown): value is Redis {
-  return typeof value === 'object' && value !== null && typeof (value as Redis).defineCommand === 'function' && 'status' in value;
-}
-
 /** Scales a snapshot to this process's local share (floors, so never more). */
 function scaleSnapshot(snap: RateLimitSnapshot | undefined, share: number, status: number | undefined): RateLimitSnapshot | undefined {
   if (!snap) return undefined;
@@ -282,7 +106,7 @@ interface PendingSettle {
  * const scheduler = new RateLimitScheduler({ store });
  * await scheduler.ready(); // rejects with StoreUnavailableError when Redis is unreachable
  */
-export class RedisStore extends Emitter<RedisStoreEvents> implements Store {
+export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store {
   readonly shared = true;
   readonly #redis: Redis;
   readonly #ownsClient: boolean;
@@ -307,6 +131,7 @@ export class RedisStore extends Emitter<RedisStoreEvents> implements Store {
   #started = false;
   #available = false;
   #recovering: Promise<boolean> | undefined;
+  #adopting: Promise<void> | undefined;
   #offlineRetries = 0;
   #lastError: unknown;
   /** Store time minus engine time, from the last answer. */
@@ -327,47 +152,15 @@ export class RedisStore extends Emitter<RedisStoreEvents> implements Store {
 
   constructor(options: RedisStoreOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) invalid('options', 'an object', options);
-    for (const key of Object.keys(options)) {
-      if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-        throw new TypeError(`Unknown option \`${key}\`. Known options: ${OPTION_KEYS.join(', ')}`);
-      }
-    }
-    const redis = options.redis ?? DEFAULTS.redis;
-    if (typeof redis !== 'string' && !isRedisClient(redis)) invalid('redis', 'an ioredis client or a redis:// URL', redis);
-    const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix;
-    if (typeof keyPrefix !== 'string') invalid('keyPrefix', 'a string', keyPrefix);
-    const account = options.account ?? DEFAULTS.account;
-    if (typeof account !== 'string' || account === '' || /[{}]/.test(account)) {
-      invalid('account', 'a non-empty string without `{` or `}`', account);
-    }
-    const mode = options.onUnavailable ?? DEFAULTS.onUnavailable;
-    if (mode !== 'pause' && mode !== 'local-share') invalid('onUnavailable', "'pause' or 'local-share'", mode);
-    if (options.localShare !== undefined) {
-      if (typeof options.localShare !== 'number' || !(options.localShare > 0 && options.localShare <= 1)) {
-        invalid('localShare', 'a number in (0, 1]', options.localShare);
-      }
-      if (mode !== 'local-share') {
-        throw new TypeError("`localShare` only applies with `onUnavailable: 'local-share'`; remove it or set that mode");
-      }
-    }
-    const positive = (name: string, value: unknown, fallback: number, allowZero = false): number => {
-      if (value === undefined) return fallback;
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-        invalid(name, allowZero ? 'a non-negative number' : 'a positive number', value);
-      }
-      return value;
-    };
-    this.#commandTimeoutMs = positive('commandTimeoutMs', options.commandTimeoutMs, DEFAULTS.commandTimeoutMs);
-    this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, DEFAULTS.connectTimeoutMs);
-    this.#viewCacheMs = positive('viewCacheMs', options.viewCacheMs, DEFAULTS.viewCacheMs, true);
-    if (options.clockOverride !== undefined && typeof options.clockOverride !== 'boolean') {
-      invalid('clockOverride', 'a boolean', options.clockOverride);
-    }
-    this.#clockOverride = options.clockOverride ?? DEFAULTS.clockOverride;
-    this.#mode = mode;
-    this.#share = options.localShare ?? DEFAULTS.localShare;
-    this.#logger = (options.logger ?? silentLogger).child({ component: 'redis-store' });
+    const o = resolveOptions(options);
+    const { redis, keyPrefix, account } = o;
+    this.#commandTimeoutMs = o.commandTimeoutMs;
+    this.#connectTimeoutMs = o.connectTimeoutMs;
+    this.#viewCacheMs = o.viewCacheMs;
+    this.#clockOverride = o.clockOverride;
+    this.#mode = o.onUnavailable;
+    this.#share = o.localShare;
+    this.#logger = (o.logger ?? silentLogger).child({ component: 'redis-store' });
     this.onListenerError = (error) => this.#logger.error({ err: error }, 'RedisStore event listener threw');
 
     if (typeof redis === 'string') {
@@ -582,7 +375,8 @@ export class RedisStore extends Emitter<RedisStoreEvents> implements Store {
     const sources = scriptSources();
     const target = this.#redis as unknown as Record<string, unknown>;
     for (const name of SCRIPT_NAMES) {
-      const command = `modelbeamScheduler_${name}`;
+      // Named after the source too: two library versions sharing one client never run each other's scripts.
+      const command = `modelbeamScheduler_${name}_${createHash('sha1').update(sources[name]).digest('hex').slice(0, 10)}`;
       // ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (a restart or SCRIPT FLUSH).
       if (typeof target[command] !== 'function') this.#redis.defineCommand(command, { numberOfKeys: 3, lua: sources[name] });
       this.#commands.set(name, command);
@@ -655,7 +449,16 @@ export class RedisStore extends Emitter<RedisStoreEvents> implements Store {
     throw new StoreUnavailableError(`The state at ${this.#keys[0]} keeps being re-created; giving up for now`);
   }
 
+  /** One adoption at a time: concurrent calls that all met the new generation share it. */
   async #adopt(gen: string, now: number | undefined): Promise<void> {
+    if (this.#gen === gen) return;
+    this.#adopting ??= this.#adoptOnce(gen, now).finally(() => {
+      this.#adopting = undefined;
+    });
+    await this.#adopting;
+  }
+
+  async #adoptOnce(gen: string, now: number | undefined): Promise<void> {
     let target = gen;
     for (let attempt = 0; attempt < 4; attempt++) {
       const ids: string[] = [];

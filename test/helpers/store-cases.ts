@@ -23,13 +23,17 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
  */
 export async function redisReachable(file: string): Promise<boolean> {
   const client = new Redis(REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, connectTimeout: 1500, retryStrategy: () => null });
-  client.on('error', () => {});
+  let lastError: unknown;
+  client.on('error', (error: unknown) => {
+    lastError = error;
+  });
   try {
     await client.connect();
     await client.ping();
     return true;
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const cause = lastError ?? error;
+    const why = cause instanceof Error ? cause.message : String(cause);
     if (!process.env.CI) {
       const bar = '!'.repeat(78);
       console.warn(

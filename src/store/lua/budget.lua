@@ -74,7 +74,7 @@ local WINDOW_FIELDS = {
   'snapAt', 'lastNoJumpSentAt', 'kind', 'nextLo', 'nextHi', 'scoutAt', 'raised', 'probed',
 }
 local TOP_FIELDS = {
-  'sent', 'done', 'headers', 'gateUntil', 'gated', 'parkUntil', 'parked', 'nextDailyReset', 'dailyProbe',
+  'sent', 'done', 'headers', 'answered', 'gateUntil', 'gated', 'parkUntil', 'parked', 'nextDailyReset', 'dailyProbe',
   'cfg.minuteMs', 'cfg.dayMs', 'cfg.marginMs', 'logSeq',
 }
 
@@ -100,7 +100,7 @@ local function loadState()
     S = {
       m = newWindow(minuteMs, optnum(ARGV[5])),
       d = newWindow(dayMs, optnum(ARGV[6])),
-      sent = 0, done = 0, headers = 0, gateUntil = 0, gated = 0, parkUntil = 0, parked = 0,
+      sent = 0, done = 0, headers = 0, answered = 0, gateUntil = 0, gated = 0, parkUntil = 0, parked = 0,
       nextDailyReset = 0, dailyProbe = 0,
       ['cfg.minuteMs'] = minuteMs, ['cfg.dayMs'] = dayMs, ['cfg.marginMs'] = tonumber(ARGV[4]),
       logSeq = 0, gen = ARGV[9],
@@ -117,6 +117,7 @@ local function loadState()
       S.d[f] = tonumber(h['d.' .. f])
     end
     for _, f in ipairs(TOP_FIELDS) do S[f] = tonumber(h[f]) end
+    S.answered = S.answered or 0
   end
   MARGIN = S['cfg.marginMs']
   return created
@@ -487,8 +488,8 @@ local function reserve(want, now)
   local blockedBy = nil
 
   if s.headers == 0 and s.m.limit < 0 and s.d.limit < 0 then
-    -- Nothing known yet: one request at a time until the first answer.
-    if s.done == 0 then
+    -- Nothing known yet: one request at a time until the first real answer.
+    if s.answered == 0 then
       avail = math.max(0, 1 - (s.sent - s.done))
       if avail == 0 then blockedBy = 'unknown-limit' end
     end
@@ -594,6 +595,7 @@ local function settle(ticket, outcome, now, opts)
 
   local is429 = outcome.status == 429
   local counted = (not is429) and outcome.status ~= nil
+  if counted and outcome.status < 500 then s.answered = 1 end
   local snap = outcome.snap
   tick(now)
 

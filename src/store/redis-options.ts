@@ -1,0 +1,259 @@
+/**
+ * `RedisStore`'s options (types with TSDoc), their defaults in one object,
+ * eager validation, its events, and a tiny typed emitter.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../internal/logger.js';
+import type { ScriptName } from './redis-scripts.js';
+
+export interface RedisStoreOptions {
+  /**
+   * An ioredis client, or a `redis://` / `rediss://` URL. A client you pass
+   * stays yours (the store never closes it, and adds its commands to it); a
+   * URL gets a connection of the store's own, closed by `close()`.
+   * @default 'redis://127.0.0.1:6379'
+   */
+  redis?: Redis | string;
+  /**
+   * Prefix of every key. The keys of one account are
+   * `${keyPrefix}{${account}}:state|log|leases` (one hash tag, so one cluster slot).
+   * @default 'mbs:'
+   */
+  keyPrefix?: string;
+  /**
+   * The account (API key owner) whose quota the processes share.
+   * @default 'default'
+   */
+  account?: string;
+  /**
+   * What to do when Redis cannot be reached mid-run. `'pause'` grants
+   * nothing until it is back (the engine reports `blockedBy: 'store'`).
+   * `'local-share'` goes on with `localShare` of the last known budget.
+   * @default 'pause'
+   */
+  onUnavailable?: 'pause' | 'local-share';
+  /**
+   * With `'local-share'`: the share of the last known available budget (and
+   * of the limits) this process may use alone. Safe only while the shares of
+   * all processes add up to at most 1.
+   * @default 0.25
+   */
+  localShare?: number;
+  /**
+   * A command without an answer after this long counts as "Redis unreachable".
+   * @default 2000
+   */
+  commandTimeoutMs?: number;
+  /**
+   * How long `init()` waits for the first connection.
+   * @default 5000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * `view()` answers from the view that came back with the last
+   * reserve/settle when it is at most this old (engine clock), instead of a
+   * round trip. 0 always asks Redis.
+   * @default 1000
+   */
+  viewCacheMs?: number;
+  /**
+   * A pino-compatible logger.
+   * @default silent
+   */
+  logger?: Logger;
+  /**
+   * Test only: the scripts use the engine's `now` instead of Redis `TIME`, so
+   * a test can drive time. Never set it when several processes share a store.
+   * @default false
+   */
+  clockOverride?: boolean;
+}
+
+/** Events of a `RedisStore` (one payload object each). */
+export interface RedisStoreEvents {
+  /** Redis stopped answering; `mode` says what the store does meanwhile. */
+  unavailable: { error: unknown; mode: 'pause' | 'local-share' };
+  /** Redis answers again; queued settles were replayed and local use was reported. */
+  recovered: { replayed: number; absorbed: number };
+  /** The shared state had been lost (FLUSHALL, a restart without persistence) and was re-created. */
+  rebuilt: { adopted: number };
+}
+
+/** Counters for tests and benchmarks. */
+export interface RedisStoreStats {
+  available: boolean;
+  /** Script calls that reached Redis, by script. */
+  calls: Record<ScriptName, number>;
+  /** Settles waiting for Redis to come back. */
+  pendingSettles: number;
+  /** Granted units of this process not settled yet. */
+  leasesInFlight: number;
+  /** Expired leases this process reclaimed (units of processes that died). */
+  reclaimed: number;
+}
+
+const DEFAULTS = {
+  redis: 'redis://127.0.0.1:6379',
+  keyPrefix: 'mbs:',
+  account: 'default',
+  onUnavailable: 'pause' as 'pause' | 'local-share',
+  localShare: 0.25,
+  commandTimeoutMs: 2000, // ms
+  connectTimeoutMs: 5000, // ms
+  viewCacheMs: 1000, // ms, engine clock
+  clockOverride: false,
+};
+
+const OPTION_KEYS = [
+  'redis',
+  'keyPrefix',
+  'account',
+  'onUnavailable',
+  'localShare',
+  'commandTimeoutMs',
+  'connectTimeoutMs',
+  'viewCacheMs',
+  'logger',
+  'clockOverride',
+] as const;
+
+/** Options after defaults and validation. */
+export interface ResolvedRedisStoreOptions {
+  redis: Redis | string;
+  keyPrefix: string;
+  account: string;
+  onUnavailable: 'pause' | 'local-share';
+  localShare: number;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  viewCacheMs: number;
+  clockOverride: boolean;
+  logger: Logger | undefined;
+}
+
+/** Validates eagerly: a typo or a value out of range throws a TypeError naming it. */
+export function resolveOptions(options: RedisStoreOptions): ResolvedRedisStoreOptions {
+  if (typeof options !== 'object' || options === null) invalid('options', 'an object', options);
+  for (const key of Object.keys(options)) {
+    if (!(OPTION_KEYS as readonly string[]).includes(key)) {
+      throw new TypeError(`Unknown option \`${key}\`. Known options: ${OPTION_KEYS.join(', ')}`);
+    }
+  }
+  const redis = options.redis ?? DEFAULTS.redis;
+  if (typeof redis !== 'string' && !isRedisClient(redis)) invalid('redis', 'an ioredis client or a redis:// URL', redis);
+  const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix;
+  if (typeof keyPrefix !== 'string') invalid('keyPrefix', 'a string', keyPrefix);
+  const account = options.account ?? DEFAULTS.account;
+  if (typeof account !== 'string' || account === '' || /[{}]/.test(account)) {
+    invalid('account', 'a non-empty string without `{` or `}`', account);
+  }
+  const mode = options.onUnavailable ?? DEFAULTS.onUnavailable;
+  if (mode !== 'pause' && mode !== 'local-share') invalid('onUnavailable', "'pause' or 'local-share'", mode);
+  if (options.localShare !== undefined) {
+    if (typeof options.localShare !== 'number' || !(options.localShare > 0 && options.localShare <= 1)) {
+      invalid('localShare', 'a number in (0, 1]', options.localShare);
+    }
+    if (mode !== 'local-share') {
+      throw new TypeError("`localShare` only applies with `onUnavailable: 'local-share'`; remove it or set that mode");
+    }
+  }
+  const positive = (name: string, value: unknown, fallback: number, allowZero = false): number => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+      invalid(name, allowZero ? 'a non-negative number' : 'a positive number', value);
+    }
+    return value;
+  };
+  if (options.clockOverride !== undefined && typeof options.clockOverride !== 'boolean') {
+    invalid('clockOverride', 'a boolean', options.clockOverride);
+  }
+  return {
+    redis,
+    keyPrefix,
+    account,
+    onUnavailable: mode,
+    localShare: options.localShare ?? DEFAULTS.localShare,
+    commandTimeoutMs: positive('commandTimeoutMs', options.commandTimeoutMs, DEFAULTS.commandTimeoutMs),
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
+    viewCacheMs: positive('viewCacheMs', options.viewCacheMs, DEFAULTS.viewCacheMs, true),
+    clockOverride: options.clockOverride ?? DEFAULTS.clockOverride,
+    logger: options.logger,
+  };
+}
+
+type Listener<T> = (event: T) => void;
+
+/** A tiny typed emitter: listeners observe; one that throws is logged, never propagated. */
+export class StoreEmitter<Events extends object> {
+  readonly #listeners = new Map<keyof Events, Listener<never>[]>();
+  protected onListenerError: (error: unknown) => void = () => {};
+
+  on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
+    const list = this.#listeners.get(name) ?? [];
+    list.push(listener as Listener<never>);
+    this.#listeners.set(name, list);
+    return this;
+  }
+
+  off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
+    const list = this.#listeners.get(name);
+    const i = list?.indexOf(listener as Listener<never>) ?? -1;
+    if (list && i >= 0) list.splice(i, 1);
+    return this;
+  }
+
+  once<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
+    const wrapped: Listener<Events[K]> = (event) => {
+      this.off(name, wrapped);
+      listener(event);
+    };
+    return this.on(name, wrapped);
+  }
+
+  protected emit<K extends keyof Events>(name: K, event: Events[K]): void {
+    for (const listener of [...(this.#listeners.get(name) ?? [])]) {
+      try {
+        (listener as Listener<Events[K]>)(event);
+      } catch (error) {
+        this.onListenerError(error);
+      }
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  let shown: string;
+  try {
+    shown = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    shown = String(value);
+  }
+  return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
+}
+
+function invalid(name: string, expected: string, value: unknown): never {
+  throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
+}
+
+/** The URL without user name or password, for messages. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(unparsable Redis URL)';
+  }
+}
+
+export function clientUrl(redis: Redis): string {
+  const o = redis.options;
+  if (o.path) return `redis+unix://${o.path}`;
+  return `redis://${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
+}
+
+function isRedisClient(value: unknown): value is Redis {
+  return typeof value === 'object' && value !== null && typeof (value as Redis).defineCommand === 'function' && 'status' in value;
+}
+

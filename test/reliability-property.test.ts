@@ -1,0 +1,494 @@
+/**
+ * Property-based tests (fast-check) for the two claims of issue 7 about the
+ * header parser and the budget state machine, on the input classes that
+ * `engine-property.test.ts` does not reach:
+ *
+ * - the parser, on generated IETF structured fields (not a handful of
+ *   constants), the legacy `RateLimit-Limit/-Remaining/-Reset` drafts,
+ *   `X-RateLimit-Reset` as delta or epoch seconds, header sets that mix the
+ *   X-RateLimit and IETF families, and every container shape (plain object
+ *   with arrays, numbers and nulls, WHATWG `Headers`, `[name, value]` pairs,
+ *   any letter case), with hostile `now` and `maxRetryAfterMs`: never a
+ *   throw, never a negative, NaN or infinite number, never a duration above
+ *   the bound, and the same answer from every container;
+ * - the scheduler against a model of the server whose minute limit is
+ *   raised and lowered mid-run, that also has a daily window, that speaks
+ *   only IETF fields (or both families), and that drops its headers at
+ *   random: after the first window it never sends more requests in a window
+ *   than the window allows, except the few an announced-nowhere limit cut
+ *   could not have told it about in time; and the budget it reports is
+ *   never negative or NaN.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseRateLimitHeaders } from '../src/headers/parse.js';
+import type { RateLimitSnapshot } from '../src/headers/types.js';
+import type { SchedulerStats } from '../src/engine/scheduler.js';
+import type { WindowView } from '../src/store/types.js';
+import { setup, T0 } from './helpers/engine.js';
+import type { ManualClock } from './helpers/manual-clock.js';
+
+const finiteNonNegative = (x: number | undefined): boolean => x === undefined || (Number.isFinite(x) && x >= 0);
+
+// ====================================================================== parser
+
+/** An sf-token or a quoted string with escapes, sometimes malformed. */
+const itemName = fc.oneof(
+  fc.constantFrom('minute', 'daily', 'day', 'per-minute', 'Daily', 'burst', 'default', 'x'),
+  fc.constantFrom('minute', 'daily', 'hour', 'a"b', 'a\\b', 'p,q', 'semi;colon').map((s) => `"${s.replace(/["\\]/g, '\\$&')}"`),
+  fc.constantFrom('"unterminated', ':Ynl0ZXM=:', ':open', '', ' ', '""'),
+);
+const paramValue = fc.oneof(
+  { weight: 5, arbitrary: fc.integer({ min: 0, max: 200_000 }).map(String) },
+  { weight: 1, arbitrary: fc.constantFrom('-1', '1e9', '1e400', 'NaN', 'Infinity', '0x1f', '3.5', '.5', '5.', '"12"', '?1', ':AA==:', '', '99999999999999999999') },
+  { weight: 1, arbitrary: fc.string({ maxLength: 5 }) },
+);
+const param = fc.tuple(fc.constantFrom('q', 'w', 'r', 't', 'Q', 'T', 'pk', 'x', ''), fc.option(paramValue, { nil: undefined })).map(([k, v]) =>
+  v === undefined ? `;${k}` : `;${k}=${v}`,
+);
+const member = fc.tuple(itemName, fc.array(param, { maxLength: 5 }), fc.constantFrom('', ' ', '\t')).map(([n, ps, ows]) => `${ows}${n}${ps.join('')}${ows}`);
+/** A generated `RateLimit` / `RateLimit-Policy` value: a list of 0..4 members, sometimes with junk between them. */
+const structuredValue = fc.oneof(
+  { weight: 6, arbitrary: fc.array(member, { maxLength: 4 }).map((ms) => ms.join(',')) },
+  { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
+  { weight: 1, arbitrary: fc.array(member, { maxLength: 3 }).map((ms) => ms.join(',,;')) },
+);
+const countValue = fc.oneof(
+  { weight: 5, arbitrary: fc.integer({ min: 0, max: 500 }).map(String) },
+  { weight: 1, arbitrary: fc.constantFrom('-1', 'NaN', 'Infinity', '1e400', '', ' 7 ', '4.9', '0x10', '1000000001', '10, 10;w=1', '5;w=60') },
+  { weight: 1, arbitrary: fc.string({ maxLength: 6 }) },
+);
+const secondsValue = fc.oneof(
+  fc.integer({ min: 0, max: 120 }).map(String),
+  // epoch seconds, in the past and in the future of T0
+  fc.integer({ min: -3600, max: 3 * 86_400 }).map((d) => String(Math.floor(T0 / 1000) + d)),
+  fc.constantFrom('-5', '1.25', 'soon', '', '1e3', 'Wed, 21 Oct 2015 07:28:00 GMT'),
+  fc.integer({ min: -60_000, max: 3 * 86_400_000 }).map((ms) => new Date(T0 + ms).toUTCString()),
+);
+
+/** Every header the parser reads, X-RateLimit and IETF families mixed, each present or not. */
+const mixedHeaders = fc.record(
+  {
+    'x-ratelimit-limit': countValue,
+    'x-ratelimit-remaining': countValue,
+    'x-ratelimit-daily-limit': countValue,
+    'x-ratelimit-daily-remaining': countValue,
+    'x-ratelimit-type': fc.constantFrom('minute', 'daily', 'DAILY ', 'hour', ''),
+    'x-ratelimit-reset': secondsValue,
+    'retry-after': secondsValue,
+    'retry-after-ms': fc.oneof(fc.integer({ min: 0, max: 400_000_000 }).map(String), fc.constantFrom('-1', 'x', '2.5', '')),
+    ratelimit: structuredValue,
+    'ratelimit-policy': structuredValue,
+    'ratelimit-limit': countValue,
+    'ratelimit-remaining': countValue,
+    'ratelimit-reset': secondsValue,
+  },
+  { requiredKeys: [] },
+) as fc.Arbitrary<Record<string, string>>;
+
+/** Mixed-case spellings of a header name, as proxies and frameworks hand them over. */
+function recase(name: string, bits: number): string {
+  let out = '';
+  for (let i = 0; i < name.length; i++) out += (bits >> i % 31) & 1 ? (name[i] as string).toUpperCase() : (name[i] as string);
+  return out;
+}
+
+function checkSnapshot(snap: RateLimitSnapshot, maxMs: number): void {
+  for (const w of [snap.minute, snap.daily]) {
+    for (const [k, v] of Object.entries(w)) {
+      expect(finiteNonNegative(v as number), `${k} = ${String(v)}`).toBe(true);
+      expect(v).not.toBeUndefined(); // absent fields are left out, never set to undefined
+    }
+    if (w.limit !== undefined) expect(Number.isInteger(w.limit)).toBe(true);
+    if (w.remaining !== undefined) expect(Number.isInteger(w.remaining)).toBe(true);
+    if (w.limit !== undefined && w.remaining !== undefined) expect(w.remaining).toBeLessThanOrEqual(w.limit);
+    if (w.resetInMs !== undefined) expect(w.resetInMs).toBeLessThanOrEqual(maxMs);
+  }
+  if (snap.retryAfterMs !== undefined) {
+    expect(finiteNonNegative(snap.retryAfterMs)).toBe(true);
+    expect(snap.retryAfterMs).toBeLessThanOrEqual(maxMs);
+  }
+  expect(typeof snap.present).toBe('boolean');
+  const anything = snap.type !== undefined || snap.retryAfterMs !== undefined || Object.keys(snap.minute).length > 0 || Object.keys(snap.daily).length > 0;
+  expect(snap.present).toBe(anything);
+}
+
+describe('properties: the header parser on mixed X-RateLimit + IETF sets, any container', () => {
+  it('never throws, never yields a negative/NaN/infinite number or a duration over the bound, and reads every container alike', () => {
+    fc.assert(
+      fc.property(
+        mixedHeaders,
+        fc.integer({ min: 0, max: 2 ** 30 }),
+        fc.oneof(fc.constant(undefined), fc.integer({ min: 0, max: 10 * 86_400_000 }), fc.constantFrom(-1, Number.NaN, Infinity)),
+        fc.oneof(fc.constant(T0), fc.integer({ min: 0, max: 4_000_000_000_000 }), fc.constantFrom(Number.NaN, -1, Infinity)),
+        (headers, caseBits, maxRetryAfterMs, now) => {
+          const options = maxRetryAfterMs === undefined ? { now } : { now, maxRetryAfterMs };
+          const bound = typeof maxRetryAfterMs === 'number' && maxRetryAfterMs >= 0 ? maxRetryAfterMs : 2 * 86_400_000;
+          const entries = Object.entries(headers);
+          const asObject = parseRateLimitHeaders(Object.fromEntries(entries.map(([k, v]) => [recase(k, caseBits), v])), options);
+          checkSnapshot(asObject, bound);
+          // The same headers through WHATWG Headers and through [name, value] pairs give the same snapshot.
+          let whatwg: Headers | undefined;
+          try {
+            whatwg = new Headers(entries);
+          } catch {
+            whatwg = undefined; // a value Headers itself refuses (e.g. a control character): nothing to compare
+          }
+          if (whatwg !== undefined && entries.every(([, v]) => v === v.trim())) {
+            expect(parseRateLimitHeaders(whatwg, options)).toEqual(asObject);
+          }
+          expect(parseRateLimitHeaders(entries as Iterable<[string, string]>, options)).toEqual(parseRateLimitHeaders(headers, options));
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('plain objects with arrays, numbers, nulls and junk values: never throws, never a bad number', () => {
+    const junk = fc.oneof(
+      countValue,
+      fc.array(fc.oneof(countValue, fc.constant(''), fc.constant('  ')), { maxLength: 3 }),
+      fc.oneof(fc.integer({ min: -5, max: 500 }), fc.double(), fc.constantFrom(Number.NaN, Infinity, -0)),
+      fc.constantFrom(null, undefined, true, {}, [], [null], Symbol('x')),
+    );
+    const names = fc.constantFrom(
+      'x-ratelimit-limit',
+      'X-RateLimit-Remaining',
+      'x-ratelimit-daily-limit',
+      'x-ratelimit-daily-remaining',
+      'retry-after',
+      'Retry-After-Ms',
+      'ratelimit',
+      'RateLimit-Policy',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+      'x-ratelimit-reset',
+      'x-ratelimit-type',
+      'constructor',
+      '__proto__',
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(names, junk), { maxLength: 12 }), (pairs) => {
+        const record: Record<string, unknown> = {};
+        for (const [k, v] of pairs) Object.defineProperty(record, k, { value: v, enumerable: true, configurable: true, writable: true });
+        const snap = parseRateLimitHeaders(record as never, { now: T0 });
+        checkSnapshot(snap, 2 * 86_400_000);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('an X-RateLimit field always wins over the IETF field it competes with, whatever the IETF side holds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 1000 }), structuredValue, structuredValue, (limit, remaining, rl, policy) => {
+        const snap = parseRateLimitHeaders(
+          { 'x-ratelimit-limit': String(limit), 'x-ratelimit-remaining': String(remaining), ratelimit: rl, 'ratelimit-policy': policy, 'ratelimit-limit': '7' },
+          { now: T0 },
+        );
+        expect(snap.minute.limit).toBe(limit);
+        expect(snap.minute.remaining).toBe(Math.min(remaining, limit));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+// ====================================================================== model server
+
+type HeaderStyle = 'x' | 'ietf' | 'both';
+
+interface ModelConfig {
+  /** Fixed minute windows (aligned on multiples of `windowMs`). */
+  windowMs: number;
+  /** The minute limit from `at` (ms after T0) on; the first entry is at 0. */
+  limits: { at: number; limit: number }[];
+  /** A daily window (aligned on multiples of `dayMs`). */
+  daily?: { limit: number; dayMs: number };
+  style: HeaderStyle;
+  /** Probability that a response carries no rate-limit header (a 429 keeps `Retry-After`). */
+  missingRate: number;
+}
+
+interface Hit {
+  at: number;
+  status: 200 | 429;
+  type?: 'minute' | 'daily';
+}
+
+/**
+ * A rate-limited server as the scheduler meets it: fixed minute windows whose
+ * limit changes at scheduled times without notice, an optional daily window,
+ * and headers in the X-RateLimit family, the IETF family (`RateLimit-Policy`
+ * + `RateLimit`, with `t` in whole seconds), or both. Requests reach it half
+ * way through their latency; answers come back after the other half, so
+ * answers overtake each other.
+ */
+class ModelServer {
+  readonly hits: Hit[] = [];
+  readonly #clock: ManualClock;
+  readonly #c: ModelConfig;
+  readonly #rand: () => number;
+  #minuteKey = -1;
+  #minuteUsed = 0;
+  #dayKey = -1;
+  #dayUsed = 0;
+
+  constructor(clock: ManualClock, config: ModelConfig, rand: () => number) {
+    this.#clock = clock;
+    this.#c = config;
+    this.#rand = rand;
+  }
+
+  limitAt(t: number): number {
+    let limit = this.#c.limits[0]?.limit ?? 0;
+    for (const change of this.#c.limits) if (T0 + change.at <= t) limit = change.limit;
+    return limit;
+  }
+
+  handle(): { status: number; headers: Record<string, string> } {
+    const now = this.#clock.now();
+    const { windowMs, daily, style } = this.#c;
+    const minuteKey = Math.floor(now / windowMs);
+    if (minuteKey !== this.#minuteKey) {
+      this.#minuteKey = minuteKey;
+      this.#minuteUsed = 0;
+    }
+    const minuteReset = (minuteKey + 1) * windowMs - now;
+    let dayReset = 0;
+    if (daily) {
+      const dayKey = Math.floor(now / daily.dayMs);
+      if (dayKey !== this.#dayKey) {
+        this.#dayKey = dayKey;
+        this.#dayUsed = 0;
+      }
+      dayReset = (dayKey + 1) * daily.dayMs - now;
+    }
+    const limit = this.limitAt(now);
+    const dayLeft = daily ? daily.limit - this.#dayUsed : Infinity;
+    let status: 200 | 429 = 200;
+    let type: 'minute' | 'daily' | undefined;
+    if (dayLeft <= 0) {
+      status = 429;
+      type = 'daily';
+    } else if (this.#minuteUsed >= limit) {
+      status = 429;
+      type = 'minute';
+    } else {
+      this.#minuteUsed++;
+      this.#dayUsed++;
+    }
+    this.hits.push(type === undefined ? { at: now, status } : { at: now, status, type });
+    const headers: Record<string, string> = {};
+    if (status === 429) headers['retry-after'] = String(Math.max(1, Math.ceil((type === 'daily' ? dayReset : minuteReset) / 1000)));
+    if (this.#rand() < this.#c.missingRate) return { status, headers };
+    const remaining = Math.max(0, limit - this.#minuteUsed);
+    const dayRemaining = daily ? Math.max(0, daily.limit - this.#dayUsed) : 0;
+    if (style !== 'ietf') {
+      headers['x-ratelimit-limit'] = String(limit);
+      headers['x-ratelimit-remaining'] = String(remaining);
+      if (daily) {
+        headers['x-ratelimit-daily-limit'] = String(daily.limit);
+        headers['x-ratelimit-daily-remaining'] = String(dayRemaining);
+      }
+      if (type !== undefined) headers['x-ratelimit-type'] = type;
+    }
+    if (style !== 'x') {
+      const policies = [`"minute";q=${limit};w=${windowMs / 1000}`];
+      const items = [`"minute";r=${remaining};t=${Math.ceil(minuteReset / 1000)}`];
+      if (daily) {
+        policies.push(`"daily";q=${daily.limit};w=${daily.dayMs / 1000}`);
+        items.push(`"daily";r=${dayRemaining};t=${Math.ceil(dayReset / 1000)}`);
+      }
+      headers['ratelimit-policy'] = policies.join(', ');
+      headers['ratelimit'] = items.join(', ');
+    }
+    return { status, headers };
+  }
+}
+
+function checkWindowView(w: WindowView): void {
+  for (const key of ['limit', 'available', 'remaining', 'uncounted', 'nextResetAfter', 'nextResetBy'] as const) {
+    expect(finiteNonNegative(w[key]), `${key} = ${String(w[key])}`).toBe(true);
+  }
+}
+
+function checkStats(s: SchedulerStats): void {
+  if (s.budget) {
+    checkWindowView(s.budget.minute);
+    checkWindowView(s.budget.daily);
+  }
+  expect(Number.isInteger(s.concurrency) && s.concurrency >= 1).toBe(true);
+  for (const n of [s.queued, s.inFlight, s.backingOff]) expect(Number.isInteger(n) && n >= 0).toBe(true);
+  expect(finiteNonNegative(s.gateUntil)).toBe(true);
+  expect(finiteNonNegative(s.parkedUntil)).toBe(true);
+}
+
+interface RunResult {
+  server: ModelServer;
+  /** Client-side times at which each answer arrived. */
+  answeredAt: number[];
+  done: number;
+  jobs: number;
+  maxLatency: number;
+}
+
+async function drive(config: ModelConfig, jobs: number, latency: { base: number; spread: number }, seed: number, maxWindows: number): Promise<RunResult> {
+  let r = seed;
+  const rand = (): number => {
+    r = (r * 16807) % 2147483647;
+    return r / 2147483647;
+  };
+  const { clock, scheduler } = setup({
+    windows: { minuteMs: config.windowMs, dayMs: config.daily?.dayMs ?? config.windowMs * 1000 },
+    random: rand,
+  });
+  const server = new ModelServer(clock, config, rand);
+  const answeredAt: number[] = [];
+  const task = (): Promise<{ status: number; headers: Record<string, string> }> =>
+    new Promise((resolve) => {
+      const latencyMs = latency.base + rand() * latency.spread;
+      clock.setTimeout(() => {
+        const response = server.handle();
+        clock.setTimeout(() => {
+          answeredAt.push(clock.now());
+          resolve(response);
+        }, latencyMs / 2);
+      }, latencyMs / 2);
+    });
+  let done = 0;
+  for (let i = 0; i < jobs; i++) void scheduler.schedule(task).then(() => done++, () => done++);
+  const step = config.windowMs / 20;
+  while (done < jobs && clock.now() - T0 < config.windowMs * maxWindows) {
+    await clock.advance(step);
+    checkStats(scheduler.stats());
+  }
+  await scheduler.close({ drain: false });
+  return { server, answeredAt, done, jobs, maxLatency: latency.base + latency.spread };
+}
+
+/** Requests sent (accepted or refused) in each fixed window, by window index. */
+function sentPerWindow(hits: readonly Hit[], windowMs: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const h of hits) {
+    const k = Math.floor(h.at / windowMs);
+    out.set(k, (out.get(k) ?? 0) + 1);
+  }
+  return out;
+}
+
+/**
+ * Whether a 429 at server time `at` is one the scheduler could not have
+ * avoided: in the first window (nothing known yet), or after an unannounced
+ * limit cut, until an answer from after the cut could have reached the
+ * scheduler and its next request could have reached the server.
+ */
+function excusedMinute429(at: number, config: ModelConfig, result: RunResult): boolean {
+  if (at < T0 + config.windowMs + result.maxLatency) return true;
+  for (let i = 1; i < config.limits.length; i++) {
+    const cut = config.limits[i] as { at: number; limit: number };
+    const before = (config.limits[i - 1] as { limit: number }).limit;
+    if (cut.limit >= before) continue;
+    const changeAt = T0 + cut.at;
+    // the first answer the server produced at or after the cut, as seen by the scheduler
+    const firstInfo = result.answeredAt.find((t) => t >= changeAt) ?? Infinity;
+    // ... and the window after that one, for requests already granted from the old, larger budget
+    const windowEnd = (Math.floor(firstInfo / config.windowMs) + 1) * config.windowMs;
+    if (at >= changeAt && at < windowEnd + result.maxLatency) return true;
+  }
+  return false;
+}
+
+describe('properties: against a model server with limit changes, a daily window, IETF-only or mixed headers and dropped headers', () => {
+  const minute = 60_000;
+  const limitsArb = fc
+    .tuple(
+      fc.integer({ min: 2, max: 30 }),
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 59_000 })), { maxLength: 3 }),
+    )
+    .map(([first, changes]) => {
+      const limits = [{ at: 0, limit: first }];
+      let at = 0;
+      for (const [windows, limit, offset] of changes) {
+        at += windows * minute + offset;
+        limits.push({ at, limit });
+      }
+      return limits;
+    });
+
+  it.each<[string, HeaderStyle, number]>([
+    ['X-RateLimit headers', 'x', 0],
+    ['IETF RateLimit / RateLimit-Policy only', 'ietf', 0],
+    ['both families', 'both', 0],
+    ['X-RateLimit headers, 30 % of responses without any', 'x', 0.3],
+    ['IETF only, 30 % of responses without any', 'ietf', 0.3],
+  ])('%s, the minute limit raised and cut without notice: no request the window refuses, beyond what a cut excuses', async (_label, style, missingRate) => {
+    await fc.assert(
+      fc.asyncProperty(
+        limitsArb,
+        fc.integer({ min: 1, max: 800 }),
+        fc.integer({ min: 0, max: 400 }),
+        fc.integer({ min: 1, max: 2 ** 31 - 2 }),
+        async (limits, base, spread, seed) => {
+          const config: ModelConfig = { windowMs: minute, limits, style, missingRate };
+          const last = limits[limits.length - 1] as { at: number; limit: number };
+          // enough work to keep every window busy until a few windows after the last change
+          const windows = Math.ceil(last.at / minute) + 4;
+          const jobs = limits.reduce((n, l) => Math.max(n, l.limit), 0) * windows;
+          const result = await drive(config, jobs, { base, spread }, seed, windows + 40);
+          expect(result.done).toBe(jobs);
+          const unexcused = result.server.hits.filter((h) => h.status === 429 && !excusedMinute429(h.at, config, result));
+          expect(unexcused.map((h) => h.at - T0), 'unexcused 429s (ms after start)').toEqual([]);
+          // Sent per window (accepted + refused) never above the window's limit, outside excused windows.
+          const excusedWindows = new Set(result.server.hits.filter((h) => h.status === 429).map((h) => Math.floor(h.at / minute)));
+          for (const [k, sent] of sentPerWindow(result.server.hits, minute)) {
+            if (excusedWindows.has(k) || k * minute < T0 + minute) continue;
+            // a limit may change inside a window: the larger of the two bounds what that window allows
+            const allowed = Math.max(result.server.limitAt(k * minute), result.server.limitAt((k + 1) * minute - 1));
+            expect(sent, `window ${k - Math.floor(T0 / minute)}`).toBeLessThanOrEqual(allowed);
+          }
+        },
+      ),
+      { numRuns: missingRate > 0 ? 12 : 16 },
+    );
+  }, 120_000);
+
+  it.each<[string, HeaderStyle]>([
+    ['X-RateLimit (no daily reset time)', 'x'],
+    ['IETF (daily reset time in `t`)', 'ietf'],
+    ['both families', 'both'],
+  ])('%s: a daily window smaller than the work: at most one daily 429 per day, no minute 429 after the first window, never more than the day allows', async (_label, style) => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 3, max: 20 }),
+        fc.integer({ min: 2, max: 6 }),
+        fc.integer({ min: 1, max: 600 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 1, max: 2 ** 31 - 2 }),
+        async (limit, windowsPerDayShare, base, spread, seed) => {
+          const dayMs = minute * 10;
+          // the day allows only part of what the minute windows could carry
+          const dailyLimit = limit * windowsPerDayShare;
+          const config: ModelConfig = { windowMs: minute, limits: [{ at: 0, limit }], daily: { limit: dailyLimit, dayMs }, style, missingRate: 0 };
+          const jobs = dailyLimit * 3;
+          const result = await drive(config, jobs, { base, spread }, seed, 10 * 6);
+          expect(result.done).toBe(jobs);
+          const hits = result.server.hits;
+          const minute429 = hits.filter((h) => h.type === 'minute' && h.at >= T0 + minute + result.maxLatency);
+          expect(minute429.map((h) => h.at - T0)).toEqual([]);
+          const dailyByDay = new Map<number, number>();
+          const sentByDay = new Map<number, number>();
+          for (const h of hits) {
+            const day = Math.floor(h.at / dayMs);
+            sentByDay.set(day, (sentByDay.get(day) ?? 0) + 1);
+            if (h.type === 'daily') dailyByDay.set(day, (dailyByDay.get(day) ?? 0) + 1);
+          }
+          for (const [day, n] of dailyByDay) expect(n, `daily 429s on day ${day - Math.floor(T0 / dayMs)}`).toBeLessThanOrEqual(1);
+          // sent in a day: what it allows, plus at most the one probe that learns the reset
+          for (const [day, sent] of sentByDay) expect(sent, `day ${day - Math.floor(T0 / dayMs)}`).toBeLessThanOrEqual(dailyLimit + 1);
+        },
+      ),
+      { numRuns: 10 },
+    );
+  }, 120_000);
+});
