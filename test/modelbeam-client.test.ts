@@ -274,6 +274,26 @@ describe('lost responses and transient failures', () => {
     expect(h.server.stats().byRoute['POST /txt2img']).toBe(3);
   });
 
+  it('outcome unknown is marked explicitly (outcomeUnknown: true) with the real cause, not a borrowed network code', async () => {
+    const h = await harness();
+    h.server.failNext('504', 1, (r) => r.submit);
+    const gateway = (await h.client.submit('txt2img', img()).catch((e: unknown) => e)) as OutcomeUnknownError;
+    expect(gateway).toBeInstanceOf(OutcomeUnknownError);
+    const g = gateway.cause as Error & { outcomeUnknown?: unknown; code?: unknown; cause?: unknown };
+    expect(g).toMatchObject({ name: 'GatewayTimeoutError', outcomeUnknown: true });
+    expect(g.code).toBeUndefined();
+    expect(g.cause).toMatchObject({ status: 504 });
+    h.server.failNext('malformed-json', 1, (r) => r.submit);
+    const cut = (await h.client.submit('txt2img', img({ prompt: 'cut' })).catch((e: unknown) => e)) as OutcomeUnknownError;
+    expect(cut).toBeInstanceOf(OutcomeUnknownError);
+    const u = cut.cause as Error & { outcomeUnknown?: unknown; code?: unknown; cause?: unknown };
+    expect(u).toMatchObject({ name: 'UnreadableResponseError', outcomeUnknown: true });
+    expect(u.code).toBeUndefined();
+    expect(u.cause).toBeInstanceOf(SyntaxError);
+    expect(h.server.stats().jobs.created).toBe(1); // the 504 created none here, the cut body's did: both "unknown"
+    expect(h.client.stats().outcomeUnknown).toBe(2);
+  });
+
   it('a known job is polled through resets, 5xx and truncated bodies', async () => {
     const h = await harness({}, { scheduler: { retry: { baseDelayMs: 1, maxAttempts: 2 } } });
     const polls = (r: { route: string }): boolean => r.route === 'GET /request-status';
@@ -305,6 +325,53 @@ describe('lost responses and transient failures', () => {
       ['in_progress', 50],
     ]);
     expect(debug).toContain('unrecognised job status: treated as not finished');
+  });
+});
+
+describe('onDispatch', () => {
+  afterEach(closeAll);
+  it('submit(): called synchronously before each HTTP request of the submission, numbered from 1', async () => {
+    const h = await harness();
+    const seen: Array<[number, number]> = [];
+    const sentSoFar = (): number => h.server.stats().byRoute['POST /txt2img'] ?? 0;
+    h.server.failNext('502', 1, (r) => r.submit); // answered by the "gateway": nothing created, resent
+    const { requestId } = await h.client.submit('txt2img', img(), { onDispatch: (attempt) => seen.push([attempt, sentSoFar()]) });
+    // When it ran, the request it announced had not reached the server yet.
+    expect(seen).toEqual([
+      [1, 0],
+      [2, 1],
+    ]);
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('generate(): called before each request of every submission attempt, with that attempt number', async () => {
+    const h = await harness();
+    const seen: number[] = [];
+    const submitted: number[] = [];
+    h.server.failNext('502', 1, (r) => r.submit);
+    const result = await h.client.generate('txt2img', img({ prompt: 'FAIL_ONCE:WORKER_TIMEOUT dispatch' }), {
+      onDispatch: (attempt) => seen.push(attempt),
+      onSubmitted: (_id, attempt) => submitted.push(attempt),
+    });
+    expect(result).toMatchObject({ status: 'done', attempts: 2, resubmissions: 1 });
+    expect(seen).toEqual([1, 1, 2]); // the first submission went twice (502), then the resubmission
+    expect(submitted).toEqual([1, 2]);
+  });
+
+  it('a throwing callback is logged and ignored; a submission refused locally never dispatches', async () => {
+    const errors: string[] = [];
+    const logger = { debug() {}, info() {}, warn() {}, error: (_o: object, m?: string) => errors.push(m ?? ''), child: () => logger };
+    const h = await harness({}, { logger });
+    let calls = 0;
+    const onDispatch = (): void => {
+      calls++;
+      throw new Error('boom');
+    };
+    await expect(h.client.generate('txt2img', img(), { onDispatch })).resolves.toMatchObject({ status: 'done' });
+    expect(calls).toBe(1);
+    expect(errors).toContain('onDispatch threw');
+    await expect(h.client.submit('txt2img', img({ width: 100 }), { onDispatch })).rejects.toBeInstanceOf(ParamsValidationError);
+    expect(calls).toBe(1);
   });
 });
 
@@ -388,6 +455,79 @@ describe('polling spends little quota', () => {
     expect(h.server.maxInAnyWindow()).toBeLessThanOrEqual(6);
     expect(h.client.stats()['429s']).toBe(h.server.stats().rejected429.total);
     expect(h.server.stats().rejected429.total).toBeGreaterThan(0); // the limit was learned from a 429
+  });
+});
+
+describe('resumed waits (issue: the learned estimate exploded to 1,435,417 ms)', () => {
+  afterEach(closeAll);
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+  it('20 jobs resumed by another client, then 40 new ones: the new ones finish and the estimate stays sane', async () => {
+    // The reported run: jobs of 2.5 s (2 s of it queued), the CLI's polling at --minute-ms 10000 (× 1/6),
+    // client A submits 20 and closes; client B waits on them ~1.8 s after submission with their endpoint, model
+    // and submittedAt, then submits 40 more. Before the fix, B's 20 first polls went out together, all found a
+    // pending job, and each miss multiplied the estimate (to 1,435,417 ms), which no cap bounded: the 40 were
+    // not polled for ~24 minutes.
+    const polling = { initialEstimateMs: 833, minIntervalMs: 167, maxIntervalMs: 10_000 };
+    const h = await harness({ jobs: { pendingMs: 2000, processingMs: 500 } }, { polling });
+    const a = h.client;
+    const submitted = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const { requestId } = await a.submit('txt2img', img({ prompt: `resumed ${i}` }));
+        return { requestId, submittedAt: Date.now() };
+      }),
+    );
+    await a.close();
+    await sleep(1800 - (Date.now() - Math.min(...submitted.map((s) => s.submittedAt))));
+
+    const b = h.make({ polling });
+    const resumed = await Promise.all(
+      submitted.map(({ requestId, submittedAt }) => b.wait(requestId, { endpoint: 'txt2img', model: 'Flux1schnell', submittedAt })),
+    );
+    expect(resumed.every((r) => r.status === 'done')).toBe(true);
+    const afterResumed = b.stats().durations;
+
+    const began = Date.now();
+    const fresh = Promise.all(Array.from({ length: 40 }, (_, i) => b.generate('txt2img', img({ prompt: `new ${i}` }))));
+    const outcome = await Promise.race([fresh.then(() => 'finished'), sleep(15_000).then(() => 'stuck')]);
+    expect(outcome).toBe('finished');
+    expect(Date.now() - began).toBeLessThan(12_000);
+    const durations = b.stats().durations;
+    expect(durations['txt2img Flux1schnell']?.observations).toBe(40);
+    for (const { expectedMs } of Object.values(durations)) expect(expectedMs).toBeLessThan(4 * 2500);
+    // The resumed jobs' start is the caller's word (another run, another clock): nothing was learned from them.
+    expect(afterResumed).toEqual({});
+  }, 30_000);
+
+  it('a learned duration longer than maxIntervalMs does not leave a job unpolled longer than that', async () => {
+    const h = await harness({ jobs: { pendingMs: 10, processingMs: 800, jitter: 0 } }); // polling: maxIntervalMs 200
+    for (let i = 0; i < 4; i++) await h.client.generate('txt2img', img({ prompt: `teach ${i}` }));
+    expect(h.client.stats().durations['txt2img Flux1schnell']?.expectedMs).toBeGreaterThan(400);
+    const times: number[] = [];
+    let id = '';
+    h.client.on('submitted', (e) => {
+      id = e.requestId;
+      times.push(Date.now());
+    });
+    h.client.on('polled', (e) => {
+      if (e.requestId === id) times.push(Date.now());
+    });
+    await h.client.generate('txt2img', img({ prompt: 'watched' }));
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+    for (const gap of gaps) expect(gap).toBeLessThan(200 + 200); // slack for a loaded machine; uncapped, the first gap was ~800 ms
+    expect(gaps.length).toBeGreaterThanOrEqual(3); // an 800 ms job, polled at least every 200 ms
+  });
+
+  it('a resumed wait whose submittedAt is far off teaches nothing, and new jobs are polled as usual', async () => {
+    const h = await harness({ jobs: { pendingMs: 10, processingMs: 300 } });
+    const ids = await Promise.all(Array.from({ length: 8 }, (_, i) => h.client.submit('txt2img', img({ prompt: `far ${i}` }))));
+    const b = h.make();
+    // Recorded on a clock 10 s behind: every first poll goes out at once and finds the job running.
+    await Promise.all(ids.map(({ requestId }) => b.wait(requestId, { endpoint: 'txt2img', model: 'Flux1schnell', submittedAt: Date.now() - 10_000 })));
+    expect(b.stats().durations).toEqual({});
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => b.generate('txt2img', img({ prompt: `after ${i}` }))));
+    expect(results.every((r) => r.status === 'done')).toBe(true);
+    expect(b.stats().durations['txt2img Flux1schnell']?.expectedMs).toBeLessThan(2000);
   });
 });
 

@@ -34,13 +34,14 @@ describe('predictRemaining', () => {
 
 describe('firstPollDelay and nextPollDelay', () => {
   it.each([
-    ['learned: at the expected finish', 4000, true, 'poll', 4000],
-    ['learned and long: not capped', 120_000, true, 'poll', 120_000],
-    ['unlearned guess: capped', 120_000, false, 'poll', 60_000],
-    ['never sooner than minInterval', 10, true, 'poll', 100],
-    ['with webhooks: only when overdue', 4000, true, 'safety', 12_000],
-  ] as const)('first poll, %s', (_name, expected, learned, mode, delay) => {
-    expect(firstPollDelay(expected, learned, mode, cfg)).toBe(delay);
+    ['at the expected finish', 4000, 'poll', 4000],
+    ['a long estimate: capped at maxInterval (a job is never left unpolled longer)', 120_000, 'poll', 60_000],
+    ['an absurd estimate: capped all the same', 1_435_417, 'poll', 60_000],
+    ['never sooner than minInterval', 10, 'poll', 100],
+    ['with webhooks: only when overdue', 4000, 'safety', 12_000],
+    ['with webhooks: capped at overdueFactor × maxInterval', 1_435_417, 'safety', 180_000],
+  ] as const)('first poll, %s', (_name, expected, mode, delay) => {
+    expect(firstPollDelay(expected, mode, cfg)).toBe(delay);
   });
 
   it.each<[string, number, number, ProgressSample[], 'poll' | 'safety', number]>([
@@ -112,6 +113,36 @@ describe('DurationEstimator', () => {
     expect(est.expected('e')).toBe(7000);
   });
 
+  it('misses of jobs planned on the same estimate do not compound (the resumed-batch explosion)', () => {
+    // 20 first polls sent together at 1.8 s, all finding their job still pending: the old update multiplied
+    // the target once per miss (×526 over 20 misses: 2.7 s became 1,435,417 ms).
+    const est = new DurationEstimator({ initialMs: 833 });
+    for (let i = 0; i < 20; i++) est.observe('txt2img', 'm', { kind: 'first-poll', done: false, elapsedMs: 1819, plannedMs: 833, probe: false });
+    expect(est.expected('txt2img', 'm')).toBeGreaterThan(1819);
+    expect(est.expected('txt2img', 'm')).toBeLessThanOrEqual(1819 * Math.exp(0.95) + 1);
+    // With progress, the prediction (bounded at 4 × elapsed) is the ceiling too.
+    const est2 = new DurationEstimator({ initialMs: 1000 });
+    for (let i = 0; i < 50; i++) {
+      est2.observe('e', undefined, { kind: 'first-poll', done: false, elapsedMs: 1000, plannedMs: 1000, probe: false, predictedMs: 2000 });
+    }
+    expect(est2.expected('e')).toBeLessThanOrEqual(2000 * 1.05 * Math.exp(0.95) + 1);
+  });
+
+  it('a later miss still raises the estimate from its own evidence', () => {
+    const est = new DurationEstimator({ initialMs: 1000 });
+    est.observe('e', undefined, { kind: 'exact', durationMs: 1000 });
+    const before = est.expected('e');
+    est.observe('e', undefined, { kind: 'first-poll', done: false, elapsedMs: 5000, plannedMs: 1100, probe: false });
+    expect(est.expected('e')).toBeGreaterThan(5000);
+    expect(before).toBeLessThan(2000);
+  });
+
+  it('honours maxMs: no estimate beyond it', () => {
+    const est = new DurationEstimator({ initialMs: 1000, maxMs: 30_000 });
+    est.observe('e', undefined, { kind: 'exact', durationMs: 500_000 });
+    expect(est.expected('e')).toBe(30_000);
+  });
+
   /** Polls per job for jobs run one after another, planned only by the pure functions. */
   function simulate(durations: number[], initialMs: number, pendingMs = 200): number {
     const est = new DurationEstimator({ initialMs });
@@ -120,7 +151,7 @@ describe('DurationEstimator', () => {
     for (const d of durations) {
       const progressAt = (t: number): number => (t <= pendingMs ? 0 : Math.min(99.9, ((t - pendingMs) / (d - pendingMs)) * 100));
       const choice = est.choose('e', 'm');
-      const planned = firstPollDelay(choice.delayMs, est.learned('e', 'm'), 'poll', config);
+      const planned = firstPollDelay(choice.delayMs, 'poll', config);
       let t = planned;
       polls++;
       const samples: ProgressSample[] = [];

@@ -11,13 +11,20 @@
  *   any letter case), with hostile `now` and `maxRetryAfterMs`: never a
  *   throw, never a negative, NaN or infinite number, never a duration above
  *   the bound, and the same answer from every container;
- * - the scheduler against a model of the server whose minute limit is
- *   raised and lowered mid-run, that also has a daily window, that speaks
- *   only IETF fields (or both families), and that drops its headers at
- *   random: after the first window it never sends more requests in a window
- *   than the window allows, except the few an announced-nowhere limit cut
- *   could not have told it about in time; and the budget it reports is
- *   never negative or NaN.
+ * - the scheduler against a model of the server that speaks only IETF
+ *   fields (or both families), that has a daily window, whose minute limit
+ *   is raised and cut without notice, and that drops its headers at random.
+ *   With every header present and the limit steady, after the first window
+ *   it never sends a request the window refuses (IETF-only and mixed, not
+ *   only X-RateLimit), and never more than one daily probe a day. With limit
+ *   changes or dropped headers the strict claim did not hold: the
+ *   properties below bound what happens instead (after a limit change,
+ *   refusals only in the window of the change or the next; with dropped
+ *   headers, at most one refused request per window), and the minimal
+ *   counterexamples found are replayed at the end (`it.fails` for those
+ *   still open). The budget
+ *   the scheduler reports is checked for negative and NaN values after every
+ *   step of every run.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -377,118 +384,173 @@ function sentPerWindow(hits: readonly Hit[], windowMs: number): Map<number, numb
   return out;
 }
 
-/**
- * Whether a 429 at server time `at` is one the scheduler could not have
- * avoided: in the first window (nothing known yet), or after an unannounced
- * limit cut, until an answer from after the cut could have reached the
- * scheduler and its next request could have reached the server.
- */
-function excusedMinute429(at: number, config: ModelConfig, result: RunResult): boolean {
-  if (at < T0 + config.windowMs + result.maxLatency) return true;
-  for (let i = 1; i < config.limits.length; i++) {
-    const cut = config.limits[i] as { at: number; limit: number };
-    const before = (config.limits[i - 1] as { limit: number }).limit;
-    if (cut.limit >= before) continue;
-    const changeAt = T0 + cut.at;
-    // the first answer the server produced at or after the cut, as seen by the scheduler
-    const firstInfo = result.answeredAt.find((t) => t >= changeAt) ?? Infinity;
-    // ... and the window after that one, for requests already granted from the old, larger budget
-    const windowEnd = (Math.floor(firstInfo / config.windowMs) + 1) * config.windowMs;
-    if (at >= changeAt && at < windowEnd + result.maxLatency) return true;
+/** Minute 429s after the first window (before it the scheduler knows nothing), by window index. */
+function late429sPerWindow(result: RunResult, config: ModelConfig): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const h of result.server.hits) {
+    if (h.status !== 429 || h.type !== 'minute' || h.at < T0 + config.windowMs + result.maxLatency) continue;
+    const k = Math.floor(h.at / config.windowMs);
+    out.set(k, (out.get(k) ?? 0) + 1);
   }
-  return false;
+  return out;
 }
 
-describe('properties: against a model server with limit changes, a daily window, IETF-only or mixed headers and dropped headers', () => {
-  const minute = 60_000;
-  const limitsArb = fc
-    .tuple(
-      fc.integer({ min: 2, max: 30 }),
-      fc.array(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 59_000 })), { maxLength: 3 }),
-    )
-    .map(([first, changes]) => {
-      const limits = [{ at: 0, limit: first }];
-      let at = 0;
-      for (const [windows, limit, offset] of changes) {
-        at += windows * minute + offset;
-        limits.push({ at, limit });
-      }
-      return limits;
-    });
+/** Window indexes touched by a limit change: the one it falls in and the next (the scheduler re-learns within it). */
+function windowsAfterChanges(config: ModelConfig): Set<number> {
+  const out = new Set<number>();
+  for (const change of config.limits.slice(1)) {
+    const k = Math.floor((T0 + change.at) / config.windowMs);
+    out.add(k);
+    out.add(k + 1);
+  }
+  return out;
+}
 
-  it.each<[string, HeaderStyle, number]>([
-    ['X-RateLimit headers', 'x', 0],
-    ['IETF RateLimit / RateLimit-Policy only', 'ietf', 0],
-    ['both families', 'both', 0],
-    ['X-RateLimit headers, 30 % of responses without any', 'x', 0.3],
-    ['IETF only, 30 % of responses without any', 'ietf', 0.3],
-  ])('%s, the minute limit raised and cut without notice: no request the window refuses, beyond what a cut excuses', async (_label, style, missingRate) => {
+const MINUTE = 60_000;
+const limitScheduleArb = fc
+  .tuple(
+    fc.integer({ min: 2, max: 30 }),
+    fc.array(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: MINUTE - 1000 })), { minLength: 1, maxLength: 3 }),
+  )
+  .map(([first, changes]) => {
+    const limits = [{ at: 0, limit: first }];
+    let at = 0;
+    for (const [windows, limit, offset] of changes) {
+      at += windows * MINUTE + offset;
+      limits.push({ at, limit });
+    }
+    return limits;
+  });
+const latencyArb = fc.record({ base: fc.integer({ min: 1, max: 800 }), spread: fc.integer({ min: 0, max: 400 }) });
+const seedArb = fc.integer({ min: 1, max: 2 ** 31 - 2 });
+
+async function runModel(limits: ModelConfig['limits'], style: HeaderStyle, missingRate: number, latency: { base: number; spread: number }, seed: number, extraWindows: number): Promise<{ config: ModelConfig; result: RunResult }> {
+  const config: ModelConfig = { windowMs: MINUTE, limits, style, missingRate };
+  const last = limits[limits.length - 1] as { at: number; limit: number };
+  const windows = Math.ceil(last.at / MINUTE) + extraWindows;
+  // enough work to keep every window busy until a few windows after the last change
+  const jobs = limits.reduce((n, l) => Math.max(n, l.limit), 0) * windows;
+  const result = await drive(config, jobs, latency, seed, windows + 40);
+  expect(result.done).toBe(jobs);
+  return { config, result };
+}
+
+describe('properties: against a model server (IETF-only or mixed headers, a daily window, limit changes, dropped headers)', () => {
+  it.each<[string, HeaderStyle]>([
+    ['IETF RateLimit / RateLimit-Policy only', 'ietf'],
+    ['both families at once', 'both'],
+    ['X-RateLimit (the reference)', 'x'],
+  ])('%s, any limit, latency and answer order: after the first window no request is sent that the window refuses', async (_label, style) => {
     await fc.assert(
-      fc.asyncProperty(
-        limitsArb,
-        fc.integer({ min: 1, max: 800 }),
-        fc.integer({ min: 0, max: 400 }),
-        fc.integer({ min: 1, max: 2 ** 31 - 2 }),
-        async (limits, base, spread, seed) => {
-          const config: ModelConfig = { windowMs: minute, limits, style, missingRate };
-          const last = limits[limits.length - 1] as { at: number; limit: number };
-          // enough work to keep every window busy until a few windows after the last change
-          const windows = Math.ceil(last.at / minute) + 4;
-          const jobs = limits.reduce((n, l) => Math.max(n, l.limit), 0) * windows;
-          const result = await drive(config, jobs, { base, spread }, seed, windows + 40);
-          expect(result.done).toBe(jobs);
-          const unexcused = result.server.hits.filter((h) => h.status === 429 && !excusedMinute429(h.at, config, result));
-          expect(unexcused.map((h) => h.at - T0), 'unexcused 429s (ms after start)').toEqual([]);
-          // Sent per window (accepted + refused) never above the window's limit, outside excused windows.
-          const excusedWindows = new Set(result.server.hits.filter((h) => h.status === 429).map((h) => Math.floor(h.at / minute)));
-          for (const [k, sent] of sentPerWindow(result.server.hits, minute)) {
-            if (excusedWindows.has(k) || k * minute < T0 + minute) continue;
-            // a limit may change inside a window: the larger of the two bounds what that window allows
-            const allowed = Math.max(result.server.limitAt(k * minute), result.server.limitAt((k + 1) * minute - 1));
-            expect(sent, `window ${k - Math.floor(T0 / minute)}`).toBeLessThanOrEqual(allowed);
-          }
-        },
-      ),
-      { numRuns: missingRate > 0 ? 12 : 16 },
+      fc.asyncProperty(fc.integer({ min: 2, max: 40 }), latencyArb, seedArb, async (limit, latency, seed) => {
+        const { config, result } = await runModel([{ at: 0, limit }], style, 0, latency, seed, 8);
+        expect([...late429sPerWindow(result, config)], 'windows with a 429 after the first').toEqual([]);
+        for (const [k, sent] of sentPerWindow(result.server.hits, MINUTE)) {
+          if (k * MINUTE + MINUTE <= T0 + MINUTE) continue; // the window the run started in
+          expect(sent, `sent in window ${k - Math.floor(T0 / MINUTE)}`).toBeLessThanOrEqual(limit);
+        }
+      }),
+      { numRuns: Number(process.env["PROP_RUNS"] ?? 25) },
     );
   }, 120_000);
 
   it.each<[string, HeaderStyle]>([
     ['X-RateLimit (no daily reset time)', 'x'],
-    ['IETF (daily reset time in `t`)', 'ietf'],
+    ['IETF (the daily reset time in `t`)', 'ietf'],
     ['both families', 'both'],
-  ])('%s: a daily window smaller than the work: at most one daily 429 per day, no minute 429 after the first window, never more than the day allows', async (_label, style) => {
+  ])('%s, a daily window smaller than the work: at most one daily 429 per day, no minute 429 after the first window, never more than the day allows', async (_label, style) => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 3, max: 20 }),
-        fc.integer({ min: 2, max: 6 }),
-        fc.integer({ min: 1, max: 600 }),
-        fc.integer({ min: 0, max: 300 }),
-        fc.integer({ min: 1, max: 2 ** 31 - 2 }),
-        async (limit, windowsPerDayShare, base, spread, seed) => {
-          const dayMs = minute * 10;
-          // the day allows only part of what the minute windows could carry
-          const dailyLimit = limit * windowsPerDayShare;
-          const config: ModelConfig = { windowMs: minute, limits: [{ at: 0, limit }], daily: { limit: dailyLimit, dayMs }, style, missingRate: 0 };
-          const jobs = dailyLimit * 3;
-          const result = await drive(config, jobs, { base, spread }, seed, 10 * 6);
-          expect(result.done).toBe(jobs);
-          const hits = result.server.hits;
-          const minute429 = hits.filter((h) => h.type === 'minute' && h.at >= T0 + minute + result.maxLatency);
-          expect(minute429.map((h) => h.at - T0)).toEqual([]);
-          const dailyByDay = new Map<number, number>();
-          const sentByDay = new Map<number, number>();
-          for (const h of hits) {
-            const day = Math.floor(h.at / dayMs);
-            sentByDay.set(day, (sentByDay.get(day) ?? 0) + 1);
-            if (h.type === 'daily') dailyByDay.set(day, (dailyByDay.get(day) ?? 0) + 1);
-          }
-          for (const [day, n] of dailyByDay) expect(n, `daily 429s on day ${day - Math.floor(T0 / dayMs)}`).toBeLessThanOrEqual(1);
-          // sent in a day: what it allows, plus at most the one probe that learns the reset
-          for (const [day, sent] of sentByDay) expect(sent, `day ${day - Math.floor(T0 / dayMs)}`).toBeLessThanOrEqual(dailyLimit + 1);
-        },
-      ),
+      fc.asyncProperty(fc.integer({ min: 3, max: 20 }), fc.integer({ min: 2, max: 6 }), latencyArb, seedArb, async (limit, share, latency, seed) => {
+        const dayMs = MINUTE * 10;
+        // the day allows only part of what its minute windows could carry
+        const dailyLimit = limit * share;
+        const config: ModelConfig = { windowMs: MINUTE, limits: [{ at: 0, limit }], daily: { limit: dailyLimit, dayMs }, style, missingRate: 0 };
+        const jobs = dailyLimit * 3;
+        const result = await drive(config, jobs, latency, seed, 10 * 6);
+        expect(result.done).toBe(jobs);
+        expect([...late429sPerWindow(result, config)]).toEqual([]);
+        const dailyByDay = new Map<number, number>();
+        const sentByDay = new Map<number, number>();
+        for (const h of result.server.hits) {
+          const day = Math.floor(h.at / dayMs);
+          sentByDay.set(day, (sentByDay.get(day) ?? 0) + 1);
+          if (h.type === 'daily') dailyByDay.set(day, (dailyByDay.get(day) ?? 0) + 1);
+        }
+        for (const [day, n] of dailyByDay) expect(n, `daily 429s on day ${day - Math.floor(T0 / dayMs)}`).toBeLessThanOrEqual(1);
+        // sent in a day: what it allows, plus at most the one probe that learns the reset
+        for (const [day, sent] of sentByDay) expect(sent, `sent on day ${day - Math.floor(T0 / dayMs)}`).toBeLessThanOrEqual(dailyLimit + 1);
+      }),
       { numRuns: 10 },
     );
   }, 120_000);
+
+  it.each<[string, HeaderStyle]>([
+    ['X-RateLimit', 'x'],
+    ['IETF only', 'ietf'],
+    ['both families', 'both'],
+  ])('%s, the limit raised and cut without notice: the scheduler re-converges: refused requests only in the window of a change or the next', async (_label, style) => {
+    await fc.assert(
+      fc.asyncProperty(limitScheduleArb, latencyArb, seedArb, async (limits, latency, seed) => {
+        const { config, result } = await runModel(limits, style, 0, latency, seed, 4);
+        const touched = windowsAfterChanges(config);
+        const late = late429sPerWindow(result, config);
+        for (const k of late.keys()) expect(touched.has(k), `a 429 in window ${k - Math.floor(T0 / MINUTE)}, away from every change`).toBe(true);
+        // sent per window, away from the changes: never above the window's limit
+        for (const [k, sent] of sentPerWindow(result.server.hits, MINUTE)) {
+          if (k * MINUTE + MINUTE <= T0 + MINUTE || touched.has(k)) continue;
+          expect(sent, `sent in window ${k - Math.floor(T0 / MINUTE)}`).toBeLessThanOrEqual(result.server.limitAt(k * MINUTE));
+        }
+      }),
+      { numRuns: Number(process.env["PROP_RUNS"] ?? 20) },
+    );
+  }, 120_000);
+
+  it.each<[string, HeaderStyle]>([
+    ['X-RateLimit', 'x'],
+    ['IETF only', 'ietf'],
+  ])('%s, 30 percent of responses without any rate-limit header: at most one refused request per window', async (_label, style) => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 2, max: 40 }), latencyArb, seedArb, async (limit, latency, seed) => {
+        const { config, result } = await runModel([{ at: 0, limit }], style, 0.3, latency, seed, 8);
+        for (const [k, n] of late429sPerWindow(result, config)) expect(n, `429s in window ${k - Math.floor(T0 / MINUTE)}`).toBeLessThanOrEqual(1);
+        for (const [k, sent] of sentPerWindow(result.server.hits, MINUTE)) {
+          if (k * MINUTE + MINUTE <= T0 + MINUTE) continue;
+          expect(sent).toBeLessThanOrEqual(limit + 1);
+        }
+      }),
+      { numRuns: Number(process.env["PROP_RUNS"] ?? 20) },
+    );
+  }, 120_000);
+});
+
+/**
+ * Where the issue's strict claim ("never more requests sent in a window than
+ * the server allows") failed. Each is a minimal counterexample fast-check
+ * found against the model above, replayed deterministically.
+ */
+describe('counterexamples found here, replayed', () => {
+  async function strict(limits: ModelConfig['limits'], style: HeaderStyle, missingRate: number, latency: { base: number; spread: number }, seed: number, extra: number): Promise<void> {
+    const { config, result } = await runModel(limits, style, missingRate, latency, seed, extra);
+    expect([...late429sPerWindow(result, config)].map(([k]) => k - Math.floor(T0 / MINUTE))).toEqual([]);
+  }
+
+  // Fixed (budget-state: a jump of `Remaining` that comes with a limit change now forgets the answer log too,
+  // as a reset does); these stay as regression tests.
+  it('a limit raised mid-window (2 → 3): the jump is not credited twice', async () => {
+    await strict([{ at: 0, limit: 2 }, { at: 60_000, limit: 3 }], 'both', 0, { base: 1, spread: 0 }, 1, 4);
+  });
+
+  it('a limit raised (2 → 12), then cut (→ 3): no burst right after a fresh "remaining 0"', async () => {
+    await strict([{ at: 0, limit: 2 }, { at: 97_532, limit: 12 }, { at: 157_532, limit: 3 }], 'x', 0, { base: 1, spread: 0 }, 1, 4);
+  });
+
+  // Still open: expected to fail (`it.fails`) until the engine is fixed; then vitest reports them, and they
+  // should become plain `it`s. See the issue 7 report for the analysis.
+  it.fails('KNOWN GAP: a limit raised after the phase was learned (2 → 3) draws a 429: the predicted reset fires after the reset was already seen as "limit changed"', async () => {
+    await strict([{ at: 0, limit: 2 }, { at: 120_243, limit: 3 }], 'x', 0, { base: 1, spread: 0 }, 1, 4);
+  });
+
+  it.fails('KNOWN GAP: headers missing on a few answers, limit constant: the "refresh" request after header-less answers is sent into a full window', async () => {
+    await strict([{ at: 0, limit: 2 }], 'x', 0.3, { base: 1, spread: 0 }, 2036108656, 8);
+  });
 });

@@ -10,6 +10,14 @@
  * `client-polling`, `batch-rss`, `redis-shared`, `soak`.
  */
 import type { Scenario } from '../lib/types.js';
+import { scenario as clientPolling } from './client-polling.js';
 import { scenario as scheduler } from './scheduler.js';
+import { scenario as redisShared } from './redis-shared.js';
+import { scenario as faultMatrix } from './fault-matrix.js';
+import { scenario as soak } from './soak.js';
+import { scenario as overhead } from './overhead.js';
+import { scenario as memory } from './memory.js';
+import { scenario as httpCeiling } from './http-ceiling.js';
+import { scenario as idleCpu } from './idle-cpu.js';
 
-export const scenarios: readonly Scenario[] = [scheduler];
+export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu];

@@ -143,6 +143,20 @@ function checkOptions(options: RunBatchOptions): void {
   for (const name of ['validate', 'onResult'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`Expected \`${name}\` to be a function`);
   }
+  if (options.errorsOut !== undefined && (typeof options.errorsOut !== 'string' || options.errorsOut === '')) {
+    throw new TypeError(`Expected \`errorsOut\` to be the path of the errors file, got \`${String(options.errorsOut)}\` (${typeof options.errorsOut})`);
+  }
+  if (options.keepPreview !== undefined && typeof options.keepPreview !== 'boolean') {
+    throw new TypeError(`Expected \`keepPreview\` to be a boolean, got \`${String(options.keepPreview)}\` (${typeof options.keepPreview})`);
+  }
+  const logger = options.logger as unknown as Record<string, unknown> | null | undefined;
+  if (logger !== undefined && (typeof logger !== 'object' || logger === null || typeof logger['child'] !== 'function' || typeof logger['warn'] !== 'function')) {
+    throw new TypeError('Expected `logger` to be a pino logger');
+  }
+  const clock = options.clock as unknown as Record<string, unknown> | null | undefined;
+  if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock['now'] !== 'function' || typeof clock['setTimeout'] !== 'function' || typeof clock['clearTimeout'] !== 'function')) {
+    throw new TypeError('Expected `clock` to be an object with now(), setTimeout() and clearTimeout()');
+  }
 }
 
 function checkClient(client: BatchClient): void {
@@ -596,7 +610,15 @@ class BatchRun implements Batch {
         const reason = new Stopped(this.#stop?.message ?? 'Stopped');
         for (const active of this.#active.values()) active.controller.abort(reason);
         const settled = Promise.all([...this.#active.values()].map((a) => a.done));
-        await Promise.race([settled, sleep(5000, this.#clock)]);
+        // A timer that outlived the race would hold the process open for 5 s after the run ended: cancel it.
+        const timeout = new AbortController();
+        const cap = sleep(5000, this.#clock, timeout.signal);
+        cap.catch(() => {});
+        try {
+          await Promise.race([settled, cap]);
+        } finally {
+          timeout.abort();
+        }
       }
     } finally {
       if (!wasPaused && !this.#hardAbort) scheduler.resume();

@@ -8,6 +8,11 @@ class Deque<T> {
     return this.#size;
   }
 
+  /** Slots allocated. */
+  get capacity(): number {
+    return this.#items.length;
+  }
+
   push(item: T): void {
     if (this.#size === this.#items.length) this.#grow();
     this.#items[(this.#head + this.#size) & (this.#items.length - 1)] = item;
@@ -57,6 +62,9 @@ export interface Queueable {
   cancelled: boolean;
 }
 
+/** An emptied bucket is kept only up to this many slots (a drained big queue gives its memory back). */
+const KEEP_MAX_CAPACITY = 1024;
+
 /**
  * Buckets of FIFOs by numeric priority, highest first. Removal is lazy: a
  * cancelled item stays in its bucket until it reaches the front, but stops
@@ -100,8 +108,15 @@ export class PriorityQueue<T extends Queueable> {
       const bucket = this.#buckets.get(priority) as Deque<T>;
       const item = bucket.shift();
       if (bucket.size === 0) {
-        this.#buckets.delete(priority);
-        this.#order.shift();
+        if (this.#order.length === 1 && bucket.capacity <= KEEP_MAX_CAPACITY) {
+          // The only bucket stays, empty, for the next push: a queue that keeps running empty (each
+          // caller awaiting its task before scheduling the next) would otherwise build and drop a
+          // bucket, its map entry and its place in the order for every task.
+          if (item === undefined) return undefined;
+        } else {
+          this.#buckets.delete(priority);
+          this.#order.shift();
+        }
       }
       if (item === undefined) continue;
       if (item.cancelled) continue;

@@ -106,6 +106,8 @@ class Entry implements Queueable {
   flight: Flight | undefined = undefined;
   /** Aborts the backoff wait, while the task is waiting out one. */
   backoff: AbortController | undefined = undefined;
+  /** The listener on the caller's signal, until the task settles. */
+  onAbort: (() => void) | undefined = undefined;
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
 
@@ -115,7 +117,29 @@ class Entry implements Queueable {
     readonly priority: number,
     readonly options: ScheduleOptions | undefined,
   ) {}
+
+  /** Settles the caller's promise with success (and stops listening to its signal). */
+  succeed(value: unknown): void {
+    this.#release();
+    this.resolve(value);
+  }
+
+  /** Settles the caller's promise with failure (and stops listening to its signal). */
+  failWith(error: unknown): void {
+    this.#release();
+    this.reject(error);
+  }
+
+  #release(): void {
+    const listener = this.onAbort;
+    if (listener === undefined) return;
+    this.onAbort = undefined;
+    this.options?.signal?.removeEventListener('abort', listener);
+  }
 }
+
+/** Listener options for the caller's signal, shared: one object instead of one per task. */
+const ONCE = { once: true } as const;
 
 /** One attempt in flight. It is also the task's context. */
 class Flight implements TaskContext {
@@ -419,7 +443,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         want = this.#aimd.take(want, now);
         if (want === 0) return this.#wake(this.#aimd.nextAt(now) - now);
       }
-      const result = this.#store.reserve(want, now);
+      const result = this.#store.reserve(want, now, this.#queue.size - want);
       if (isPromise(result)) {
         this.#pumping = true;
         result.then(
@@ -648,7 +672,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       return;
     }
     if (ok) {
-      entry.resolve(value);
+      entry.succeed(value);
       return;
     }
     if (value instanceof RetryableFailure) {
@@ -661,7 +685,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #fail(entry: Entry, error: unknown, emit: boolean): void {
     this.#counts.failed++;
     if (emit && this.has('failed')) this.emit('failed', { id: entry.id, attempt: entry.attempt, error });
-    entry.reject(error);
+    entry.failWith(error);
   }
 
   /** The first transient failure hands the task to p-retry; every later attempt re-enters the queue. */
@@ -718,7 +742,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     }).then(
       (value) => {
         this.#retrying--;
-        entry.resolve(value);
+        entry.succeed(value);
         this.#checkWaiters();
       },
       (error: unknown) => {
@@ -863,17 +887,9 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       }
       // Otherwise it is between attempts inside p-retry: the next attempt sees the signal.
     };
-    signal.addEventListener('abort', onAbort, { once: true });
-    const release = (): void => signal.removeEventListener('abort', onAbort);
-    const { resolve, reject } = entry;
-    entry.resolve = (value) => {
-      release();
-      resolve(value);
-    };
-    entry.reject = (error) => {
-      release();
-      reject(error);
-    };
+    // One closure per task; the entry removes it when it settles (`succeed`/`failWith`).
+    entry.onAbort = onAbort;
+    signal.addEventListener('abort', onAbort, ONCE);
   }
 
   #stop(error: Error, reason: 'authentication' | 'store'): void {
@@ -939,12 +955,15 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       if (this.#queue.size === 0 && this.#inFlight === 0) this.#clearWake();
       if (this.has('idle')) this.emit('idle', { succeeded: this.#counts.succeeded, failed: this.#counts.failed });
     }
-    if (this.#waiters.length === 0) return;
-    const keep: Waiter[] = [];
-    for (const waiter of this.#waiters) {
+    const waiters = this.#waiters;
+    if (waiters.length === 0) return;
+    // Compacted in place: no new array per call (this runs after every answer).
+    let kept = 0;
+    for (let i = 0; i < waiters.length; i++) {
+      const waiter = waiters[i] as Waiter;
       if (waiter.test()) waiter.resolve();
-      else keep.push(waiter);
+      else waiters[kept++] = waiter;
     }
-    this.#waiters = keep;
+    waiters.length = kept;
   }
 }

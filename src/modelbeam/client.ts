@@ -31,7 +31,7 @@ import { runGenerate, type GenerateResult, type SubmittedJob } from './generate.
 import { JobTracker, type TrackerCounters } from './job-tracker.js';
 import { copyResultFields, hasOutput, parseJobStatus, readRequestId, toJobResult, unwrapData, type JobResult, type JobStatus } from './jobs.js';
 import { linkSignals } from './lru.js';
-import { resolveClientOptions, type ModelBeamClientOptions, type ResolvedClientOptions } from './options.js';
+import { resolveClientOptions, shownUrl, type ModelBeamClientOptions, type ResolvedClientOptions } from './options.js';
 import { PollGate } from './poll-gate.js';
 import { DurationEstimator, type PlannerConfig } from './poll-planner.js';
 import { Poller } from './poller.js';
@@ -47,6 +47,14 @@ export interface SubmitOptions {
   signal?: AbortSignal;
   /** Scheduler priority; higher goes first. @default 0 */
   priority?: number;
+  /**
+   * Called synchronously just before each HTTP request of the submission is
+   * sent: once the POST leaves, a job may exist. `attempt` counts the
+   * requests of this submission from 1 (a resend after a 429 or a 5xx that
+   * the server did not process is the next number). An exception it throws is
+   * logged and ignored.
+   */
+  onDispatch?: (attempt: number) => void;
 }
 
 export interface SubmitResult {
@@ -66,6 +74,14 @@ export interface WaitOptions {
 }
 
 export interface GenerateOptions extends SubmitOptions {
+  /**
+   * Called synchronously just before each HTTP request of every submission
+   * attempt is sent, with that submission's attempt number (1 for the first
+   * submission, 2 for the first resubmission, …, as in `onSubmitted`; a
+   * resend of the same submission after a 429 repeats the number). An
+   * exception it throws is logged and ignored.
+   */
+  onDispatch?: (attempt: number) => void;
   /** Called after each billed submission with its request id (1-based attempt). */
   onSubmitted?: (requestId: string, attempt: number) => void;
 }
@@ -188,7 +204,13 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       maxIntervalMs: o.polling.maxIntervalMs,
       overdueFactor: o.polling.overdueFactor,
     };
-    this.#estimator = new DurationEstimator({ initialMs: o.polling.initialEstimateMs, minMs: Math.max(1, o.polling.minIntervalMs / 2) });
+    this.#estimator = new DurationEstimator({
+      initialMs: o.polling.initialEstimateMs,
+      minMs: Math.max(1, o.polling.minIntervalMs / 2),
+      // No poll waits longer than maxIntervalMs (× overdueFactor with webhooks): an estimate above that plans
+      // nothing differently, and would only take longer to come back down.
+      maxMs: Math.max(o.polling.initialEstimateMs, o.polling.maxIntervalMs * o.polling.overdueFactor),
+    });
     this.#pollGate = new PollGate({ windowMs: o.polling.windowMs, maxShare: o.polling.maxShare, fallbackLimit: 60 });
     this.#tracker = new JobTracker({
       clock: o.clock,
@@ -311,7 +333,10 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     const prepared = await this.#prepare(endpoint, params, true);
     const model = typeof params['model'] === 'string' ? params['model'] : undefined;
     return runGenerate({
-      submit: (attempt) => this.#submitPrepared(endpoint, prepared, options, attempt),
+      submit: (attempt) => {
+        const onDispatch = options.onDispatch;
+        return this.#submitPrepared(endpoint, prepared, onDispatch ? { ...options, onDispatch: () => onDispatch(attempt) } : options, attempt);
+      },
       wait: (job) =>
         this.#tracker.wait(job.requestId, {
           signal: options.signal,
@@ -500,7 +525,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
   setWebhookUrl(url: string): void {
     if (this.#o.webhook === undefined) throw new TypeError('Expected the `webhook` option to be set before `setWebhookUrl()`');
     if (typeof url !== 'string' || url.length > 2048 || !/^https?:\/\//i.test(url) || !URL.canParse(url)) {
-      throw new TypeError(`Expected \`url\` to be an http(s) URL of at most 2048 characters, got \`${String(url)}\``);
+      throw new TypeError(`Expected \`url\` to be an http(s) URL of at most 2048 characters, got \`${String(shownUrl(url))}\``);
     }
     this.#webhookUrl = url;
   }
@@ -586,6 +611,16 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       this.#submitsQueued--;
       this.#poller.kick();
     };
+    const onDispatch = options.onDispatch;
+    const dispatched = (request: number): void => {
+      left();
+      if (!onDispatch) return;
+      try {
+        onDispatch(request);
+      } catch (error) {
+        this.#logger.error({ err: error, endpoint }, 'onDispatch threw');
+      }
+    };
     this.#submitsQueued++;
     let res: ApiResponse;
     try {
@@ -595,7 +630,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
         path: `/${endpoint}`,
         idempotent: false,
         body: () => encodeBody(prepared),
-        onDispatch: left,
+        onDispatch: dispatched,
         check: (body) => (readRequestId(body) !== undefined || hasOutput(inlineFields(body)) ? undefined : 'no request_id in the body'),
         ...(options.priority === undefined ? {} : { priority: options.priority }),
         ...(options.signal ? { signal: options.signal } : {}),
@@ -613,7 +648,13 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     const model = prepared.values.get('model');
     this.#counts.submitted++;
     if (requestId !== '') {
-      const job = this.#tracker.register(requestId, { endpoint, model: typeof model === 'string' ? model : undefined, submittedAt, submittedKnown: true });
+      const job = this.#tracker.register(requestId, {
+        endpoint,
+        model: typeof model === 'string' ? model : undefined,
+        submittedAt,
+        submittedKnown: true,
+        learns: true,
+      });
       if (inline) this.#tracker.completeInline(job, inline);
     }
     this.emit('submitted', { requestId, endpoint, model: typeof model === 'string' ? model : undefined, attempt });

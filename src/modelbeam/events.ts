@@ -168,7 +168,12 @@ export interface ClientStats {
   webhookMode: boolean;
   /** A webhook is configured but deliveries stopped: polling took over. */
   webhookFallback: boolean;
-  /** Learned durations (the tracked high quantile) per endpoint and endpoint + model. */
+  /**
+   * Learned durations (the tracked high quantile) per endpoint and endpoint +
+   * model, from jobs this client submitted (not from ids handed to `wait()`).
+   * Bounded by `polling.maxIntervalMs × overdueFactor`: no poll waits longer
+   * than that anyway.
+   */
   durations: Record<string, { expectedMs: number; observations: number }>;
   scheduler: SchedulerStats;
 }

@@ -28,7 +28,7 @@ import { BoundedMap } from './lru.js';
 import type { DurationEstimator, PlannerConfig } from './poll-planner.js';
 import { predictTotal } from './poll-planner.js';
 import type { Poller } from './poller.js';
-import { TrackedJob, type Outcome, type Waiter } from './tracked-job.js';
+import { TrackedJob, type Outcome, type TrackedJobInit, type Waiter } from './tracked-job.js';
 import type { WebhookEvent } from './webhooks.js';
 
 export interface TrackerCounters {
@@ -104,8 +104,8 @@ export class JobTracker {
     return this.#active.get(requestId) ?? this.#done.get(requestId);
   }
 
-  /** Records a new job (a submission answered with its id). */
-  register(requestId: string, init: { endpoint?: string | undefined; model?: string | undefined; submittedAt: number; submittedKnown: boolean }): TrackedJob {
+  /** Records a new job (a submission answered with its id, or an id handed to `wait()`). */
+  register(requestId: string, init: TrackedJobInit): TrackedJob {
     const existing = this.get(requestId);
     if (existing) return existing;
     const job = new TrackedJob(requestId, init);
@@ -145,6 +145,9 @@ export class JobTracker {
         model: options.model,
         submittedAt: options.submittedAt ?? now,
         submittedKnown: options.submittedAt !== undefined,
+        // Not submitted by this client: `submittedAt` is the caller's word (another run, another clock), so
+        // what its polls find plans its own polls but teaches the estimator nothing.
+        learns: false,
       });
     } else {
       job.endpoint ??= options.endpoint;
@@ -201,7 +204,7 @@ export class JobTracker {
     const first = !job.firstPolled;
     job.firstPolled = true;
     job.addSample(sentAt, status.progress);
-    if (first && !job.safety && !job.fetching && job.submittedKnown && job.endpoint !== undefined) {
+    if (first && !job.safety && !job.fetching && job.learns && job.endpoint !== undefined) {
       const elapsedMs = sentAt - job.submittedAt;
       const predictedMs = status.terminal ? undefined : predictTotal(job.samples, sentAt, job.submittedAt);
       this.#d.estimator.observe(job.endpoint, job.model, {
@@ -209,7 +212,8 @@ export class JobTracker {
         done: status.terminal,
         elapsedMs,
         plannedMs: job.plannedDelay,
-        probe: job.probe,
+        // A poll held well before the estimate (maxIntervalMs) tests it as an early probe does.
+        probe: job.probe || job.capped,
         ...(predictedMs === undefined ? {} : { predictedMs }),
       });
       this.#poller.replanKey(job.endpoint, job.model);
@@ -309,7 +313,7 @@ export class JobTracker {
       this.#d.logger.debug({ requestId: job.id, event: event.event, status: event.status }, 'unrecognised webhook event: ignored');
       return;
     }
-    if (job.submittedKnown && job.endpoint !== undefined) {
+    if (job.learns && job.endpoint !== undefined) {
       this.#d.estimator.observe(job.endpoint, job.model, { kind: 'exact', durationMs: now - job.submittedAt });
       this.#poller.replanKey(job.endpoint, job.model);
     }

@@ -33,9 +33,10 @@ export interface PollingOptions {
    */
   minIntervalMs?: number;
   /**
-   * The longest wait between two polls of a job (a first poll planned from a
-   * learned duration excepted). With webhooks, safety-net polls may wait
-   * `overdueFactor` times longer.
+   * The longest a job waiting for its result goes unpolled: before its first
+   * poll (whatever duration has been learned) and between two polls. Jobs
+   * that take longer are polled this often. With webhooks, safety-net polls
+   * may wait `overdueFactor` times longer.
    * @default 60_000
    */
   maxIntervalMs?: number;
@@ -269,9 +270,14 @@ function checkApiKey(value: unknown): string {
   return value;
 }
 
+/** A URL as an error message may show it: any credentials (`user:password@`) masked. */
+export function shownUrl(value: unknown): unknown {
+  return typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/i, '$1***@') : value;
+}
+
 function checkUrl(name: string, value: unknown, maxLength = 2048): string {
   if (typeof value !== 'string' || value.length > maxLength || !/^https?:\/\//i.test(value) || !URL.canParse(value)) {
-    invalid(name, `an http(s) URL of at most ${maxLength} characters`, value);
+    invalid(name, `an http(s) URL of at most ${maxLength} characters`, shownUrl(value));
   }
   return value;
 }

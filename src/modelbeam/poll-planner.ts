@@ -10,16 +10,20 @@
  *   recent hard evidence (the largest recent lower bound), and while it sits
  *   well above that evidence, one job in `probeEvery` polls early to find out
  *   whether jobs got faster. A key with nothing learned sends one "scout"
- *   job first; the others wait for what it learns.
+ *   job first; the others wait for what it learns. A miss raises the
+ *   estimate from its own evidence (its elapsed time, its prediction), never
+ *   by compounding on the current estimate: jobs planned on the same estimate
+ *   miss together, and must not multiply it once each.
  * - {@link firstPollDelay} and {@link nextPollDelay} turn the estimate and
  *   the job's reported progress into the next poll time: the first poll near
- *   the expected finish, later ones at the predicted finish or backing off.
+ *   the expected finish, later ones at the predicted finish or backing off,
+ *   and never more than `maxIntervalMs` apart, whatever the estimate.
  */
 
 export interface PlannerConfig {
   /** No two polls of a job closer than this, and no first poll sooner. */
   minIntervalMs: number;
-  /** No wait between polls longer than this (the first poll of a learned job excepted). */
+  /** No job waits longer than this for its first poll or between two polls (safety-net polls: `overdueFactor` times longer). */
   maxIntervalMs: number;
   /** With webhooks: a job is overdue, and polled as a safety net, after `overdueFactor` × its expected duration. */
   overdueFactor: number;
@@ -206,7 +210,11 @@ export class DurationEstimator {
       this.#push(state, predicted ?? o.elapsedMs);
       if (t === undefined) state.target = Math.max(o.elapsedMs * 1.5, (predicted ?? 0) * HEADROOM);
       else if (o.probe) state.target = Math.max(t, (predicted ?? 0) * HEADROOM);
-      else state.target = Math.max(t * up, (predicted ?? 0) * HEADROOM);
+      // A miss says "longer than elapsed": the step up is taken from that evidence, not from the current
+      // target. Jobs whose first polls were planned on the same (low) estimate miss together; stepping from
+      // the target would multiply it once per job (20 misses: ×500), stepping from the evidence cannot
+      // raise it above the longest elapsed time × `up`.
+      else state.target = Math.max(t, o.elapsedMs * up, (predicted ?? 0) * HEADROOM);
     }
     state.target = this.#clamp(state.target ?? this.#initial);
     state.n++;
@@ -268,13 +276,17 @@ export function predictRemaining(samples: readonly ProgressSample[], now: number
 const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
 
 /**
- * Delay from submission to a job's first poll. With webhooks (`safety`),
- * only once the job is overdue. An unlearned estimate is capped at
- * `maxIntervalMs`; a learned one is trusted.
+ * Delay from submission to a job's first poll: at the expected finish, and
+ * never later than `maxIntervalMs` (learned or not: a job is never left
+ * unpolled longer than that, whatever the estimate says). With webhooks
+ * (`safety`), only once the job is overdue, `overdueFactor` times later, and
+ * capped `overdueFactor` times higher.
  */
-export function firstPollDelay(expectedMs: number, learned: boolean, mode: 'poll' | 'safety', config: PlannerConfig): number {
-  if (mode === 'safety') return Math.max(config.minIntervalMs, expectedMs * config.overdueFactor);
-  return learned ? Math.max(config.minIntervalMs, expectedMs) : clamp(expectedMs, config.minIntervalMs, config.maxIntervalMs);
+export function firstPollDelay(expectedMs: number, mode: 'poll' | 'safety', config: PlannerConfig): number {
+  if (mode === 'safety') {
+    return clamp(expectedMs * config.overdueFactor, config.minIntervalMs, Math.max(config.minIntervalMs, config.maxIntervalMs * config.overdueFactor));
+  }
+  return clamp(expectedMs, config.minIntervalMs, Math.max(config.minIntervalMs, config.maxIntervalMs));
 }
 
 export interface FollowUpInput {

@@ -192,18 +192,25 @@ export class Poller {
     job.safety = mode === 'safety';
     const endpoint = job.endpoint ?? '?';
     const est = this.#d.estimator;
-    let delay: number;
+    /** The duration the first poll is planned for, before the bounds. */
+    let wanted: number;
     if (mode === 'safety') {
-      delay = firstPollDelay(est.expected(endpoint, job.model), true, 'safety', this.#d.config);
+      wanted = est.expected(endpoint, job.model);
+    } else if (!job.learns) {
+      // Submitted elsewhere (a resumed batch): planned from the estimate, but it neither scouts nor probes,
+      // since what its polls find will not be learned from.
+      wanted = est.expected(endpoint, job.model);
     } else if (fresh) {
       const choice = est.choose(endpoint, job.model);
       job.probe = choice.probe;
       job.scout = choice.scout;
-      delay = firstPollDelay(choice.delayMs, est.learned(endpoint, job.model), 'poll', this.#d.config);
+      wanted = choice.delayMs;
     } else {
-      const base = job.probe ? est.probeDelay(endpoint, job.model) : est.expected(endpoint, job.model);
-      delay = firstPollDelay(base, est.learned(endpoint, job.model), 'poll', this.#d.config);
+      wanted = job.probe ? est.probeDelay(endpoint, job.model) : est.expected(endpoint, job.model);
     }
+    const delay = firstPollDelay(wanted, mode, this.#d.config);
+    // Polled well before the estimate (held to maxIntervalMs): a miss then is no news, and a hit is one.
+    job.capped = mode === 'poll' && delay < wanted * 0.9;
     const due = Math.max(now, job.submittedAt + delay);
     // A re-plan that moves the poll by less than 2 % is not worth a heap entry.
     if (!fresh && job.due !== undefined && Math.abs(due - job.due) <= Math.max(1, delay * 0.02)) return;

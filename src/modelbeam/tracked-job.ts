@@ -26,6 +26,15 @@ export interface OutstandingPoll {
   escalateTimer: unknown;
 }
 
+export interface TrackedJobInit {
+  endpoint?: string | undefined;
+  model?: string | undefined;
+  submittedAt: number;
+  submittedKnown: boolean;
+  /** Submitted by this client (see {@link TrackedJob.learns}). */
+  learns: boolean;
+}
+
 export class TrackedJob {
   readonly id: string;
   endpoint: string | undefined;
@@ -34,6 +43,13 @@ export class TrackedJob {
   submittedAt: number;
   /** False for `wait()` on an id whose submission time is unknown. */
   submittedKnown: boolean;
+  /**
+   * Submitted by this client: its polls and webhooks teach the duration
+   * estimator. False for an id handed to `wait()` (a resumed batch, another
+   * process): its `submittedAt` is the caller's word, from another run or
+   * clock, so how long it "took" is not evidence.
+   */
+  readonly learns: boolean;
 
   status = 'pending';
   state: JobState = 'pending';
@@ -54,6 +70,8 @@ export class TrackedJob {
   plannedDelay = 0;
   probe = false;
   scout = false;
+  /** The first poll was held to `maxIntervalMs`, well before the estimate. */
+  capped = false;
   /** Planned in webhook (safety-net) mode. */
   safety = false;
   /** A poll to fetch the output after a webhook said done without it. */
@@ -64,12 +82,13 @@ export class TrackedJob {
   notFound = 0;
   failures = 0;
 
-  constructor(id: string, init: { endpoint?: string | undefined; model?: string | undefined; submittedAt: number; submittedKnown: boolean }) {
+  constructor(id: string, init: TrackedJobInit) {
     this.id = id;
     this.endpoint = init.endpoint;
     this.model = init.model;
     this.submittedAt = init.submittedAt;
     this.submittedKnown = init.submittedKnown;
+    this.learns = init.learns;
   }
 
   get terminal(): boolean {

@@ -39,8 +39,12 @@ export interface ApiCall {
   idempotent: boolean;
   /** The job this call is about (status polls), for errors. */
   requestId?: string;
-  /** Runs when an attempt is dispatched (before the request is written). */
-  onDispatch?: () => void;
+  /**
+   * Runs synchronously just before each HTTP request of this call is sent,
+   * with its 1-based number (every request counts: a resend after a 429 or a
+   * 5xx is the next number).
+   */
+  onDispatch?: (request: number) => void;
   /**
    * Checks a 2xx body inside the attempt; a returned message makes the
    * attempt fail as "unreadable" (outcome unknown: resent only if idempotent).
@@ -69,16 +73,17 @@ export interface TransportOptions {
 }
 
 /**
- * A 2xx response whose body could not be read as the JSON it should be. It
- * carries a network-style `code` from the engine's outcome-unknown set on
- * purpose: the request WAS processed (a POST may have created a job), we just
- * cannot tell the result. The engine then resends it only when idempotent,
- * and a submission rejects with `OutcomeUnknownError`.
+ * A 2xx response whose body could not be read as the JSON it should be: the
+ * request WAS processed (a POST may have created a job), we just cannot tell
+ * the result. It carries the engine's explicit marker `outcomeUnknown: true`,
+ * so the engine resends it only when idempotent, and a submission rejects
+ * with `OutcomeUnknownError`. `cause`: what failed (the JSON parse error, or
+ * the problem found in the body).
  */
 export class UnreadableResponseError extends Error {
-  readonly code = 'ERR_STREAM_PREMATURE_CLOSE';
+  readonly outcomeUnknown = true;
 
-  constructor(message: string, cause?: unknown) {
+  constructor(message: string, cause: unknown) {
     super(message, { cause });
     this.name = 'UnreadableResponseError';
   }
@@ -87,14 +92,15 @@ export class UnreadableResponseError extends Error {
 /**
  * A 504 from a gateway in front of the API on a job submission: the gateway
  * gave up waiting, the API may still have created (and billed) the job. It
- * has no `status`, so the engine classifies it by `code` (a timeout: outcome
- * unknown) instead of retrying it as a 5xx.
+ * has no `status` of its own (the engine would retry a 5xx) but the marker
+ * `outcomeUnknown: true`; the 504 itself is its `cause` (an `HttpError` with
+ * the status, headers and body).
  */
 export class GatewayTimeoutError extends Error {
-  readonly code = 'ETIMEDOUT';
+  readonly outcomeUnknown = true;
 
-  constructor() {
-    super('HTTP 504 from the gateway: the submission may or may not have been processed');
+  constructor(cause: HttpError) {
+    super('HTTP 504 from the gateway: the submission may or may not have been processed', { cause });
     this.name = 'GatewayTimeoutError';
   }
 }
@@ -110,11 +116,15 @@ export function isBalanceError(body: unknown): boolean {
 }
 
 function parseJson(text: string): unknown {
-  if (text === '') return undefined;
+  return tryParseJson(text).value;
+}
+
+function tryParseJson(text: string): { value: unknown; error?: unknown } {
+  if (text === '') return { value: undefined, error: new SyntaxError('empty body') };
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
+    return { value: JSON.parse(text) as unknown };
+  } catch (error) {
+    return { value: undefined, error };
   }
 }
 
@@ -169,7 +179,8 @@ export class Transport {
 
   /** Sends `call` through the scheduler; resolves with the parsed 2xx response. */
   call(call: ApiCall): Promise<ApiResponse> {
-    const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx);
+    let requests = 0;
+    const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests);
     return this.#scheduler.schedule(task, {
       idempotent: call.idempotent,
       ...(call.priority === undefined ? {} : { priority: call.priority }),
@@ -177,13 +188,13 @@ export class Transport {
     });
   }
 
-  async #attempt(call: ApiCall, ctx: TaskContext): Promise<ApiResponse> {
-    call.onDispatch?.();
-    this.#counters[call.kind === 'submit' ? 'submits' : call.kind === 'poll' ? 'polls' : 'other']++;
+  async #attempt(call: ApiCall, ctx: TaskContext, request: number): Promise<ApiResponse> {
     const query = call.query ? `?${new URLSearchParams(call.query).toString()}` : '';
     const encoded = call.body?.();
     const path = `${this.#prefix}${call.path}${query}`;
+    this.#counters[call.kind === 'submit' ? 'submits' : call.kind === 'poll' ? 'polls' : 'other']++;
     this.#logger.debug({ method: call.method, path: `${call.path}${query}`, attempt: ctx.attempt, kind: call.kind }, 'request');
+    call.onDispatch?.(request);
     const res = await this.#pool.request({
       method: call.method,
       path,
@@ -199,8 +210,8 @@ export class Transport {
       return { statusCode: 429, headers: res.headers, body: undefined };
     }
     if (status === 504 && call.kind === 'submit') {
-      await res.body.dump().catch(() => undefined);
-      throw new GatewayTimeoutError();
+      const text = await res.body.text().catch(() => '');
+      throw new GatewayTimeoutError(errorForResponse(504, headerRecord(res.headers), text, ctx.attempt, call.requestId) as HttpError);
     }
     let text: string;
     try {
@@ -210,12 +221,13 @@ export class Transport {
       text = '';
     }
     if (status >= 200 && status < 300) {
-      const body = parseJson(text);
+      const { value: body, error } = tryParseJson(text);
       if (body === undefined || typeof body !== 'object' || body === null) {
-        throw new UnreadableResponseError(`HTTP ${status} with a body that is not JSON (${text.length} bytes)`);
+        const cause = error ?? new TypeError(`expected a JSON object, got ${body === null ? 'null' : typeof body}`);
+        throw new UnreadableResponseError(`HTTP ${status} with a body that is not a JSON object (${text.length} bytes)`, cause);
       }
       const problem = call.check?.(body);
-      if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`);
+      if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`, new TypeError(problem));
       return { statusCode: status, headers: res.headers, body };
     }
     throw errorForResponse(status, headerRecord(res.headers), text, ctx.attempt, call.requestId);

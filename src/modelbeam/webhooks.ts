@@ -78,14 +78,35 @@ function str(value: unknown): string | undefined {
 
 const SIGNATURE_RE = /^sha256=([0-9a-f]{64})$/i;
 
+/** The secret(s) as a non-empty list of non-empty strings, or a TypeError that never shows them. */
+function checkSecrets(secret: unknown): readonly string[] {
+  const secrets = typeof secret === 'string' ? [secret] : secret;
+  if (!Array.isArray(secrets) || secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s !== '')) {
+    throw new TypeError('Expected `secret` to be a non-empty string (or a non-empty array of them), e.g. `{ secret: process.env.MODELBEAM_WEBHOOK_SECRET }`');
+  }
+  return secrets as readonly string[];
+}
+
 /**
  * Verifies one delivery and parses it. Throws `WebhookVerificationError`
  * (`reason`, `status`) when it is unsigned, forged, stale or from the
- * future (beyond `toleranceSec` either way), or not a JSON object.
+ * future (beyond `toleranceSec` either way), or not a JSON object; a
+ * `TypeError` for bad options (an empty secret, a NaN tolerance or `now`).
  *
  * Pass the raw body exactly as received: re-serialised JSON does not verify.
  */
 export function verifyWebhook(rawBody: Buffer | Uint8Array | string, headers: WebhookHeaders, options: VerifyWebhookOptions): WebhookEvent {
+  // Bad options fail closed: an empty secret would accept anyone's signature, a NaN tolerance or clock would
+  // switch the replay window off (every comparison with NaN is false).
+  const secrets = checkSecrets(options?.secret);
+  const tolerance = options.toleranceSec ?? 300;
+  if (typeof tolerance !== 'number' || !(tolerance > 0)) {
+    throw new TypeError(`Expected \`toleranceSec\` to be a number > 0, got \`${String(tolerance)}\` (${typeof tolerance})`);
+  }
+  const nowMs = options.now ?? Date.now();
+  if (typeof nowMs !== 'number' || !Number.isFinite(nowMs)) {
+    throw new TypeError(`Expected \`now\` to be a finite number of ms since the epoch, got \`${String(nowMs)}\` (${typeof nowMs})`);
+  }
   const signature = header(headers, SIGNATURE_HEADER);
   const timestamp = header(headers, TIMESTAMP_HEADER);
   if (signature === undefined) throw new WebhookVerificationError('missing-signature', 'Webhook rejected: no X-ModelBeam-Signature header');
@@ -101,7 +122,6 @@ export function verifyWebhook(rawBody: Buffer | Uint8Array | string, headers: We
     if (match?.[1]) given.push(Buffer.from(match[1], 'hex'));
   }
   if (given.length === 0) throw new WebhookVerificationError('malformed-signature', 'Webhook rejected: the signature is not sha256=<64 hex digits>');
-  const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret;
   let valid = false;
   for (const secret of secrets) {
     const expected = createHmac('sha256', secret).update(`${timestamp}.`).update(raw).digest();
@@ -110,8 +130,7 @@ export function verifyWebhook(rawBody: Buffer | Uint8Array | string, headers: We
   }
   if (!valid) throw new WebhookVerificationError('bad-signature', 'Webhook rejected: the signature does not match');
 
-  const tolerance = options.toleranceSec ?? 300;
-  const ageSec = (options.now ?? Date.now()) / 1000 - Number(timestamp);
+  const ageSec = nowMs / 1000 - Number(timestamp);
   if (ageSec > tolerance) throw new WebhookVerificationError('stale', `Webhook rejected: signed ${Math.round(ageSec)} s ago (tolerance ${tolerance} s)`);
   if (ageSec < -tolerance) {
     throw new WebhookVerificationError('future', `Webhook rejected: signed ${Math.round(-ageSec)} s in the future (tolerance ${tolerance} s)`);
@@ -201,6 +220,8 @@ export interface WebhookHandler {
   process(rawBody: Buffer | Uint8Array | string, headers: WebhookHeaders, remoteAddress?: string): WebhookProcessResult;
 }
 
+const HANDLER_KEYS = ['secret', 'toleranceSec', 'maxBodyBytes', 'bodyTimeoutMs', 'dedupeSize', 'onEvent', 'onRejected', 'onDuplicate', 'clock', 'logger'];
+
 const OK = JSON.stringify({ received: true });
 const DUPLICATE = JSON.stringify({ received: true, duplicate: true });
 
@@ -212,21 +233,40 @@ const DUPLICATE = JSON.stringify({ received: true, duplicate: true });
  * http.createServer(handler).listen(8080);
  */
 export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHandler {
-  const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret;
-  if (!Array.isArray(secrets) || secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s !== '')) {
-    throw new TypeError('Expected `secret` to be a non-empty string (or a non-empty array of them), e.g. `{ secret: process.env.MODELBEAM_WEBHOOK_SECRET }`');
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('Expected `options` to be an object, e.g. `createWebhookHandler({ secret: process.env.MODELBEAM_WEBHOOK_SECRET, onEvent })`');
   }
+  for (const key of Object.keys(options)) {
+    if (!HANDLER_KEYS.includes(key)) throw new TypeError(`Unknown option \`${key}\`; expected one of ${HANDLER_KEYS.map((k) => `\`${k}\``).join(', ')}`);
+  }
+  const secrets = checkSecrets(options.secret);
   if (typeof options.onEvent !== 'function') throw new TypeError('Expected `onEvent` to be a function');
+  for (const name of ['onRejected', 'onDuplicate'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`Expected \`${name}\` to be a function`);
+  }
   const toleranceSec = options.toleranceSec ?? 300;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
   for (const [name, value] of [['toleranceSec', toleranceSec], ['maxBodyBytes', maxBodyBytes], ['bodyTimeoutMs', bodyTimeoutMs]] as const) {
     if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`Expected \`${name}\` to be a number > 0, got \`${String(value)}\` (${typeof value})`);
   }
+  const dedupeSize = options.dedupeSize ?? 10_000;
+  if (typeof dedupeSize !== 'number' || !Number.isSafeInteger(dedupeSize) || dedupeSize < 1) {
+    // (NaN would make the dedupe memory unbounded.)
+    throw new TypeError(`Expected \`dedupeSize\` to be an integer >= 1, got \`${String(dedupeSize)}\` (${typeof dedupeSize})`);
+  }
   const clock = options.clock ?? systemClock;
-  const logger = (options.logger ?? silentLogger).child({ component: 'modelbeam-webhooks' });
-  const deliveries = new BoundedSet<string>(options.dedupeSize ?? 10_000);
-  const pairs = new BoundedSet<string>(options.dedupeSize ?? 10_000);
+  const c = clock as unknown as Record<string, unknown> | null;
+  if (typeof c !== 'object' || c === null || typeof c['now'] !== 'function' || typeof c['setTimeout'] !== 'function' || typeof c['clearTimeout'] !== 'function') {
+    throw new TypeError('Expected `clock` to be an object with now(), setTimeout() and clearTimeout()');
+  }
+  const baseLogger = options.logger ?? silentLogger;
+  if (typeof baseLogger !== 'object' || baseLogger === null || typeof baseLogger.child !== 'function' || typeof baseLogger.debug !== 'function') {
+    throw new TypeError('Expected `logger` to be a pino logger');
+  }
+  const logger = baseLogger.child({ component: 'modelbeam-webhooks' });
+  const deliveries = new BoundedSet<string>(dedupeSize);
+  const pairs = new BoundedSet<string>(dedupeSize);
 
   const verify = (rawBody: Buffer | Uint8Array | string, headers: WebhookHeaders): WebhookEvent =>
     verifyWebhook(rawBody, headers, { secret: secrets, toleranceSec, now: clock.now() });

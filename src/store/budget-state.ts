@@ -172,6 +172,12 @@ class AnswerLog {
 const SCOUT_TOLERANCE = 1 / 20;
 /** Where in the bracket the scout goes: early, so that it usually lands before the reset. */
 const SCOUT_POSITION = 1 / 4;
+/**
+ * With the phase known, a window's last unit goes this share of a window
+ * before the earliest next reset: late enough to see a limit raised during the
+ * window, early enough to land in it.
+ */
+const LATE_PROBE = 1 / 5;
 
 export class BudgetState {
   readonly data: BudgetStateData;
@@ -196,8 +202,8 @@ export class BudgetState {
     };
   }
 
-  /** Grants up to `want` requests now. */
-  reserve(want: number, now: number): ReserveResult {
+  /** Grants up to `want` requests now; `backlog` tasks wait beyond those. */
+  reserve(want: number, now: number, backlog = Infinity): ReserveResult {
     const s = this.data;
     const result: ReserveResult = {
       now,
@@ -268,8 +274,8 @@ export class BudgetState {
         if (a <= 0 && inFlight === 0 && m.rem > 0) a = 1;
         // A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
         if (a <= 0 && inFlight === 0 && m.limit === 0 && now >= m.snapAt + m.windowMs + this.#config.marginMs) a = 1;
-        if (m.scoutAt > now && a > 0) {
-          // Keep one unit for the scout that bisects the next reset.
+        if (m.scoutAt > now && a > 0 && want + backlog > a) {
+          // Keep one unit for the scout (only when the queue would spend it all now anyway).
           a -= 1;
           if (a <= 0 && want > 0) {
             retryAt = m.scoutAt;
@@ -434,6 +440,7 @@ export class BudgetState {
   ): boolean {
     const fresh = ver === w.ver;
     let limitChanged = false;
+    const prevLimit = w.limit;
     if (snap.limit !== undefined) {
       if (w.limit < 0 || (fresh && snap.limit !== w.limit) || snap.limit < w.limit) {
         limitChanged = w.limit >= 0 && snap.limit !== w.limit;
@@ -459,10 +466,14 @@ export class BudgetState {
     let unc = freshBound;
     if (!jump && w.srvRem >= 0) unc = Math.min(unc, Math.max(0, w.unc - (w.srvRem - r)));
     const prevSnapSentAt = w.snapSentAt;
+    // Units the server set free between the previous snapshot and this one.
+    const freed = r - w.lastSrvRem + (counted ? 1 : 0) - Math.max(0, w.limit - prevLimit);
     setSnapshot(w, r, unc, ticket.sentAt, now);
     if (!minute) {
       if (jump && !limitChanged) {
-        this.data.nextDailyReset = now + w.windowMs;
+        // Keep a reset already predicted (from a daily 429's Retry-After, carried
+        // forward a day at a time); otherwise the latest this one can have been.
+        if (!(this.data.nextDailyReset > now)) this.data.nextDailyReset = now + w.windowMs;
         this.data.parked = 0;
         this.data.parkUntil = 0;
         this.data.dailyProbe = 0;
@@ -470,22 +481,21 @@ export class BudgetState {
       }
       return true;
     }
-    if (jump && !limitChanged) this.#onReset(w, r, ticket, prevSnapSentAt, now);
-    else if (!jump) this.#onNoReset(w, ticket.sentAt);
+    if (jump && !limitChanged) this.#onReset(w, r, ticket, prevSnapSentAt, now, freed);
+    else if (jump) this.#forget(w, freed);
+    else this.#onNoReset(w, ticket.sentAt);
     return true;
   }
 
   /** A fresh answer showed the window reset between the previous snapshot and now. */
-  #onReset(w: WindowState, r: number, ticket: Ticket, prevSnapSentAt: number, now: number): void {
+  #onReset(w: WindowState, r: number, ticket: Ticket, prevSnapSentAt: number, now: number, freed: number): void {
     w.epoch++;
     if (w.kind === 0) {
       // Could a sliding window explain this? Only if it forgot none of our recent requests.
       const recent = this.#log.count(now - w.windowMs, ticket.sentAt);
       if (r > w.limit - 1 - recent) w.kind = 1;
     }
-    // Requests answered so far may belong to the window that just ended, which
-    // the new count no longer includes: their expiry must not raise it again.
-    this.#log.clear();
+    this.#forget(w, freed);
     if (w.kind !== 1) return;
     let lo = Math.max(prevSnapSentAt, w.lastNoJumpSentAt);
     if (w.nextLo > 0 && w.nextLo > lo && w.nextLo < now) lo = w.nextLo;
@@ -493,7 +503,18 @@ export class BudgetState {
     w.nextHi = now + w.windowMs;
     w.raised = 0;
     w.lastNoJumpSentAt = 0;
-    this.#planScout(w);
+    this.#planScout(w, now);
+  }
+
+  /**
+   * The server's count went back up: answered requests it may no longer count
+   * must not raise the budget again when they expire. Which ones a sliding
+   * window forgot cannot be told from the count alone, so all are dropped (a
+   * few units then come back a window late, never early). `freed` is kept for
+   * a finer rule.
+   */
+  #forget(_w: WindowState, _freed: number): void {
+    this.#log.clear();
   }
 
   /** A fresh answer was counted in the same window as the previous one. */
@@ -518,9 +539,14 @@ export class BudgetState {
     w.scoutAt = firstSentAt + w.windowMs / 2;
   }
 
-  #planScout(w: WindowState): void {
+  #planScout(w: WindowState, now: number): void {
     const width = w.nextHi - w.nextLo;
-    w.scoutAt = width > w.windowMs * SCOUT_TOLERANCE ? w.nextLo + width * SCOUT_POSITION : 0;
+    if (width > w.windowMs * SCOUT_TOLERANCE) {
+      w.scoutAt = w.nextLo + width * SCOUT_POSITION;
+      return;
+    }
+    const late = w.nextLo - w.windowMs * LATE_PROBE;
+    w.scoutAt = late > now ? late : 0;
   }
 
   /** Raises the minute budget for everything that time has set free. */

@@ -255,16 +255,21 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  async reserve(want: number, now: number): Promise<ReserveResult> {
-    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now);
+  async reserve(want: number, now: number, backlog = Infinity): Promise<ReserveResult> {
+    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog);
     const prefix = `${this.#pid}.${++this.#seq}:`;
     const config = this.#require();
     let reply: Reply;
     try {
-      reply = await this.#run('reserve', now, () => [num(want), prefix, num(config.leaseMs)], (late) => this.#giveBackLate(late, prefix));
+      reply = await this.#run(
+        'reserve',
+        now,
+        () => [num(want), prefix, num(config.leaseMs), Number.isFinite(backlog) ? num(backlog) : ''],
+        (late) => this.#giveBackLate(late, prefix),
+      );
     } catch (error) {
       this.#markDown(error);
-      return this.#reserveOffline(want, now);
+      return this.#reserveOffline(want, now, backlog);
     }
     const result = decodeReserve(reply, prefix);
     if (result.granted > 0) {
@@ -600,11 +605,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return { now: engineNow + this.#offset, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
   }
 
-  #reserveOffline(want: number, now: number): ReserveResult {
+  #reserveOffline(want: number, now: number, backlog = Infinity): ReserveResult {
     const storeNow = now + this.#offset;
     if (this.#mode === 'local-share' && this.#lastView) {
       this.#local ??= this.#seedLocal(this.#lastView, storeNow);
-      const result = this.#local.reserve(want, storeNow);
+      const result = this.#local.reserve(want, storeNow, backlog);
       if (result.granted > 0) {
         const prefix = `${this.#pid}.L${++this.#seq}:`;
         this.#localGroups.set(prefix, { state: this.#local, open: result.granted });

@@ -109,7 +109,12 @@ export interface Store {
   readonly shared: boolean;
   /** Called once by the scheduler before the first reservation. */
   init(config: BudgetConfig): void | Promise<void>;
-  reserve(want: number, now: number): ReserveResult | Promise<ReserveResult>;
+  /**
+   * Grants up to `want` requests now. `backlog` counts tasks queued beyond
+   * `want`: a unit is held back for a scout only when there is more work than
+   * budget (default: assume there is).
+   */
+  reserve(want: number, now: number, backlog?: number): ReserveResult | Promise<ReserveResult>;
   settle(ticket: Ticket, outcome: Outcome): SettleResult | Promise<SettleResult>;
   view(now: number): BudgetView | Promise<BudgetView>;
   close(): void | Promise<void>;

@@ -393,7 +393,8 @@ export const FAKE_SERVER_DEFAULTS = {
 function describe(value: unknown): string {
   let shown: string;
   try {
-    shown = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+    // (JSON would show NaN and Infinity as `null`.)
+    shown = typeof value === 'string' ? value : typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
   } catch {
     shown = String(value);
   }

@@ -216,6 +216,7 @@ end
 
 local SCOUT_TOLERANCE = 1 / 20
 local SCOUT_POSITION = 1 / 4
+local LATE_PROBE = 1 / 5
 
 local function setSnapshot(w, r, unc, sentAt, now)
   w.snapAt = now
@@ -249,13 +250,20 @@ local function planProbe(w, firstSentAt)
   w.scoutAt = firstSentAt + w.windowMs / 2
 end
 
-local function planScout(w)
+local function planScout(w, now)
   local width = w.nextHi - w.nextLo
   if width > w.windowMs * SCOUT_TOLERANCE then
     w.scoutAt = w.nextLo + width * SCOUT_POSITION
-  else
-    w.scoutAt = 0
+    return
   end
+  local late = w.nextLo - w.windowMs * LATE_PROBE
+  if late > now then w.scoutAt = late else w.scoutAt = 0 end
+end
+
+--- #forget: answered requests the server may no longer count must not raise the
+--- budget again: all are dropped (see budget-state.ts).
+local function forget(w, freed)
+  logClear()
 end
 
 --- #tick: raises the minute budget for everything that time has set free.
@@ -340,13 +348,13 @@ local function unpark(now)
 end
 
 --- #onReset
-local function onReset(w, r, ticket, prevSnapSentAt, now)
+local function onReset(w, r, ticket, prevSnapSentAt, now, freed)
   w.epoch = w.epoch + 1
   if w.kind == 0 then
     local recent = logCount(now - w.windowMs, ticket.sentAt)
     if r > w.limit - 1 - recent then w.kind = 1 end
   end
-  logClear()
+  forget(w, freed)
   if w.kind ~= 1 then return end
   local lo = math.max(prevSnapSentAt, w.lastNoJumpSentAt)
   if w.nextLo > 0 and w.nextLo > lo and w.nextLo < now then lo = w.nextLo end
@@ -354,7 +362,7 @@ local function onReset(w, r, ticket, prevSnapSentAt, now)
   w.nextHi = now + w.windowMs
   w.raised = 0
   w.lastNoJumpSentAt = 0
-  planScout(w)
+  planScout(w, now)
 end
 
 --- #onNoReset
@@ -375,6 +383,7 @@ end
 local function apply(w, snap, ver, epoch, ticket, counted, now, minute)
   local fresh = ver == w.ver
   local limitChanged = false
+  local prevLimit = w.limit
   if snap.limit ~= nil then
     if w.limit < 0 or (fresh and snap.limit ~= w.limit) or snap.limit < w.limit then
       limitChanged = w.limit >= 0 and snap.limit ~= w.limit
@@ -403,10 +412,12 @@ local function apply(w, snap, ver, epoch, ticket, counted, now, minute)
   local unc = freshBound
   if not jump and w.srvRem >= 0 then unc = math.min(unc, math.max(0, w.unc - (w.srvRem - r))) end
   local prevSnapSentAt = w.snapSentAt
+  local freed = r - w.lastSrvRem - math.max(0, w.limit - prevLimit)
+  if counted then freed = freed + 1 end
   setSnapshot(w, r, unc, ticket.sentAt, now)
   if not minute then
     if jump and not limitChanged then
-      S.nextDailyReset = now + w.windowMs
+      if not (S.nextDailyReset > now) then S.nextDailyReset = now + w.windowMs end
       S.parked = 0
       S.parkUntil = 0
       S.dailyProbe = 0
@@ -415,8 +426,10 @@ local function apply(w, snap, ver, epoch, ticket, counted, now, minute)
     return true
   end
   if jump and not limitChanged then
-    onReset(w, r, ticket, prevSnapSentAt, now)
-  elseif not jump then
+    onReset(w, r, ticket, prevSnapSentAt, now, freed)
+  elseif jump then
+    forget(w, freed)
+  else
     onNoReset(w, ticket.sentAt)
   end
   return true
@@ -444,7 +457,7 @@ local function applyUntrusted(w, snap, now)
 end
 
 --- BudgetState.reserve. Returns a table with the ReserveResult fields (nil = undefined).
-local function reserve(want, now)
+local function reserve(want, now, backlog)
   local s = S
   local result = {
     granted = 0,
@@ -501,7 +514,7 @@ local function reserve(want, now)
       if a <= 0 and inFlight == 0 and m.rem > 0 then a = 1 end
       -- A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
       if a <= 0 and inFlight == 0 and m.limit == 0 and now >= m.snapAt + m.windowMs + MARGIN then a = 1 end
-      if m.scoutAt > now and a > 0 then
+      if m.scoutAt > now and a > 0 and want + backlog > a then
         a = a - 1
         if a <= 0 and want > 0 then
           retryAt = m.scoutAt

@@ -9,6 +9,7 @@
   ARGV[10] want (integer >= 0)
   ARGV[11] leasePrefix (unique per process and reservation)
   ARGV[12] leaseMs
+  ARGV[13] backlog: tasks queued beyond `want` ('' = unknown, assume many)
   Returns
     {'REBUILT', gen, now}  (the state is not the generation ARGV[8] names; nothing granted)
     {'OK', gen, now, <17 view fields>,
@@ -26,7 +27,7 @@ if stop then return stop end
 
 local reclaimed = reclaimLeases(NOW)
 local want = tonumber(ARGV[10])
-local r = reserve(want, NOW)
+local r = reserve(want, NOW, optnum(ARGV[13]) or math.huge)
 if r.granted > 0 then
   local prefix = ARGV[11]
   local ids = {}
