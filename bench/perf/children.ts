@@ -9,7 +9,7 @@
  * aborted (Ctrl-C), and is killed when this process exits for any reason.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const live = new Set<ChildProcess>();
 let hooked = false;
@@ -53,8 +53,19 @@ export interface ChildOutcome<T> {
   wallMs: number;
 }
 
-/** Spawns `node [loader] [nodeArgs] script args…`, waits, and returns the parsed `RESULT` line. */
-export async function runChild<T>(script: string, args: readonly string[], options: RunChildOptions): Promise<ChildOutcome<T>> {
+export interface ProcessOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Wall time of the child, ms. */
+  wallMs: number;
+  /** Killed by the time cap. */
+  timedOut: boolean;
+}
+
+/** Spawns `node [loader] [nodeArgs] script args…` and waits for it (output kept, capped at the last ~1 MB). */
+export async function runProcess(script: string, args: readonly string[], options: RunChildOptions): Promise<ProcessOutcome> {
   hookExit();
   options.signal?.throwIfAborted();
   const nodeArgs = [...(options.loader === false ? [] : loaderArgs()), ...(options.nodeArgs ?? [])];
@@ -65,7 +76,6 @@ export async function runChild<T>(script: string, args: readonly string[], optio
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
-  options.onSpawn?.(child);
   let stdout = '';
   let stderr = '';
   let stderrLine = '';
@@ -83,32 +93,43 @@ export async function runChild<T>(script: string, args: readonly string[], optio
       for (const line of lines) options.onStderr(line);
     }
   });
+  let timedOut = false;
   const kill = (): void => {
     child.kill('SIGKILL');
   };
-  const timer = setTimeout(kill, options.timeoutMs);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, options.timeoutMs);
   options.signal?.addEventListener('abort', kill, { once: true });
   try {
+    options.onSpawn?.(child);
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.once('error', reject);
       child.once('close', (c, s) => resolve({ code: c, signal: s }));
     });
     options.signal?.throwIfAborted();
-    const line = stdout
-      .split('\n')
-      .reverse()
-      .find((l) => l.startsWith('RESULT '));
-    if (code !== 0 || line === undefined) {
-      const why = signal ? `killed by ${signal}${Date.now() - began >= options.timeoutMs ? ` (time cap ${options.timeoutMs} ms)` : ''}` : `exit code ${code}`;
-      throw new Error(`child ${script} ${args.join(' ')}: ${why}\n${stderr.slice(-4000)}`);
-    }
-    return { result: JSON.parse(line.slice('RESULT '.length)) as T, wallMs: Date.now() - began };
+    return { code, signal, stdout, stderr, wallMs: Date.now() - began, timedOut };
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', kill);
     live.delete(child);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
+}
+
+/** Spawns `node [loader] [nodeArgs] script args…`, waits, and returns the parsed `RESULT` line. */
+export async function runChild<T>(script: string, args: readonly string[], options: RunChildOptions): Promise<ChildOutcome<T>> {
+  const out = await runProcess(script, args, options);
+  const line = out.stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('RESULT '));
+  if (out.code !== 0 || line === undefined) {
+    const why = out.signal ? `killed by ${out.signal}${out.timedOut ? ` (time cap ${options.timeoutMs} ms)` : ''}` : `exit code ${out.code}`;
+    throw new Error(`child ${script} ${args.join(' ')}: ${why}\n${out.stderr.slice(-4000)}`);
+  }
+  return { result: JSON.parse(line.slice('RESULT '.length)) as T, wallMs: out.wallMs };
 }
 
 /** Prints the result line a parent's {@link runChild} reads. */
@@ -159,4 +180,25 @@ export function barOutline(index: number, value: number, width = 0.6): Array<rea
     [x + width / 2, value],
     [x + width / 2, 0],
   ];
+}
+
+/** Pids of this process's children whose command line contains `match` (Linux /proc). */
+export function childPids(match: string): number[] {
+  const out: number[] = [];
+  try {
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid !== process.pid) continue;
+        if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(match)) out.push(Number(name));
+      } catch {
+        // The process ended meanwhile.
+      }
+    }
+  } catch {
+    // No /proc.
+  }
+  return out;
 }

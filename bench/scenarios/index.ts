@@ -19,5 +19,6 @@ import { scenario as overhead } from './overhead.js';
 import { scenario as memory } from './memory.js';
 import { scenario as httpCeiling } from './http-ceiling.js';
 import { scenario as idleCpu } from './idle-cpu.js';
+import { scenario as batchRss } from './batch-rss.js';
 
-export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu];
+export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss];

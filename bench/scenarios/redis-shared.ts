@@ -549,6 +549,8 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
         }),
       )
     : Number.NaN;
+  const memory = rows.find((r) => r.config.key === 'memory');
+  const bottleneck = rows.find((r) => r.config.key === 'bottleneck');
   const sharedVerdict = shared ? verdict(shared) : 'FAIL (not run)';
   const perPhaseMisses = (shared?.outcomes ?? [])
     .filter((o) => !(o.figures.utilisation >= TARGET_UTILISATION) || o.figures.per1000All > TARGET_PER_1000 || !(o.figures.metrics.ratio <= TARGET_RATIO))
@@ -562,6 +564,18 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       .filter((o) => o.stalls.length > 0)
       .map((o) => `shared store, phase ${o.phase}, waits over ${2 * WINDOW_MS} ms with work queued: ${o.stalls.map(stallText).join('; ')}.`),
     `shared store: ${fmt(storeCalls, 2)} Redis script calls (reserve + settle) per job, median.`,
+    ...(memory
+      ? [
+          `4 in-memory budgets: each process spends what it believes is the whole remaining budget, so every window opens with a burst of up to ` +
+            `${WORKERS} × ${LIMIT} requests: ${fmt(memory.per1000All, 0)} of every 1,000 requests are 429s (${fmt(memory.requestsPerJob, 2)} requests per job, median).`,
+        ]
+      : []),
+    ...(bottleneck
+      ? [
+          `Bottleneck, 429s per 1,000 by phase: ${bottleneck.outcomes.map((o) => `${fmt(o.figures.per1000All, 1)} (grid +${fmt(o.gridOffset, 2)} W)`).join(', ')}. ` +
+            "The rate depends on where its own refresh grid falls against the server's windows (and retries of 429s, which bypass its reservoir), so its median moves from run to run.",
+        ]
+      : []),
     `Redis ${redis.version} (${redis.kind === 'private' ? 'a private redis-server on a loopback port, no persistence' : redis.url}).`,
     `traces (per worker: every request, and every reserve/settle of our store, as JSON lines): ${traceDir}`,
   ];

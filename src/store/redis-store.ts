@@ -281,6 +281,13 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
     this.#remember(reply, now);
     const { reclaimed: _, oldestLease, ...out } = result;
+    // Other processes' answers raise the shared budget without telling this
+    // one: while blocked on the budget, ask again soon rather than at the
+    // next time-based raise (or a lease expiry a whole lease TTL away).
+    if (out.granted < want && (out.blockedBy === 'budget' || out.blockedBy === 'unknown-limit')) {
+      const poll = out.now + Math.max(5, config.minuteMs / 100);
+      if (out.retryAt === undefined || out.retryAt > poll) out.retryAt = poll;
+    }
     // Held back while another process holds a lease: ask again when it expires,
     // in case that process died (its units come back then). Our own leases we settle.
     if (
