@@ -33,7 +33,7 @@ let admin: Redis;
 let accounts = 0;
 
 function redisStore(): Store {
-  return new RedisStore({ redis: admin, keyPrefix: PREFIX, account: `a${++accounts}`, clockOverride: true, viewCacheMs: 0 });
+  return new RedisStore({ redis: admin, keyPrefix: PREFIX, account: `a${++accounts}`, clockOverride: true, viewCacheMs: 0, pollMs: 0 });
 }
 
 async function compare(cfg: BudgetConfig, scenario: Scenario): Promise<{ memory: Step[]; redis: Step[] }> {

@@ -64,7 +64,8 @@ class WindowSim {
 
   constructor(window: IdealWindow) {
     if (!(window.windowMs > 0)) throw new RangeError(`windowMs must be > 0, got ${window.windowMs}`);
-    this.#w = window;
+    // Whole milliseconds: stepping from boundary to boundary in fractions of a ms can stall in floating point.
+    this.#w = { ...window, phaseMs: Math.round(window.phaseMs) };
   }
 
   used(t: number): number {

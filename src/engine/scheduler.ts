@@ -95,6 +95,8 @@ interface RetryState {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   delayMs: number;
+  /** Aborts the backoff wait, while the task is waiting out one (kept here, not on every queued entry). */
+  backoff: AbortController | undefined;
 }
 
 class Entry implements Queueable {
@@ -104,8 +106,6 @@ class Entry implements Queueable {
   firstDispatchAt = 0;
   retry: RetryState | undefined = undefined;
   flight: Flight | undefined = undefined;
-  /** Aborts the backoff wait, while the task is waiting out one. */
-  backoff: AbortController | undefined = undefined;
   /** The listener on the caller's signal, until the task settles. */
   onAbort: (() => void) | undefined = undefined;
   resolve!: (value: unknown) => void;
@@ -690,7 +690,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   /** The first transient failure hands the task to p-retry; every later attempt re-enters the queue. */
   #startRetrying(entry: Entry, first: RetryableFailure): void {
-    const retry: RetryState = { resolve: () => {}, reject: () => {}, delayMs: 0 };
+    const retry: RetryState = { resolve: () => {}, reject: () => {}, delayMs: 0, backoff: undefined };
     entry.retry = retry;
     this.#retrying++;
     const { maxAttempts, maxRetryTimeMs } = this.#options.retry;
@@ -702,7 +702,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       // The wait is ours to abort (caller's signal, close without drain, 401);
       // p-retry is not given the signal, so that every outcome comes out unchanged.
       const backoff = new AbortController();
-      entry.backoff = backoff;
+      retry.backoff = backoff;
       this.#sleepers.add(entry);
       this.#backingOff++;
       try {
@@ -712,7 +712,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       } finally {
         this.#backingOff--;
         this.#sleepers.delete(entry);
-        entry.backoff = undefined;
+        retry.backoff = undefined;
       }
       this.#halt();
       return new Promise<unknown>((resolve, reject) => {
@@ -882,8 +882,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         this.#queue.cancel(entry);
         this.#finishAttempt(entry, false, signal.reason);
         this.#checkWaiters();
-      } else if (entry.backoff) {
-        entry.backoff.abort(signal.reason);
+      } else if (entry.retry?.backoff) {
+        entry.retry.backoff.abort(signal.reason);
       }
       // Otherwise it is between attempts inside p-retry: the next attempt sees the signal.
     };
@@ -910,7 +910,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 
   #abortBackoffs(reason: unknown): void {
-    for (const entry of [...this.#sleepers]) entry.backoff?.abort(reason);
+    for (const entry of [...this.#sleepers]) entry.retry?.backoff?.abort(reason);
   }
 
   #onStoreError(error: unknown): void {

@@ -62,6 +62,13 @@ export interface RedisStoreOptions {
    */
   logger?: Logger;
   /**
+   * While this process is blocked on the shared budget, ask Redis again this
+   * often: other processes' answers raise the budget without telling it.
+   * 0 turns polling off (only the budget's own next raise wakes it).
+   * @default minuteMs / 100, at least 5 ms
+   */
+  pollMs?: number;
+  /**
    * Test only: the scripts use the engine's `now` instead of Redis `TIME`, so
    * a test can drive time. Never set it when several processes share a store.
    * @default false
@@ -114,6 +121,7 @@ const OPTION_KEYS = [
   'connectTimeoutMs',
   'viewCacheMs',
   'logger',
+  'pollMs',
   'clockOverride',
 ] as const;
 
@@ -127,8 +135,15 @@ export interface ResolvedRedisStoreOptions {
   commandTimeoutMs: number;
   connectTimeoutMs: number;
   viewCacheMs: number;
+  /** undefined: derive from the window length. */
+  pollMs: number | undefined;
   clockOverride: boolean;
   logger: Logger | undefined;
+}
+
+function checkPollMs(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalid('pollMs', 'a number >= 0', value);
+  return value as number;
 }
 
 /** Validates eagerly: a typo or a value out of range throws a TypeError naming it. */
@@ -177,6 +192,7 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedRedisStoreOp
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
     viewCacheMs: positive('viewCacheMs', options.viewCacheMs, DEFAULTS.viewCacheMs, true),
     clockOverride: options.clockOverride ?? DEFAULTS.clockOverride,
+    pollMs: options.pollMs === undefined ? undefined : checkPollMs(options.pollMs),
     logger: options.logger,
   };
 }

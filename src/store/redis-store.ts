@@ -113,6 +113,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   readonly #url: string;
   readonly #keys: [string, string, string];
   readonly #mode: 'pause' | 'local-share';
+  readonly #pollMs: number | undefined;
   readonly #share: number;
   readonly #commandTimeoutMs: number;
   readonly #connectTimeoutMs: number;
@@ -159,6 +160,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     this.#viewCacheMs = o.viewCacheMs;
     this.#clockOverride = o.clockOverride;
     this.#mode = o.onUnavailable;
+    this.#pollMs = o.pollMs;
     this.#share = o.localShare;
     this.#logger = (o.logger ?? silentLogger).child({ component: 'redis-store' });
     this.onListenerError = (error) => this.#logger.error({ err: error }, 'RedisStore event listener threw');
@@ -284,8 +286,9 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     // Other processes' answers raise the shared budget without telling this
     // one: while blocked on the budget, ask again soon rather than at the
     // next time-based raise (or a lease expiry a whole lease TTL away).
-    if (out.granted < want && (out.blockedBy === 'budget' || out.blockedBy === 'unknown-limit')) {
-      const poll = out.now + Math.max(5, config.minuteMs / 100);
+    const pollMs = this.#pollMs ?? Math.max(5, config.minuteMs / 100);
+    if (pollMs > 0 && out.granted < want && (out.blockedBy === 'budget' || out.blockedBy === 'unknown-limit')) {
+      const poll = out.now + pollMs;
       if (out.retryAt === undefined || out.retryAt > poll) out.retryAt = poll;
     }
     // Held back while another process holds a lease: ask again when it expires,
