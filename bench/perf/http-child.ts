@@ -15,7 +15,9 @@
  * - `idle`: a `ModelBeamClient` (default scheduler: real 60 s minute) is
  *   handed `backlog` `balance()` calls at `startAt` (epoch ms) and left to
  *   drain them at the server's quota for `seconds`; prints the process's CPU
- *   time over that span, and per second.
+ *   time over that span, and per second. Style `raw` is the floor: raw
+ *   undici `Pool.request` on a 200 ms timer (the same 300 a minute), no
+ *   client, no scheduler.
  */
 import { Pool } from 'undici';
 import { RateLimitScheduler } from '../../src/engine/scheduler.js';
@@ -128,7 +130,9 @@ async function idle(): Promise<void> {
   const seconds = Number(secondsArg);
   const startAt = Number(startAtArg);
   const backlog = Number(backlogArg);
-  const client = new ModelBeamClient({ apiKey: API_KEY, baseUrl, scheduler: { smooth: style === 'smooth' } });
+  const client = style === 'raw' ? undefined : new ModelBeamClient({ apiKey: API_KEY, baseUrl, scheduler: { smooth: style === 'smooth' } });
+  const url = new URL(baseUrl);
+  const pool = style === 'raw' ? new Pool(url.origin, { connections: 16 }) : undefined;
   let answered = 0;
   let failed = 0;
   const answeredAt: number[] = [];
@@ -145,24 +149,37 @@ async function idle(): Promise<void> {
     lastCpu = now;
     lastAnswered = answered;
   }, 1000);
-  const calls = Array.from({ length: backlog }, () =>
-    client.balance().then(
-      () => {
-        answered++;
-        answeredAt.push(Date.now() - t0);
-      },
-      () => {
-        failed++;
-      },
-    ),
-  );
+  const onAnswer = (): void => {
+    answered++;
+    answeredAt.push(Date.now() - t0);
+  };
+  const onFail = (): void => {
+    failed++;
+  };
+  const calls: Promise<void>[] = [];
+  let ticker: NodeJS.Timeout | undefined;
+  if (client) {
+    for (let i = 0; i < backlog; i++) calls.push(client.balance().then(onAnswer, onFail));
+  } else if (pool) {
+    const path = `${url.pathname.replace(/\/+$/, '')}/balance`;
+    const headers = { authorization: `Bearer ${API_KEY}`, accept: 'application/json' };
+    const send = async (): Promise<void> => {
+      const res = await pool.request({ method: 'GET', path, headers });
+      const body = await res.body.json();
+      if (res.statusCode !== 200 || !isBalanceBody(body)) throw new Error(`HTTP ${res.statusCode}`);
+    };
+    calls.push(send().then(onAnswer, onFail));
+    ticker = setInterval(() => calls.push(send().then(onAnswer, onFail)), 200);
+  }
   await new Promise((r) => setTimeout(r, seconds * 1000 - (Date.now() - t0)));
   const cpu = process.cpuUsage(cpu0);
   const wallMs = Date.now() - t0;
   clearInterval(sampler);
-  const stats = client.scheduler.stats();
-  await client.close();
+  if (ticker) clearInterval(ticker);
+  const stats = client?.scheduler.stats();
+  await client?.close();
   await Promise.allSettled(calls);
+  await pool?.close();
   reportResult({
     style,
     seconds,
@@ -172,10 +189,10 @@ async function idle(): Promise<void> {
     systemMs: cpu.system / 1000,
     answered: answeredAt.filter((t) => t <= wallMs).length,
     failedBeforeClose: failed,
-    queuedAtEnd: stats.queued,
-    dispatched: stats.counts.dispatched,
-    rateLimited: stats.counts.rateLimited,
-    minuteLimit: stats.budget?.minute.limit,
+    queuedAtEnd: stats?.queued ?? 0,
+    dispatched: stats?.counts.dispatched ?? answered + failed,
+    rateLimited: stats?.counts.rateLimited ?? 0,
+    minuteLimit: stats?.budget?.minute.limit,
     perSecond,
     answeredAt,
     maxRssMB: process.resourceUsage().maxRSS / 1024,
