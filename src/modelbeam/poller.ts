@@ -7,6 +7,7 @@
  * sent again above submissions (`ESCALATED_PRIORITY`), so a steady stream of
  * submissions cannot starve them; the share cap still bounds what they take.
  */
+import { heapPop, heapPush } from '../internal/min-heap.js';
 import type { RateLimitScheduler } from '../engine/scheduler.js';
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import type { Logger } from '../internal/logger.js';
@@ -222,7 +223,7 @@ export class Poller {
     if (job.due === due) return;
     job.version++;
     job.due = due;
-    this.#push({ due, seq: this.#seq++, job, version: job.version });
+    heapPush(this.#heap, { due, seq: this.#seq++, job, version: job.version });
     if (!this.#batching) this.#pump();
   }
 
@@ -231,7 +232,7 @@ export class Poller {
     if (this.#heap.length <= 4 * this.#tracked.size + 64) return;
     const live = this.#heap.filter((e) => e.version === e.job.version && this.#tracked.has(e.job));
     this.#heap.length = 0;
-    for (const entry of live) this.#push(entry);
+    for (const entry of live) heapPush(this.#heap, entry);
   }
 
   // ---- releasing ------------------------------------------------------------
@@ -245,7 +246,7 @@ export class Poller {
       const top = this.#heap[0];
       if (!top) break;
       if (top.version !== top.job.version || !this.#tracked.has(top.job) || top.job.outstanding) {
-        this.#pop();
+        heapPop(this.#heap);
         continue;
       }
       if (top.due > now) {
@@ -258,7 +259,7 @@ export class Poller {
         wakeAt = this.#d.gate.nextSlotAt(now) ?? now + this.#d.config.minIntervalMs;
         break;
       }
-      this.#pop();
+      heapPop(this.#heap);
       top.job.due = undefined;
       this.#release(top.job, POLL_PRIORITY);
     }
@@ -371,52 +372,5 @@ export class Poller {
     if (this.#timer !== undefined) this.#d.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
-  }
-
-  // ---- heap -----------------------------------------------------------------
-
-  #less(a: HeapEntry, b: HeapEntry): boolean {
-    return a.due < b.due || (a.due === b.due && a.seq < b.seq);
-  }
-
-  #push(entry: HeapEntry): void {
-    const h = this.#heap;
-    h.push(entry);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = h[p] as HeapEntry;
-      if (!this.#less(entry, parent)) break;
-      h[i] = parent;
-      i = p;
-    }
-    h[i] = entry;
-  }
-
-  #pop(): void {
-    const h = this.#heap;
-    const last = h.pop();
-    if (!last || h.length === 0) return;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let best = last;
-      let at = -1;
-      const lv = h[l];
-      const rv = h[r];
-      if (lv && this.#less(lv, best)) {
-        best = lv;
-        at = l;
-      }
-      if (rv && this.#less(rv, best)) {
-        best = rv;
-        at = r;
-      }
-      if (at < 0) break;
-      h[i] = best;
-      i = at;
-    }
-    h[i] = last;
   }
 }

@@ -2,6 +2,7 @@
  * A hand-driven `Clock` for deterministic tests: time moves only through
  * `set`/`advance`, and timers fire synchronously, in due order, while it moves.
  */
+import { heapPop, heapPush } from '../internal/min-heap.js';
 import type { Clock, TimerHandle } from '../internal/clock.js';
 
 interface Timer {
@@ -27,7 +28,7 @@ export class ManualClock implements Clock {
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
     const timer: Timer = { due: this.#now + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
-    this.#push(timer);
+    heapPush(this.#heap, timer);
     return timer;
   }
 
@@ -53,7 +54,7 @@ export class ManualClock implements Clock {
     for (;;) {
       const top = this.#heap[0];
       if (!top || top.due > t) break;
-      this.#pop();
+      heapPop(this.#heap);
       if (top.cancelled) continue;
       if (top.due > this.#now) this.#now = top.due;
       top.fn();
@@ -68,50 +69,5 @@ export class ManualClock implements Clock {
       if (!top) return;
       this.set(Math.max(this.#now, top.due));
     }
-  }
-
-  #less(a: Timer, b: Timer): boolean {
-    return a.due < b.due || (a.due === b.due && a.seq < b.seq);
-  }
-
-  #push(timer: Timer): void {
-    const h = this.#heap;
-    h.push(timer);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = h[parent] as Timer;
-      if (!this.#less(timer, p)) break;
-      h[i] = p;
-      i = parent;
-    }
-    h[i] = timer;
-  }
-
-  #pop(): void {
-    const h = this.#heap;
-    const last = h.pop();
-    if (!last || h.length === 0) return;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let smallest = last;
-      let at = -1;
-      const lt = h[l];
-      const rt = h[r];
-      if (lt && this.#less(lt, smallest)) {
-        smallest = lt;
-        at = l;
-      }
-      if (rt && this.#less(rt, smallest)) {
-        smallest = rt;
-        at = r;
-      }
-      if (at < 0) break;
-      h[i] = smallest;
-      i = at;
-    }
-    h[i] = last;
   }
 }
