@@ -306,6 +306,24 @@ describe('lost responses and transient failures', () => {
     expect(h.client.stats().pollErrors).toBeGreaterThan(0);
   });
 
+  it('rememberFinishedJobs bounds the finished jobs kept: a late wait() is answered from memory, or asks the server again', async () => {
+    const h = await harness();
+    const keep = h.make({ rememberFinishedJobs: 1 });
+    const none = h.make({ rememberFinishedJobs: 0 });
+    for (const client of [keep, none]) {
+      const a = await client.generate('txt2img', img());
+      const b = await client.generate('txt2img', img());
+      const before = client.stats().requests.polls;
+      // b is the newest: remembered by `keep`, not by `none`
+      expect(await client.wait(b.requestId)).toMatchObject({ requestId: b.requestId, status: 'done' });
+      expect(client.stats().requests.polls - before).toBe(client === keep ? 0 : 1);
+      // a was pushed out by b in both
+      expect(await client.wait(a.requestId)).toMatchObject({ requestId: a.requestId, status: 'done' });
+      expect(client.stats().requests.polls - before).toBe(client === keep ? 1 : 2);
+    }
+    expect(() => h.make({ rememberFinishedJobs: -1 })).toThrow(/rememberFinishedJobs/);
+  });
+
   it('unknown status values are not terminal; progress strings and missing envelopes are read', async () => {
     let polls = 0;
     const statuses = [{ status: 'queued_on_gpu' }, { status: 'in_progress', progress: '50' }, { status: 'done', result: 'hello' }];

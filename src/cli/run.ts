@@ -290,6 +290,8 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
         scheduler,
         logger,
         onInsufficientBalance: 'reject',
+        // The batch takes every result as it comes: a large memory of finished jobs is only heap to carry.
+        rememberFinishedJobs: 100,
         ...(options.baseUrl !== undefined ? { baseUrl: options.baseUrl } : {}),
         ...(webhookUrl !== undefined ? { webhook: { url: webhookUrl, ...(webhookSecret ? { secret: webhookSecret } : {}) } } : {}),
         ...(scale !== 1

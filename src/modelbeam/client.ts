@@ -220,6 +220,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       config,
       counters: this.#jobs,
       webhookConfigured: this.#webhookUrl !== undefined,
+      rememberFinished: o.rememberFinishedJobs,
     });
     this.#poller = new Poller({
       clock: o.clock,

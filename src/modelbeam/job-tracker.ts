@@ -47,6 +47,8 @@ export interface TrackerDeps {
   counters: TrackerCounters;
   /** A webhook URL is configured (polling is then a safety net). */
   webhookConfigured: boolean;
+  /** Finished jobs remembered (late `wait()` calls, late deliveries): `rememberFinishedJobs`. */
+  rememberFinished: number;
 }
 
 export interface WaitOptions {
@@ -59,8 +61,6 @@ export interface WaitOptions {
 
 /** Non-terminal jobs kept without anyone waiting (fire-and-forget submissions). */
 const MAX_ACTIVE = 100_000;
-/** Finished jobs remembered (late `wait()` calls, late deliveries). */
-const MAX_DONE = 10_000;
 /** Deliveries for ids not known yet (a webhook that beat its submit response, or a resumed batch). */
 const MAX_ORPHANS = 1_000;
 /** Consecutive safety-net polls that found a job finished with no delivery for it: polling takes over. */
@@ -72,7 +72,7 @@ export class JobTracker {
   readonly #d: TrackerDeps;
   #poller!: Poller;
   readonly #active = new Map<string, TrackedJob>();
-  readonly #done = new BoundedMap<string, TrackedJob>(MAX_DONE);
+  readonly #done: BoundedMap<string, TrackedJob>;
   readonly #orphans = new BoundedMap<string, WebhookEvent[]>(MAX_ORPHANS);
   #fallback = false;
   #missed = 0;
@@ -80,6 +80,7 @@ export class JobTracker {
 
   constructor(deps: TrackerDeps) {
     this.#d = deps;
+    this.#done = new BoundedMap(deps.rememberFinished);
   }
 
   attach(poller: Poller): void {

@@ -7,7 +7,7 @@ export class BoundedMap<K, V> {
   readonly #max: number;
 
   constructor(max: number) {
-    this.#max = Math.max(1, max);
+    this.#max = Math.max(0, max);
   }
 
   get size(): number {

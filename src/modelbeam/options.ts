@@ -155,6 +155,15 @@ export interface ModelBeamClientOptions {
    * @default 100 MiB
    */
   maxUploadBytes?: number;
+  /**
+   * Finished jobs the client remembers, with their results, so that a late
+   * `wait()` for one (or a late webhook delivery) still finds it. Each costs
+   * memory until it is pushed out by newer ones; a batch that takes every
+   * result as it comes can set this low. 0 keeps none: a late `wait()` then
+   * asks the server again.
+   * @default 10_000
+   */
+  rememberFinishedJobs?: number;
   /** A pino logger (or anything with its methods). Silent by default. */
   logger?: Logger;
   /** The time source. Every timer of the client runs on it. */
@@ -180,6 +189,7 @@ export const CLIENT_DEFAULTS = {
   webhook: { toleranceSec: 300, maxBodyBytes: 1024 * 1024 },
   validate: true,
   maxUploadBytes: 100 * 1024 * 1024,
+  rememberFinishedJobs: 10_000,
 } as const;
 
 export interface ResolvedClientOptions {
@@ -201,6 +211,7 @@ export interface ResolvedClientOptions {
   webhook: { url: string; secret: string | undefined; toleranceSec: number; maxBodyBytes: number } | undefined;
   validate: boolean;
   maxUploadBytes: number;
+  rememberFinishedJobs: number;
   logger: Logger;
   clock: Clock;
   random: Random;
@@ -224,6 +235,7 @@ const KNOWN = [
   'webhook',
   'validate',
   'maxUploadBytes',
+  'rememberFinishedJobs',
   'logger',
   'clock',
   'random',
@@ -371,6 +383,7 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
     balanceCheckIntervalMs: num('balanceCheckIntervalMs', options.balanceCheckIntervalMs, d.balanceCheckIntervalMs),
     validate: checkBoolean('validate', options.validate, d.validate),
     maxUploadBytes: num('maxUploadBytes', options.maxUploadBytes, d.maxUploadBytes, { min: 1, integer: true }),
+    rememberFinishedJobs: num('rememberFinishedJobs', options.rememberFinishedJobs, d.rememberFinishedJobs, { min: 0, integer: true }),
   };
   // Built last, once every option is known to be valid (a throwing constructor leaves nothing behind).
   const scheduler = given ?? new RateLimitScheduler({ clock, random, logger, ...schedulerOptions });
