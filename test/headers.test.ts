@@ -770,10 +770,13 @@ describe('parseRateLimitHeaders', () => {
       expect(parseRateLimitHeaders(source as unknown as HeaderSource, { now: NOW }).retryAfterMs).toBe(5000);
     });
 
-    it('survives a throwing logger', () => {
+    it('survives a throwing logger, and keeps every valid value beside the one it was told about', () => {
       const logger: Logger = { ...recordingLogger(), debug: throwing };
-      expect(() => parseRateLimitHeaders({ 'x-ratelimit-limit': 'bad' }, { logger })).not.toThrow();
-      expect(parseRateLimitHeaders({ 'x-ratelimit-limit': 'bad' }, { logger })).toEqual({ minute: {}, daily: {}, present: false });
+      const headers = { 'x-ratelimit-limit': 'bad', 'x-ratelimit-remaining': '5', 'x-ratelimit-daily-limit': '900', 'retry-after': '3' };
+      expect(() => parseRateLimitHeaders(headers, { now: NOW, logger })).not.toThrow();
+      const withLogger = parseRateLimitHeaders(headers, { now: NOW, logger });
+      expect(withLogger).toEqual(parseRateLimitHeaders(headers, { now: NOW }));
+      expect(withLogger).toMatchObject({ minute: { remaining: 5 }, daily: { limit: 900 }, retryAfterMs: 3000 });
     });
 
     it('survives garbage options', () => {

@@ -348,6 +348,10 @@ describe('new RedisStore(options)', () => {
     ['options null', null, /^Expected `options` to be an object/],
     ['a typo', { acount: 'a' }, /^Unknown option `acount`/],
     ['redis a number', { redis: 6379 }, /^Expected `redis` to be an ioredis client or a redis:\/\/ URL, got `6379` \(number\)/],
+    ['redis a host name, not a URL', { redis: 'localhost:6379' }, /^Expected `redis` to be an ioredis client, a redis:\/\/ or rediss:\/\/ URL with a host, or a socket path; got a string of 14 characters with the scheme `localhost:`/],
+    ['redis an http URL', { redis: 'http://127.0.0.1:6379' }, /^Expected `redis` to be .* with the scheme `http:`/],
+    ['redis a word', { redis: 'redis' }, /^Expected `redis` to be .* got a string of 5 characters with no URL scheme/],
+    ['redis a URL without a host', { redis: 'redis://' }, /^Expected `redis` to be .* with the scheme `redis:`/],
     ['keyPrefix a number', { keyPrefix: 5 }, /^Expected `keyPrefix` to be a string, got `5` \(number\)/],
     ['account empty', { account: '' }, /^Expected `account` to be a non-empty string without `\{` or `\}`/],
     ['account with a hash tag', { account: 'a{b}' }, /^Expected `account` to be a non-empty string without `\{` or `\}`/],
@@ -366,6 +370,16 @@ describe('new RedisStore(options)', () => {
   it('a URL password never appears in its errors', async () => {
     const error = await errorOf(() => new RedisStore({ redis: 'redis://default:pw-9f8e7d@127.0.0.1:6379', account: '{x}' }));
     expect(error.message).not.toContain('pw-9f8e7d');
+    const bad = await errorOf(() => new RedisStore({ redis: 'htp://default:pw-9f8e7d@127.0.0.1:6379' }));
+    expect(bad.message).toMatch(/`redis`/);
+    expect(bad.message).not.toContain('pw-9f8e7d');
+  });
+
+  it('accepts redis://, rediss:// and a socket path without connecting', async () => {
+    for (const redis of ['redis://127.0.0.1:1', 'rediss://user:pw@example.invalid:6380/2', '/tmp/no-such-redis.sock']) {
+      const store = new RedisStore({ redis, connectTimeoutMs: 50 });
+      await store.close();
+    }
   });
 });
 

@@ -742,8 +742,20 @@ function makeContext(options: ParseOptions | undefined): Context {
   return {
     nowMs: typeof now === 'number' && Number.isFinite(now) ? now : Date.now(),
     maxMs: typeof max === 'number' && max >= 0 ? max : DEFAULT_MAX_RETRY_AFTER_MS,
-    logger: options?.logger ?? silentLogger,
+    logger: options?.logger ? guarded(options.logger) : silentLogger,
   };
+}
+
+/** A logger whose `debug` never throws: a broken logger must not cost the caller the rest of the snapshot. */
+function guarded(logger: Logger): Logger {
+  const debug = (obj: object, msg?: string): void => {
+    try {
+      logger.debug(obj, msg);
+    } catch {
+      // ignored: the note is lost, the parse goes on
+    }
+  };
+  return { ...silentLogger, debug };
 }
 
 function emptySnapshot(): RateLimitSnapshot {

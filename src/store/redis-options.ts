@@ -155,7 +155,8 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedRedisStoreOp
     }
   }
   const redis = options.redis ?? DEFAULTS.redis;
-  if (typeof redis !== 'string' && !isRedisClient(redis)) invalid('redis', 'an ioredis client or a redis:// URL', redis);
+  if (typeof redis === 'string') checkRedisUrl(redis);
+  else if (!isRedisClient(redis)) invalid('redis', 'an ioredis client or a redis:// URL', redis);
   const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix;
   if (typeof keyPrefix !== 'string') invalid('keyPrefix', 'a string', keyPrefix);
   const account = options.account ?? DEFAULTS.account;
@@ -195,6 +196,28 @@ export function resolveOptions(options: RedisStoreOptions): ResolvedRedisStoreOp
     pollMs: options.pollMs === undefined ? undefined : checkPollMs(options.pollMs),
     logger: options.logger,
   };
+}
+
+/**
+ * A string for `redis` must be what ioredis reads as a server: a `redis://` or
+ * `rediss://` URL, or the path of a Unix socket. Checked here, not at the first
+ * command, so that a typo fails at construction. The message never shows the
+ * value itself: a URL may carry a password.
+ */
+function checkRedisUrl(value: string): void {
+  if (value.startsWith('/')) return;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url && (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '') return;
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(value)?.[0];
+  throw new TypeError(
+    `Expected \`redis\` to be an ioredis client, a redis:// or rediss:// URL with a host, or a socket path; ` +
+      `got a string of ${value.length} characters${scheme ? ` with the scheme \`${scheme}\`` : ' with no URL scheme'} (not shown: it may hold a password)`,
+  );
 }
 
 type Listener<T> = (event: T) => void;
