@@ -34,3 +34,62 @@ describe('budget state: nothing known yet', () => {
     expect(state.reserve(100, 2).granted).toBe(100);
   });
 });
+
+describe('budget state: answers without a count', () => {
+  const snapOf = (limit: number, remaining: number, retryAfterMs?: number): Outcome['snapshot'] => ({
+    minute: { limit, remaining },
+    daily: {},
+    present: true,
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  });
+  const answer = (now: number, status: number, snapshot?: Outcome['snapshot']): Outcome => ({ ...outcome(now, status), snapshot });
+  /** Sends `want` requests at `now` (backlog 0: no unit is held back for a scout); all must be granted. */
+  const send = (state: BudgetState, want: number, now: number): Ticket => {
+    const r = state.reserve(want, now, 0);
+    expect(r.granted).toBe(want);
+    return ticketOf(r);
+  };
+
+  it('after a time raise, a header-less answer is counted: no "refresh" request into a spent window', () => {
+    const state = new BudgetState(config);
+    state.settle(send(state, 1, 0), answer(1, 200, snapOf(2, 1)));
+    state.settle(send(state, 1, 1), answer(2, 200, snapOf(2, 0)));
+    // 1003: the first answer has left every window; its unit comes back (a count, not a guess)
+    state.settle(send(state, 1, 1003), answer(1004, 200));
+    state.settle(send(state, 1, 1004), answer(1005, 200));
+    // both header-less answers were counted by the server: nothing is left until they expire
+    const c = state.reserve(1, 1005, 0);
+    expect(c.granted).toBe(0);
+    expect(c.blockedBy).toBe('budget');
+    expect(c.retryAt).toBeGreaterThan(1005);
+  });
+
+  it('after a 429 gate, a header-less answer to the probe lets another request read the numbers', () => {
+    const state = new BudgetState(config);
+    state.settle(send(state, 1, 0), answer(1, 200, snapOf(2, 1)));
+    state.settle(send(state, 1, 1), answer(2, 429, snapOf(2, 0, 500)));
+    expect(state.reserve(1, 400, 0).granted).toBe(0);
+    const probe = state.reserve(3, 503, 0);
+    expect(probe.granted).toBe(1);
+    state.settle(ticketOf(probe), answer(504, 200));
+    expect(state.reserve(3, 504, 0).granted).toBe(1);
+  });
+
+  it('header-less answers counted since the previous snapshot reveal a reset that a lower fresh Remaining hides', () => {
+    const state = new BudgetState({ ...config, seeds: {} });
+    state.settle(send(state, 1, 0), answer(1, 200, snapOf(5, 4)));
+    // three requests late in the window, answered without headers
+    const late = send(state, 3, 900);
+    for (let i = 0; i < 3; i++) state.settle(late, answer(905, 200));
+    // the window resets at 1000; two requests go after it, and the one processed second answers first
+    const next = send(state, 2, 1003);
+    state.settle(next, answer(1004, 200, snapOf(5, 3)));
+    state.settle(next, answer(1005, 200, snapOf(5, 4)));
+    // 3 is below the previous 4, but 4 - 3 header-less answers - 1 = 0 would be the count without a reset:
+    // the window reset, and the three late answers must not come back again at 1907
+    const view = state.view(1950);
+    expect(view.minute.kind).toBe('fixed');
+    expect(view.minute.available).toBeLessThanOrEqual(3);
+    expect(state.reserve(5, 1950, 0).granted).toBeLessThanOrEqual(3);
+  });
+});

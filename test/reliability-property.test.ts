@@ -21,7 +21,7 @@
  *   properties below bound what happens instead (after a limit change,
  *   refusals only in the window of the change or the next; with dropped
  *   headers, at most the limit refused in a window), and the minimal
- *   counterexamples found are replayed at the end (`it.fails` for those
+ *   counterexamples found are replayed at the end (`it.fails` for the one
  *   still open). The budget
  *   the scheduler reports is checked for negative and NaN values after every
  *   step of every run.
@@ -370,8 +370,18 @@ async function drive(config: ModelConfig, jobs: number, latency: { base: number;
     await clock.advance(step);
     checkStats(scheduler.stats());
   }
-  await scheduler.close({ drain: false });
-  return { server, answeredAt, done, jobs, maxLatency: latency.base + latency.spread };
+  const finished = done;
+  // A run cut off by the time cap still has requests in flight, and the model's tasks ignore the abort
+  // signal: their answers come only as the clock moves, so keep it moving until close() is through
+  // (awaiting it alone hung the test until vitest's timeout).
+  let closed = false;
+  const closing = scheduler.close({ drain: false }).finally(() => {
+    closed = true;
+  });
+  for (let i = 0; !closed && i < 100; i++) await clock.advance(step);
+  if (!closed) throw new Error(`scheduler.close() still pending ${100 * step} ms after the run (${finished} of ${jobs} tasks done)`);
+  await closing;
+  return { server, answeredAt, done: finished, jobs, maxLatency: latency.base + latency.spread };
 }
 
 /** Requests sent (accepted or refused) in each fixed window, by window index. */
@@ -407,6 +417,37 @@ function windowsAfterChanges(config: ModelConfig): Set<number> {
 }
 
 const MINUTE = 60_000;
+
+/** Longest a single run may take before it counts as a failure (a normal run takes well under a second). */
+const RUN_MS = Number(process.env['PROP_RUN_MS'] ?? 15_000);
+/** Time budget of one property, runs and shrinking together. */
+const PROP_MS = Number(process.env['PROP_MS'] ?? 60_000);
+/** The vitest timeout of a property test: above the property's own budget, so fast-check reports first. */
+const PROP_TEST_MS = PROP_MS + 2 * RUN_MS + 15_000;
+
+/**
+ * fast-check parameters of the model-server properties. `PROP_RUNS` sets the
+ * number of runs (hunts use thousands), `PROP_SEED` and `PROP_PATH` replay a
+ * reported failure. A run that hangs fails after `RUN_MS` with its seed, and
+ * the whole property (shrinking included) stops after `PROP_MS`: a
+ * counterexample found by then is reported with its seed and the smallest
+ * value reached, and a property cut short before its runs are done fails
+ * too (`markInterruptAsFailure`), so a slow machine never passes on fewer
+ * runs than asked, and nothing ends in a bare vitest timeout.
+ */
+function propOptions<Ts>(defaultRuns: number): fc.Parameters<Ts> {
+  const seed = process.env['PROP_SEED'];
+  const path = process.env['PROP_PATH'];
+  return {
+    numRuns: Number(process.env['PROP_RUNS'] ?? defaultRuns),
+    timeout: RUN_MS,
+    interruptAfterTimeLimit: PROP_MS,
+    markInterruptAsFailure: true,
+    ...(seed !== undefined ? { seed: Number(seed) } : {}),
+    ...(path !== undefined ? { path } : {}),
+  };
+}
+
 const limitScheduleArb = fc
   .tuple(
     fc.integer({ min: 2, max: 30 }),
@@ -424,14 +465,24 @@ const limitScheduleArb = fc
 const latencyArb = fc.record({ base: fc.integer({ min: 1, max: 800 }), spread: fc.integer({ min: 0, max: 400 }) });
 const seedArb = fc.integer({ min: 1, max: 2 ** 31 - 2 });
 
+/** The minute limit in force `at` ms after the start. */
+function limitOf(limits: ModelConfig['limits'], at: number): number {
+  let limit = limits[0]?.limit ?? 0;
+  for (const change of limits) if (change.at <= at) limit = change.limit;
+  return limit;
+}
+
 async function runModel(limits: ModelConfig['limits'], style: HeaderStyle, missingRate: number, latency: { base: number; spread: number }, seed: number, extraWindows: number): Promise<{ config: ModelConfig; result: RunResult }> {
   const config: ModelConfig = { windowMs: MINUTE, limits, style, missingRate };
   const last = limits[limits.length - 1] as { at: number; limit: number };
   const windows = Math.ceil(last.at / MINUTE) + extraWindows;
-  // enough work to keep every window busy until a few windows after the last change
-  const jobs = limits.reduce((n, l) => Math.max(n, l.limit), 0) * windows;
+  // Enough work to keep every window busy until a few windows after the last change: what the server
+  // accepts in that many windows. (The highest limit times the windows was more than a low last limit
+  // lets through in the time cap, 40 windows more: such a run could only be cut off.)
+  let jobs = 0;
+  for (let k = 0; k < windows; k++) jobs += limitOf(limits, k * MINUTE);
   const result = await drive(config, jobs, latency, seed, windows + 40);
-  expect(result.done).toBe(jobs);
+  expect(result.done, `tasks done within ${windows + 40} windows`).toBe(jobs);
   return { config, result };
 }
 
@@ -450,9 +501,9 @@ describe('properties: against a model server (IETF-only or mixed headers, a dail
           expect(sent, `sent in window ${k - Math.floor(T0 / MINUTE)}`).toBeLessThanOrEqual(limit);
         }
       }),
-      { numRuns: Number(process.env["PROP_RUNS"] ?? 25) },
+      propOptions(25),
     );
-  }, 120_000);
+  }, PROP_TEST_MS);
 
   it.each<[string, HeaderStyle]>([
     ['X-RateLimit (no daily reset time)', 'x'],
@@ -480,9 +531,9 @@ describe('properties: against a model server (IETF-only or mixed headers, a dail
         // sent in a day: what it allows, plus at most the one probe that learns the reset
         for (const [day, sent] of sentByDay) expect(sent, `sent on day ${day - Math.floor(T0 / dayMs)}`).toBeLessThanOrEqual(dailyLimit + 1);
       }),
-      { numRuns: 10 },
+      propOptions(10),
     );
-  }, 120_000);
+  }, PROP_TEST_MS);
 
   it.each<[string, HeaderStyle]>([
     ['X-RateLimit', 'x'],
@@ -501,9 +552,9 @@ describe('properties: against a model server (IETF-only or mixed headers, a dail
           expect(sent, `sent in window ${k - Math.floor(T0 / MINUTE)}`).toBeLessThanOrEqual(result.server.limitAt(k * MINUTE));
         }
       }),
-      { numRuns: Number(process.env["PROP_RUNS"] ?? 20) },
+      propOptions(20),
     );
-  }, 120_000);
+  }, PROP_TEST_MS);
 
   it.each<[string, HeaderStyle]>([
     ['X-RateLimit', 'x'],
@@ -515,9 +566,9 @@ describe('properties: against a model server (IETF-only or mixed headers, a dail
         // (drive() also checks, after every step, that the budget is never negative or NaN, and that every task ends.)
         for (const [k, n] of late429sPerWindow(result, config)) expect(n, `429s in window ${k - Math.floor(T0 / MINUTE)}`).toBeLessThanOrEqual(limit);
       }),
-      { numRuns: Number(process.env['PROP_RUNS'] ?? 20) },
+      propOptions(20),
     );
-  }, 120_000);
+  }, PROP_TEST_MS);
 });
 
 /**
@@ -541,19 +592,56 @@ describe('counterexamples found here, replayed', () => {
     await strict([{ at: 0, limit: 2 }, { at: 97_532, limit: 12 }, { at: 157_532, limit: 3 }], 'x', 0, { base: 1, spread: 0 }, 1, 4);
   });
 
-  // Still open: expected to fail (`it.fails`) until the engine is fixed; then vitest reports them, and they
-  // should become plain `it`s. See the issue 7 report for the analysis.
-  it.fails('KNOWN GAP: a limit raised after the phase was learned (2 → 3) draws a 429: the predicted reset fires after the reset was already seen as "limit changed"', async () => {
+  // The CI timeout of "IETF only, the limit raised and cut" (fast-check seed 777 of a 1,500-run hunt finds it
+  // again): a last limit far below the highest one. The work was sized as the highest limit × the windows, more
+  // than the server lets through before the time cap, so the run was cut off with requests in flight; then
+  // `close({ drain: false })` waited for answers that only a moving clock delivers, and the test hung until
+  // vitest's timeout, with no counterexample reported. The harness now sizes the work by what the server accepts,
+  // and keeps the clock moving while it closes.
+  const cutOff: ModelConfig['limits'] = [
+    { at: 0, limit: 17 },
+    { at: 113_929, limit: 26 },
+    { at: 532_926, limit: 6 },
+    { at: 950_455, limit: 5 },
+  ];
+
+  it('CI timeout, replayed: a run cut off by the time cap ends, and reports how far it got', async () => {
+    const config: ModelConfig = { windowMs: MINUTE, limits: cutOff, style: 'ietf', missingRate: 0 };
+    // the old sizing: 26 × 20 jobs, at most ~300 of which the server accepts in 60 windows
+    const result = await drive(config, 26 * 20, { base: 257, spread: 4 }, 12, 60);
+    expect(result.done).toBeGreaterThan(250);
+    expect(result.done).toBeLessThan(26 * 20);
+  });
+
+  it('CI timeout, replayed: the same limits with the work sized to what the server accepts: done, and no refusal away from a change', async () => {
+    const { config, result } = await runModel(cutOff, 'ietf', 0, { base: 257, spread: 4 }, 12, 4);
+    const touched = windowsAfterChanges(config);
+    for (const k of late429sPerWindow(result, config).keys()) expect(touched.has(k), `a 429 in window ${k - Math.floor(T0 / MINUTE)}`).toBe(true);
+  });
+
+  // Fixed (budget-state: a jump that frees more than a raised limit explains drops the phase; a header-less
+  // answer is not absorbed only while `rem` is a probe's leave, not a count; header-less answers counted
+  // after the previous snapshot lower the value a fresh `Remaining` is compared with). Kept as regression tests.
+  it('a limit raised after the phase was learned (2 → 3): the reset seen together with the change is not predicted again a window later', async () => {
     await strict([{ at: 0, limit: 2 }, { at: 120_243, limit: 3 }], 'x', 0, { base: 1, spread: 0 }, 1, 4);
   });
 
-  it.fails('KNOWN GAP: headers missing on a few answers, limit constant: the "refresh" request after header-less answers is sent into a full window', async () => {
+  it('headers missing on a few answers, limit constant: no "refresh" request after header-less answers into a full window', async () => {
     await strict([{ at: 0, limit: 2 }], 'x', 0.3, { base: 1, spread: 0 }, 2036108656, 8);
   });
 
-  it.fails('KNOWN GAP: header-less answers hide a window reset; after a fresh snapshot their answer-log entries are credited back, and a burst of requests meets a full window', async () => {
-    // limit 3: two header-less answers at the end of one window expire 2.5 ms after a fresh `remaining 1` in the next:
-    // the budget rises to 3 and two requests go out together; both are refused.
+  it('header-less answers hide a window reset: the fresh snapshot after them still sees the reset, and their answer-log entries are not credited back', async () => {
+    // limit 3: two header-less answers at the end of one window expire 2.5 ms after a fresh `remaining 1` in the next;
+    // the budget used to rise to 3 then, and the two requests sent together were both refused.
     await strict([{ at: 0, limit: 3 }], 'x', 0.3, { base: 1, spread: 2 }, 1242365703, 8);
+  });
+
+  // Still open (found by a strict hunt with 30 % of headers missing): after a predicted reset, the probe that
+  // reads the new numbers answers without headers, so one more request is let through to read them, and so on:
+  // three header-less probes in a row send a third request into a window of 2. Capping the header-less probes
+  // at the limit fixed this run but let the refresh request after them meet a spent window in others (see the
+  // report of issue 2). When it is fixed, vitest reports this test: make it a plain `it`.
+  it.fails('KNOWN GAP: header-less answers to the probes after a predicted reset: more probes than the limit', async () => {
+    await strict([{ at: 0, limit: 2 }], 'x', 0.3, { base: 1, spread: 0 }, 29, 8);
   });
 });

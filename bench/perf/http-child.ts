@@ -11,16 +11,23 @@
  *   transport + JSON parsing and checking); `undici` calls `Pool.request`
  *   on a pool with the same number of connections and parses the same body;
  *   `scheduler` sends the same raw `Pool.request` as a task of a bare
- *   `RateLimitScheduler` (the engine's share of the client's cost).
+ *   `RateLimitScheduler`, with the attempt's abort as the transport passes
+ *   it (the engine's share of the client's cost).
  * - `idle`: a `ModelBeamClient` (default scheduler: real 60 s minute) is
  *   handed `backlog` `balance()` calls at `startAt` (epoch ms) and left to
  *   drain them at the server's quota for `seconds`; prints the process's CPU
  *   time over that span, and per second. Style `raw` is the floor: raw
  *   undici `Pool.request` on a 200 ms timer (the same 300 a minute), no
  *   client, no scheduler.
+ *
+ * Profiling aid: with `BENCH_HEAP_SAMPLE=all` (every allocation) or
+ * `BENCH_HEAP_SAMPLE=promoted` (only what outlived the young generation),
+ * `ceiling` runs V8's sampling heap profiler over the timed requests and
+ * adds `heapBytesPerRequest` and the top allocation sites to its result.
  */
+import { Session } from 'node:inspector/promises';
 import { Pool } from 'undici';
-import { RateLimitScheduler } from '../../src/engine/scheduler.js';
+import { attemptAbort, RateLimitScheduler } from '../../src/engine/scheduler.js';
 import { ModelBeamClient } from '../../src/modelbeam/client.js';
 import { reportResult } from './children.js';
 
@@ -42,6 +49,43 @@ async function workers(count: number, total: number, send: () => Promise<void>):
       }
     }),
   );
+}
+
+interface SampleNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SampleNode[];
+}
+
+/** Starts V8's sampling heap profiler if `BENCH_HEAP_SAMPLE` asks for it; the returned stop gives bytes per site. */
+async function startHeapSampling(): Promise<((requests: number) => Promise<Record<string, unknown>>) | undefined> {
+  const mode = process.env['BENCH_HEAP_SAMPLE'];
+  if (mode !== 'all' && mode !== 'promoted') return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 256,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: mode === 'all',
+  });
+  return async (requests) => {
+    const { profile } = (await session.post('HeapProfiler.stopSampling')) as { profile: { head: SampleNode } };
+    session.disconnect();
+    const sites = new Map<string, number>();
+    let total = 0;
+    const walk = (node: SampleNode): void => {
+      const f = node.callFrame;
+      total += node.selfSize;
+      if (node.selfSize > 0) {
+        const site = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|build\/[^/]+)\//, '')}:${f.lineNumber + 1}`;
+        sites.set(site, (sites.get(site) ?? 0) + node.selfSize);
+      }
+      node.children.forEach(walk);
+    };
+    walk(profile.head);
+    const top = [...sites].sort((a, b) => b[1] - a[1]).slice(0, 15);
+    return { heapSample: mode, heapBytesPerRequest: total / requests, heapTopSites: top.map(([site, bytes]) => [site, Math.round(bytes / requests)]) };
+  };
 }
 
 async function ceiling(): Promise<void> {
@@ -87,7 +131,7 @@ async function ceiling(): Promise<void> {
       send = async () => {
         try {
           const res = await scheduler.schedule(async (ctx) => {
-            const r = await pool.request({ method: 'GET', path, headers, signal: ctx.signal });
+            const r = await pool.request({ method: 'GET', path, headers, signal: attemptAbort(ctx) as AbortSignal });
             // The engine reads status and headers off what the task returns; the body is read inside the attempt.
             return { statusCode: r.statusCode, headers: r.headers, body: await r.body.json() };
           });
@@ -105,11 +149,13 @@ async function ceiling(): Promise<void> {
   await workers(connections, warmup, send);
   const warmupErrors = errors;
   errors = 0;
+  const stopSampling = await startHeapSampling();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await workers(connections, requests, send);
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const heap = stopSampling ? await stopSampling(requests) : {};
   await close();
   reportResult({
     contender,
@@ -121,6 +167,7 @@ async function ceiling(): Promise<void> {
     errors,
     warmupErrors,
     maxRssMB: process.resourceUsage().maxRSS / 1024,
+    ...heap,
   });
 }
 

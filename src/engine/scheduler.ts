@@ -8,7 +8,8 @@ import { TimeoutError } from '../errors/timeout-error.js';
 import { parseRateLimitHeaders } from '../headers/parse.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
 import { sleep, systemClock, type Clock, type Random, type TimerHandle } from '../internal/clock.js';
-import { silentLogger, type Logger } from '../internal/logger.js';
+import { LinkedList, ListNode } from '../internal/linked-list.js';
+import { isDebugEnabled, silentLogger, type Logger } from '../internal/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { BudgetView, ReserveResult, SettleResult, Store, Ticket } from '../store/types.js';
 import { Aimd } from './aimd.js';
@@ -106,8 +107,8 @@ class Entry implements Queueable {
   firstDispatchAt = 0;
   retry: RetryState | undefined = undefined;
   flight: Flight | undefined = undefined;
-  /** The listener on the caller's signal, until the task settles. */
-  onAbort: (() => void) | undefined = undefined;
+  /** Its place among the tasks listening to the caller's signal, until it settles. */
+  watch: WatchNode | undefined = undefined;
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
 
@@ -131,19 +132,129 @@ class Entry implements Queueable {
   }
 
   #release(): void {
-    const listener = this.onAbort;
-    if (listener === undefined) return;
-    this.onAbort = undefined;
-    this.options?.signal?.removeEventListener('abort', listener);
+    const node = this.watch;
+    if (node === undefined) return;
+    this.watch = undefined;
+    node.watch.remove(node);
   }
 }
 
 /** Listener options for the caller's signal, shared: one object instead of one per task. */
 const ONCE = { once: true } as const;
 
+/** A task's place in its signal's watch. */
+class WatchNode extends ListNode<Entry> {
+  constructor(
+    entry: Entry,
+    readonly watch: SignalWatch,
+  ) {
+    super(entry);
+  }
+}
+
+/**
+ * The unsettled tasks of one caller's signal, behind a single listener on it.
+ * Tasks often share a signal (a client's close signal, a batch's stop
+ * signal): a listener per task would walk Node's listener list on every add
+ * and remove (linear in the tasks already listening) and keep a listener
+ * record alive per task. The watch leaves the signal when its last task settles.
+ */
+class SignalWatch {
+  readonly #entries = new LinkedList<Entry>();
+  readonly #registry: Map<AbortSignal, SignalWatch>;
+  readonly #listener: () => void;
+  #closed = false;
+
+  constructor(
+    readonly signal: AbortSignal,
+    registry: Map<AbortSignal, SignalWatch>,
+    onAbort: (entry: Entry, signal: AbortSignal) => void,
+  ) {
+    this.#registry = registry;
+    this.#listener = () => {
+      this.#close();
+      // A copy: settling a task removes it from the list.
+      for (const entry of this.#entries.values()) onAbort(entry, signal);
+    };
+    signal.addEventListener('abort', this.#listener, ONCE);
+    registry.set(signal, this);
+  }
+
+  add(entry: Entry): WatchNode {
+    return this.#entries.pushNode(new WatchNode(entry, this));
+  }
+
+  remove(node: WatchNode): void {
+    this.#entries.remove(node);
+    if (this.#entries.size === 0) this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.signal.removeEventListener('abort', this.#listener);
+    if (this.#registry.get(this.signal) === this) this.#registry.delete(this.signal);
+  }
+}
+
+type AbortListener = () => void;
+
+/**
+ * One attempt's abort in the emitter shape undici accepts as a request's
+ * `signal` (`aborted`, `reason`, `on`/`once`, `removeListener`). An
+ * `AbortSignal` per attempt costs Node 20 several microseconds and about
+ * 2 KB (a dictionary-mode object plus its listener map, see bench/RESULTS.md,
+ * "HTTP ceiling"); this is two fields and, usually, the one listener undici adds.
+ */
+export class AttemptAbort {
+  aborted = false;
+  reason: unknown = undefined;
+  #first: AbortListener | undefined = undefined;
+  #more: AbortListener[] | undefined = undefined;
+
+  on(event: string, listener: AbortListener): this {
+    if (event !== 'abort') return this;
+    if (this.#first === undefined) this.#first = listener;
+    else (this.#more ??= []).push(listener);
+    return this;
+  }
+
+  /** Same as `on`: an attempt aborts at most once, and the listeners are dropped then. */
+  once(event: string, listener: AbortListener): this {
+    return this.on(event, listener);
+  }
+
+  removeListener(event: string, listener: AbortListener): this {
+    if (event !== 'abort') return this;
+    if (this.#first === listener) {
+      this.#first = this.#more?.shift();
+      return this;
+    }
+    const i = this.#more?.indexOf(listener) ?? -1;
+    if (i >= 0) this.#more?.splice(i, 1);
+    return this;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const first = this.#first;
+    const more = this.#more;
+    this.#first = undefined;
+    this.#more = undefined;
+    first?.();
+    if (more) for (const listener of more) listener();
+  }
+}
+
 /** One attempt in flight. It is also the task's context. */
 class Flight implements TaskContext {
   controller: AbortController | undefined = undefined;
+  /** The light abort handed to undici by the client's transport (see `attemptAbort`). */
+  light: AttemptAbort | undefined = undefined;
+  /** Its place among the attempts in flight. */
+  node: ListNode<Flight> | undefined = undefined;
   timer: TimerHandle | undefined = undefined;
   finished = false;
   /** Set when the scheduler itself aborted the attempt (close without drain): the task fails with it. */
@@ -167,7 +278,23 @@ class Flight implements TaskContext {
 
   abort(reason: unknown): void {
     (this.controller ??= new AbortController()).abort(reason);
+    this.light?.abort(reason);
   }
+}
+
+/**
+ * The abort of the attempt `context` belongs to, in the light form (see
+ * `AttemptAbort`): it fires exactly when `context.signal` does. Contexts not
+ * made by a scheduler give their `signal`.
+ */
+export function attemptAbort(context: TaskContext): AttemptAbort | AbortSignal {
+  if (!(context instanceof Flight)) return context.signal;
+  if (context.light === undefined) {
+    context.light = new AttemptAbort();
+    const aborted = context.controller?.signal;
+    if (aborted?.aborted) context.light.abort(aborted.reason);
+  }
+  return context.light;
 }
 
 type Waiter = { test: () => boolean; resolve: () => void };
@@ -225,7 +352,10 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #backingOff = 0;
   /** Tasks handed to p-retry and not yet settled for good. */
   #retrying = 0;
-  readonly #flights = new Set<Flight>();
+  /** Attempts in flight, to abort on `close({ drain: false })` (a list, not a Set: see `LinkedList`). */
+  readonly #flights = new LinkedList<Flight>();
+  /** One watch per caller's signal that unsettled tasks listen to. */
+  readonly #watches = new Map<AbortSignal, SignalWatch>();
   #concurrency: number;
   #latencyMs = 50;
   #paused = false;
@@ -423,12 +553,15 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   // ---- dispatch -------------------------------------------------------------
 
-  #pump(): void {
+  /** `known`: the clock as the caller just read it (an answer's arrival), saving a reading for the first round. */
+  #pump(known?: number): void {
     if (this.#pumping || this.#paused || this.#stopped || this.#dropping || this.#init) return;
+    let at = known;
     while (this.#queue.size > 0) {
       const room = this.#concurrency - this.#inFlight;
       if (room <= 0) return;
-      const now = this.#clock.now();
+      const now = at ?? this.#clock.now();
+      at = undefined; // dispatching ran tasks: later rounds read the clock again
       let want = Math.min(this.#queue.size, room);
       if (this.#options.smooth) {
         if (now < this.#nextSmoothAt) return this.#wake(this.#nextSmoothAt - now);
@@ -449,7 +582,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         result.then(
           (granted) => {
             this.#pumping = false;
-            if (this.#onGrant(granted, want)) this.#pump();
+            if (this.#onGrant(granted, want, this.#clock.now())) this.#pump();
           },
           (error: unknown) => {
             this.#pumping = false;
@@ -458,13 +591,16 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         );
         return;
       }
-      if (!this.#onGrant(result, want)) return;
+      if (!this.#onGrant(result, want, now)) return;
     }
   }
 
-  /** Dispatches what was granted. Returns false when the loop should stop and wait. */
-  #onGrant(result: ReserveResult, want: number): boolean {
-    const now = this.#clock.now();
+  /**
+   * Dispatches what was granted (`now`: when, read by the caller right before;
+   * the clock is read as few times as possible per task, as it is a system call
+   * on some machines). Returns false when the loop should stop and wait.
+   */
+  #onGrant(result: ReserveResult, want: number, now: number): boolean {
     if (result.blockedBy !== 'store' && this.#storeDown) {
       this.#storeDown = false;
       this.emit('storeRecovered', {});
@@ -515,7 +651,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     const flight = new Flight(entry, ticket, entry.attempt, now);
     entry.flight = flight;
     entry.queued = false;
-    this.#flights.add(flight);
+    flight.node = this.#flights.push(flight);
     this.#inFlight++;
     this.#counts.dispatched++;
     const timeoutMs = entry.options?.timeoutMs ?? this.#options.timeoutMs;
@@ -555,13 +691,17 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (flight.timer !== undefined) this.#clock.clearTimeout(flight.timer);
     const entry = flight.entry;
     entry.flight = undefined;
-    this.#flights.delete(flight);
+    if (flight.node) this.#flights.remove(flight.node);
+    flight.node = undefined;
     this.#inFlight--;
     const now = this.#clock.now();
 
     const info: ResponseInfo | undefined = ok ? inspectResponse(value) : inspectError(value);
     let snapshot: RateLimitSnapshot | undefined;
-    if (info?.headers) snapshot = parseRateLimitHeaders(info.headers, { now, logger: this.#logger });
+    if (info?.headers) {
+      // The parser wraps a logger it is given in a guard object per call: give it one only when it can log.
+      snapshot = parseRateLimitHeaders(info.headers, isDebugEnabled(this.#logger) ? { now, logger: this.#logger } : { now });
+    }
     const windowInfo = snapshot !== undefined && hasWindowInfo(snapshot);
     if (windowInfo && !this.#sawWindow) {
       this.#sawWindow = true;
@@ -595,11 +735,11 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     const settledResult = this.#store.settle(flight.ticket, outcome);
     if (isPromise(settledResult)) {
       settledResult.then(
-        (r) => this.#afterSettle(r, entry.id, snapshot),
+        (r) => this.#afterSettle(r, entry.id, snapshot, this.#clock.now()),
         (error: unknown) => this.#onStoreError(error),
       );
     } else {
-      this.#afterSettle(settledResult, entry.id, snapshot);
+      this.#afterSettle(settledResult, entry.id, snapshot, now);
     }
 
     if (ok && (status === undefined || status < 400)) {
@@ -632,7 +772,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       // Not an HTTP or network failure: a bug in the task. Never retried.
       this.#finishAttempt(entry, false, value);
     }
-    this.#pump();
+    this.#pump(now);
     this.#checkWaiters();
   }
 
@@ -771,8 +911,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     return this.#random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (failedAttempt - 1));
   }
 
-  #afterSettle(result: SettleResult, id: number, snapshot: RateLimitSnapshot | undefined): void {
-    const now = this.#clock.now();
+  #afterSettle(result: SettleResult, id: number, snapshot: RateLimitSnapshot | undefined, now: number): void {
     if (result.gateUntil !== undefined && result.gateWindow !== undefined) {
       const until = now + (result.gateUntil - result.now);
       this.#logger.debug({ window: result.gateWindow, waitMs: until - now }, 'rate limited: gate closed');
@@ -874,22 +1013,24 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 
   #watchAbort(entry: Entry, signal: AbortSignal): void {
-    const onAbort = (): void => {
-      if (entry.flight) {
-        entry.flight.abort(signal.reason);
-      } else if (entry.queued) {
-        entry.queued = false;
-        this.#queue.cancel(entry);
-        this.#finishAttempt(entry, false, signal.reason);
-        this.#checkWaiters();
-      } else if (entry.retry?.backoff) {
-        entry.retry.backoff.abort(signal.reason);
-      }
-      // Otherwise it is between attempts inside p-retry: the next attempt sees the signal.
-    };
-    // One closure per task; the entry removes it when it settles (`succeed`/`failWith`).
-    entry.onAbort = onAbort;
-    signal.addEventListener('abort', onAbort, ONCE);
+    const watch = this.#watches.get(signal) ?? new SignalWatch(signal, this.#watches, (e, s) => this.#onCallerAbort(e, s));
+    // The entry leaves the watch when it settles (`succeed`/`failWith`).
+    entry.watch = watch.add(entry);
+  }
+
+  /** The caller aborted: drop the task if queued, abort its attempt if running, cut its backoff short. */
+  #onCallerAbort(entry: Entry, signal: AbortSignal): void {
+    if (entry.flight) {
+      entry.flight.abort(signal.reason);
+    } else if (entry.queued) {
+      entry.queued = false;
+      this.#queue.cancel(entry);
+      this.#finishAttempt(entry, false, signal.reason);
+      this.#checkWaiters();
+    } else if (entry.retry?.backoff) {
+      entry.retry.backoff.abort(signal.reason);
+    }
+    // Otherwise it is between attempts inside p-retry: the next attempt sees the signal.
   }
 
   #stop(error: Error, reason: 'authentication' | 'store'): void {
@@ -903,7 +1044,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 
   #abortInFlight(reason: unknown): void {
-    for (const flight of this.#flights) {
+    for (const flight of this.#flights.values()) {
       flight.halted = reason;
       flight.abort(reason);
     }
@@ -964,6 +1105,6 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       if (waiter.test()) waiter.resolve();
       else waiters[kept++] = waiter;
     }
-    waiters.length = kept;
+    if (kept < waiters.length) waiters.length = kept; // setting the length is a runtime call: only when it shrinks
   }
 }

@@ -8,6 +8,8 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   child(bindings: Record<string, unknown>): Logger;
+  /** pino's level check. Without it every level counts as enabled. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 const noop = (): void => {};
@@ -18,7 +20,17 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+  isLevelEnabled: () => false,
 };
+
+/**
+ * Whether `logger` writes debug lines. Hot paths ask before building a log
+ * object, so that a disabled level costs no allocation. Asked per call, not
+ * cached: a pino logger's level can change at run time.
+ */
+export function isDebugEnabled(logger: Logger): boolean {
+  return logger.isLevelEnabled === undefined || logger.isLevelEnabled('debug');
+}
 
 /** Paths that pino must censor wherever a caller logs requests or options. */
 export const REDACT_PATHS = [

@@ -387,14 +387,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
 
   /** The account balance, USD. */
   async balance(options: CallOptions = {}): Promise<number> {
-    const res = await this.#call({
-      kind: 'other',
-      method: 'GET',
-      path: '/balance',
-      idempotent: true,
-      check: (body) => (readNumberField(body, 'balance') === undefined ? 'no balance in the body' : undefined),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    const res = await this.#call({ kind: 'other', method: 'GET', path: '/balance', idempotent: true, check: checkBalanceBody, signal: options.signal });
     return readNumberField(res.body, 'balance') as number;
   }
 
@@ -662,15 +655,23 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     return { requestId, submittedAt, inline };
   }
 
-  async #call(call: ApiCall): Promise<ApiResponse> {
-    if (this.#closing) throw new QueueClosedError('The ModelBeam client is closed');
-    const link = linkSignals(this.#closer.signal, call.signal);
-    try {
-      return await this.#transport.call({ ...call, signal: link.signal });
-    } finally {
-      link.dispose();
+  /** Sends `call` (a fresh object, taken over) so that closing the client aborts it. */
+  #call(call: ApiCall): Promise<ApiResponse> {
+    if (this.#closing) return Promise.reject(new QueueClosedError('The ModelBeam client is closed'));
+    const own = call.signal;
+    if (own === undefined) {
+      // The client's close signal alone: no linked controller to build and dispose per call.
+      call.signal = this.#closer.signal;
+      return this.#transport.call(call);
     }
+    const link = linkSignals(this.#closer.signal, own);
+    call.signal = link.signal;
+    return this.#transport.call(call).finally(link.dispose);
   }
+}
+
+function checkBalanceBody(body: unknown): string | undefined {
+  return readNumberField(body, 'balance') === undefined ? 'no balance in the body' : undefined;
 }
 
 function inlineFields(body: unknown): { resultUrl?: string; resultsAltFormats?: unknown; result?: unknown; preview?: unknown } {

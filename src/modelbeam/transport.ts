@@ -1,19 +1,21 @@
 /**
  * HTTP transport: one undici `Pool` to the API origin, every request through
- * the scheduler, one `pool.request` per attempt, and the response read into
- * something the engine understands (status + headers) or an error of the
- * `HttpError` family carrying the body.
+ * the scheduler, one exchange per attempt (`exchange.ts`: the body read whole
+ * as text), and the response turned into something the engine understands
+ * (status + headers) or an error of the `HttpError` family carrying the body.
  */
 import { Pool } from 'undici';
 import { headerRecord } from '../engine/classify.js';
-import type { RateLimitScheduler, TaskContext } from '../engine/scheduler.js';
+import type { ScheduleOptions } from '../engine/options.js';
+import { attemptAbort, type RateLimitScheduler, type TaskContext } from '../engine/scheduler.js';
 import { AuthenticationError } from '../errors/authentication-error.js';
 import { HttpError } from '../errors/http-error.js';
 import { InsufficientBalanceError } from '../errors/insufficient-balance-error.js';
 import { NotFoundError } from '../errors/not-found-error.js';
 import { ValidationError } from '../errors/validation-error.js';
-import type { Logger } from '../internal/logger.js';
+import { isDebugEnabled, type Logger } from '../internal/logger.js';
 import type { EncodedBody } from './body.js';
+import { exchange } from './exchange.js';
 
 export type RequestKind = 'submit' | 'poll' | 'other';
 
@@ -34,7 +36,7 @@ export interface ApiCall {
   /** Called once per attempt: a FormData body can be sent only once. */
   body?: () => EncodedBody;
   priority?: number;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Resent when the outcome of an attempt is unknown. False for job submissions. */
   idempotent: boolean;
   /** The job this call is about (status polls), for errors. */
@@ -128,6 +130,23 @@ function tryParseJson(text: string): { value: unknown; error?: unknown } {
   }
 }
 
+/** A 2xx body as the JSON object it must be, or an `UnreadableResponseError`. */
+function parseObjectBody(status: number, text: string): object {
+  let body: unknown;
+  let error: unknown;
+  if (text === '') error = new SyntaxError('empty body');
+  else {
+    try {
+      body = JSON.parse(text) as unknown;
+    } catch (e) {
+      error = e;
+    }
+  }
+  if (typeof body === 'object' && body !== null) return body;
+  const cause = error ?? new TypeError(`expected a JSON object, got ${body === null ? 'null' : typeof body}`);
+  throw new UnreadableResponseError(`HTTP ${status} with a body that is not a JSON object (${text.length} bytes)`, cause);
+}
+
 /** Maps a non-2xx, non-429 response to the error the engine and the caller see. */
 export function errorForResponse(
   status: number,
@@ -181,56 +200,49 @@ export class Transport {
   call(call: ApiCall): Promise<ApiResponse> {
     let requests = 0;
     const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests);
-    return this.#scheduler.schedule(task, {
-      idempotent: call.idempotent,
-      ...(call.priority === undefined ? {} : { priority: call.priority }),
-      ...(call.signal === undefined ? {} : { signal: call.signal }),
-    });
+    // Priority 0 is the scheduler's default; the options are built in one of two fixed shapes (no spreads).
+    const priority = call.priority ?? 0;
+    const options: ScheduleOptions =
+      call.signal === undefined ? { idempotent: call.idempotent, priority } : { idempotent: call.idempotent, priority, signal: call.signal };
+    return this.#scheduler.schedule(task, options);
   }
 
   async #attempt(call: ApiCall, ctx: TaskContext, request: number): Promise<ApiResponse> {
     const query = call.query ? `?${new URLSearchParams(call.query).toString()}` : '';
     const encoded = call.body?.();
-    const path = `${this.#prefix}${call.path}${query}`;
     this.#counters[call.kind === 'submit' ? 'submits' : call.kind === 'poll' ? 'polls' : 'other']++;
-    this.#logger.debug({ method: call.method, path: `${call.path}${query}`, attempt: ctx.attempt, kind: call.kind }, 'request');
+    if (isDebugEnabled(this.#logger)) {
+      this.#logger.debug({ method: call.method, path: `${call.path}${query}`, attempt: ctx.attempt, kind: call.kind }, 'request');
+    }
     call.onDispatch?.(request);
-    const res = await this.#pool.request({
-      method: call.method,
-      path,
-      headers: { ...this.#baseHeaders, ...encoded?.headers },
-      ...(encoded ? { body: encoded.body } : {}),
-      signal: ctx.signal,
-    });
+    const res = await exchange(
+      this.#pool,
+      {
+        method: call.method,
+        path: `${this.#prefix}${call.path}${query}`,
+        headers: encoded ? { ...this.#baseHeaders, ...encoded.headers } : this.#baseHeaders,
+        body: encoded ? encoded.body : null,
+      },
+      // The attempt's light abort: it fires exactly when `ctx.signal` would, without an AbortSignal per request.
+      attemptAbort(ctx),
+    );
     const status = res.statusCode;
     if (status === 429) {
       this.#counters.rateLimited++;
-      await res.body.dump().catch(() => undefined);
       // Returned, not thrown: the engine reads the status and the headers, closes its gate and runs us again.
       return { statusCode: 429, headers: res.headers, body: undefined };
     }
     if (status === 504 && call.kind === 'submit') {
-      const text = await res.body.text().catch(() => '');
-      throw new GatewayTimeoutError(errorForResponse(504, headerRecord(res.headers), text, ctx.attempt, call.requestId) as HttpError);
+      throw new GatewayTimeoutError(errorForResponse(504, headerRecord(res.headers), res.text, ctx.attempt, call.requestId) as HttpError);
     }
-    let text: string;
-    try {
-      text = await res.body.text();
-    } catch (error) {
-      if (status >= 200 && status < 300) throw error; // a cut body: a network error the engine knows
-      text = '';
-    }
-    if (status >= 200 && status < 300) {
-      const { value: body, error } = tryParseJson(text);
-      if (body === undefined || typeof body !== 'object' || body === null) {
-        const cause = error ?? new TypeError(`expected a JSON object, got ${body === null ? 'null' : typeof body}`);
-        throw new UnreadableResponseError(`HTTP ${status} with a body that is not a JSON object (${text.length} bytes)`, cause);
-      }
-      const problem = call.check?.(body);
-      if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`, new TypeError(problem));
-      return { statusCode: status, headers: res.headers, body };
-    }
-    throw errorForResponse(status, headerRecord(res.headers), text, ctx.attempt, call.requestId);
+    const ok = status >= 200 && status < 300;
+    // A cut 2xx body is a network error the engine knows; an error's body is only detail (read as empty).
+    if (ok && res.bodyError !== undefined) throw res.bodyError;
+    if (!ok) throw errorForResponse(status, headerRecord(res.headers), res.text, ctx.attempt, call.requestId);
+    const body = parseObjectBody(status, res.text);
+    const problem = call.check?.(body);
+    if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`, new TypeError(problem));
+    return { statusCode: status, headers: res.headers, body };
   }
 
   /** Closes the pool (idempotent). Requests in flight are aborted by their signals first. */

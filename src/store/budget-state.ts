@@ -19,7 +19,8 @@
  *   once the window is known to be fixed, a predicted reset restores the limit.
  * - The phase of a fixed window is learned from `Remaining` jumping back up on
  *   a fresh response, never from 429s. A held-back "scout" request bisects the
- *   bracket of the next reset, so the bracket tightens window after window.
+ *   bracket of the next reset, so the bracket tightens window after window,
+ *   and a held-back late probe reads a limit raised during the window.
  */
 import type { RateLimitSnapshot, WindowSnapshot } from '../headers/types.js';
 import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Ticket, WindowView } from './types.js';
@@ -53,6 +54,20 @@ export interface WindowState {
   raised: number;
   /** 1 once the first-window probe was planned. */
   probed: number;
+  /**
+   * 1 while `rem` is not a count but leave for one request to read the new
+   * numbers (after a predicted reset or a 429 gate): a header-less answer to
+   * it is then not absorbed, so that another request may read them.
+   */
+  probe: number;
+  /**
+   * Counted answers without a count of this window, to requests sent after the
+   * current snapshot was applied: the server counted each after that snapshot,
+   * so a fresh `Remaining` sent after them must be lower by as many, or the
+   * window freed something. `hidDone` is `done` after the newest of them.
+   */
+  hidN: number;
+  hidDone: number;
 }
 
 /** State shared by both windows. */
@@ -101,6 +116,9 @@ function newWindow(windowMs: number, seed: number | undefined): WindowState {
     scoutAt: 0,
     raised: 0,
     probed: 0,
+    probe: 0,
+    hidN: 0,
+    hidDone: 0,
   };
 }
 
@@ -173,11 +191,12 @@ const SCOUT_TOLERANCE = 1 / 20;
 /** Where in the bracket the scout goes: early, so that it usually lands before the reset. */
 const SCOUT_POSITION = 1 / 4;
 /**
- * With the phase known, a window's last unit goes this share of a window
- * before the earliest next reset: late enough to see a limit raised during the
- * window, early enough to land in it.
+ * With the phase known, one unit of each window (the late probe) goes this
+ * share of a window before the earliest next reset: late enough to see a limit
+ * raised during the window, early enough that what the raise allows can still
+ * be spent in it. While the bracket is wide, a scout's unit is held as well.
  */
-const LATE_PROBE = 1 / 5;
+const LATE_PROBE = 1 / 8;
 
 export class BudgetState {
   readonly data: BudgetStateData;
@@ -274,11 +293,12 @@ export class BudgetState {
         if (a <= 0 && inFlight === 0 && m.rem > 0) a = 1;
         // A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
         if (a <= 0 && inFlight === 0 && m.limit === 0 && now >= m.snapAt + m.windowMs + this.#config.marginMs) a = 1;
-        if (m.scoutAt > now && a > 0 && want + backlog > a) {
-          // Keep one unit for the scout (only when the queue would spend it all now anyway).
-          a -= 1;
+        const held = heldUnits(m, now);
+        if (held > 0 && a > 0 && want + backlog > a) {
+          // Keep units for the late probe and the scout (only when the queue would spend them all now anyway).
+          a -= Math.min(held, a);
           if (a <= 0 && want > 0) {
-            retryAt = m.scoutAt;
+            retryAt = m.scoutAt > now ? m.scoutAt : scoutTime(m);
             blockedBy = 'scout';
           }
         }
@@ -325,7 +345,7 @@ export class BudgetState {
       s.sent += granted;
       s.minute.unc += granted;
       s.daily.unc += granted;
-      if (s.minute.scoutAt > 0 && now >= s.minute.scoutAt) s.minute.scoutAt = 0;
+      if (s.minute.scoutAt > 0 && now >= s.minute.scoutAt) s.minute.scoutAt = nextHold(s.minute, now);
       if (probe) {
         s.dailyProbe = 1;
         s.parked = 1;
@@ -372,7 +392,11 @@ export class BudgetState {
     }
     if (counted) {
       // No count applied for a window (none sent, or a stale one ignored): the server counted it all the same.
-      if (!appliedMinute) absorb(s.minute, snap?.minute.remaining !== undefined, now);
+      if (!appliedMinute) {
+        // (A gateway error may never have reached the limiter: only a status below 500 proves a count.)
+        if (ticket.verMinute === s.minute.ver && (outcome.status as number) < 500) hide(s.minute, s.done);
+        absorb(s.minute, snap?.minute.remaining !== undefined, now);
+      }
       if (!appliedDaily) absorb(s.daily, snap?.daily.remaining !== undefined, now);
     }
     if (counted && s.minute.limit >= 0) this.#log.push(ticket.sentAt, now);
@@ -462,12 +486,15 @@ export class BudgetState {
     }
 
     const first = w.lastSrvRem < 0;
-    const jump = !first && (counted ? r >= w.lastSrvRem : r > w.lastSrvRem);
+    // Answers the server counted after the previous snapshot and before this request.
+    const hidden = minute && ticket.doneAtSend >= w.hidDone ? w.hidN : 0;
+    const last = w.lastSrvRem - hidden;
+    const jump = !first && (counted ? r >= last : r > last);
     let unc = freshBound;
     if (!jump && w.srvRem >= 0) unc = Math.min(unc, Math.max(0, w.unc - (w.srvRem - r)));
     const prevSnapSentAt = w.snapSentAt;
     // Units the server set free between the previous snapshot and this one.
-    const freed = r - w.lastSrvRem + (counted ? 1 : 0) - Math.max(0, w.limit - prevLimit);
+    const freed = r - last + (counted ? 1 : 0) - Math.max(0, w.limit - prevLimit);
     setSnapshot(w, r, unc, ticket.sentAt, now);
     if (!minute) {
       if (jump && !limitChanged) {
@@ -482,7 +509,7 @@ export class BudgetState {
       return true;
     }
     if (jump && !limitChanged) this.#onReset(w, r, ticket, prevSnapSentAt, now, freed);
-    else if (jump) this.#forget(w, freed);
+    else if (jump) this.#onLimitJump(w, freed);
     else this.#onNoReset(w, ticket.sentAt);
     return true;
   }
@@ -532,6 +559,28 @@ export class BudgetState {
     if (w.nextHi > 0 && sentAt > w.nextLo && sentAt < w.nextHi) w.nextLo = sentAt;
   }
 
+  /**
+   * A fresh jump that came with a limit change. When it freed more than the
+   * raised limit explains, the window also reset (or slid), and where cannot
+   * be told: a phase learnt before would predict a reset that has already
+   * happened, so it is forgotten, and time alone raises the budget until it
+   * is learnt again.
+   */
+  #onLimitJump(w: WindowState, freed: number): void {
+    if (freed > 0) this.#dropPhase(w);
+    this.#forget(w, freed);
+  }
+
+  /** Forgets the phase of the window (see #onLimitJump). */
+  #dropPhase(w: WindowState): void {
+    w.kind = 0;
+    w.nextLo = 0;
+    w.nextHi = 0;
+    w.scoutAt = 0;
+    w.raised = 0;
+    w.epoch++;
+  }
+
   /** First window: hold one unit back to probe the middle of the window for a reset. */
   #planProbe(w: WindowState, firstSentAt: number): void {
     w.probed = 1;
@@ -539,14 +588,9 @@ export class BudgetState {
     w.scoutAt = firstSentAt + w.windowMs / 2;
   }
 
+  /** A reset was bracketed: plan the units held back in the window now starting. */
   #planScout(w: WindowState, now: number): void {
-    const width = w.nextHi - w.nextLo;
-    if (width > w.windowMs * SCOUT_TOLERANCE) {
-      w.scoutAt = w.nextLo + width * SCOUT_POSITION;
-      return;
-    }
-    const late = w.nextLo - w.windowMs * LATE_PROBE;
-    w.scoutAt = late > now ? late : 0;
+    w.scoutAt = nextHold(w, now);
   }
 
   /** Raises the minute budget for everything that time has set free. */
@@ -566,6 +610,7 @@ export class BudgetState {
       w.rem = w.limit;
       w.srvRem = -1;
       w.snapAt = 0;
+      w.probe = 0;
     }
     if (w.kind === 1 && w.raised === 0 && w.nextHi > 0 && now >= w.nextHi + this.#config.marginMs) {
       // The fixed window has surely reset. Send one request to read the new
@@ -576,6 +621,7 @@ export class BudgetState {
       w.srvRem = -1;
       w.ver++;
       w.scoutAt = 0;
+      w.probe = 1;
     }
   }
 
@@ -606,6 +652,7 @@ export class BudgetState {
       m.rem = Math.max(m.rem, m.unc + 1);
       m.srvRem = -1;
       m.ver++;
+      m.probe = 1;
       // That request is the probe: a scout hold would eat its one unit.
       m.scoutAt = 0;
     }
@@ -636,6 +683,38 @@ export class BudgetState {
   }
 }
 
+/**
+ * When the next unit held back goes, once the phase is known (0: none). First
+ * the late probe, which reads a limit raised during the window while what
+ * it allows can still be spent there; then, while the bracket of the next
+ * reset is wide, the scout that narrows it.
+ */
+function nextHold(w: WindowState, now: number): number {
+  if (w.kind !== 1 || w.nextHi <= 0) return 0;
+  const late = w.nextLo - w.windowMs * LATE_PROBE;
+  if (late > now) return late;
+  const scout = scoutTime(w);
+  return scout > now ? scout : 0;
+}
+
+/** When the scout goes while the bracket of the next reset is wide; 0 when it is narrow enough. */
+function scoutTime(w: WindowState): number {
+  const width = w.nextHi - w.nextLo;
+  if (w.kind !== 1 || w.nextHi <= 0 || width <= w.windowMs * SCOUT_TOLERANCE) return 0;
+  return w.nextLo + width * SCOUT_POSITION;
+}
+
+/**
+ * Units held back at `now`: one for the hold planned at `scoutAt`, and one
+ * for a scout still to follow it (after the late probe, while the bracket is
+ * wide), so that the late probe does not spend the scout's unit.
+ */
+function heldUnits(w: WindowState, now: number): number {
+  const scout = scoutTime(w);
+  const follows = w.scoutAt > 0 && scout > now && w.scoutAt !== scout ? 1 : 0;
+  return (w.scoutAt > now ? 1 : 0) + follows;
+}
+
 function setSnapshot(w: WindowState, r: number, unc: number, sentAt: number, now: number): void {
   w.snapAt = now;
   w.rem = Math.min(r, w.limit);
@@ -644,20 +723,29 @@ function setSnapshot(w: WindowState, r: number, unc: number, sentAt: number, now
   w.unc = unc;
   w.ver++;
   w.snapSentAt = sentAt;
+  w.probe = 0;
+  w.hidN = 0;
+  w.hidDone = 0;
+}
+
+/** A counted answer without this window's count, to a request sent after the current snapshot. */
+function hide(w: WindowState, done: number): void {
+  if (w.lastSrvRem < 0) return;
+  w.hidN++;
+  w.hidDone = done;
 }
 
 /**
  * One answered request whose count was not applied (none sent, or a stale one
  * ignored): from `unc` into `rem` (rem - unc is unchanged), so that its expiry
  * gives it back and `rem` runs out when the window does. Except an answer with
- * no count at all while `rem` is a time-raised estimate of a window the server
- * does count (after a reset or a gate): the refresh request reads the real
- * count instead. `rem` now counts a request answered at `now`, so the bulk
+ * no count at all while `rem` is a probe's leave (after a predicted reset or a
+ * gate), not a count: the refresh request reads the real count instead. `rem` now counts a request answered at `now`, so the bulk
  * raise at `snapAt + W` must wait for it too.
  */
 function absorb(w: WindowState, hadCount: boolean, now: number): void {
   if (w.limit < 0 || w.rem <= 0 || w.unc <= 0) return;
-  if (!hadCount && w.lastSrvRem >= 0 && w.srvRem < 0) return;
+  if (!hadCount && w.probe === 1) return;
   w.rem--;
   w.unc--;
   if (w.srvRem >= 0) w.srvRem = w.rem;

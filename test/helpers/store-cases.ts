@@ -510,6 +510,52 @@ export const scenarios: NamedScenario[] = [
     run: simRun({ limit: 15, windowMs: 1000, kind: 'fixed', phaseMs: 250, latency: () => 18, steps: 100, stepMs: 40, want: 5, dropHeadersEvery: 3 }),
   },
   {
+    name: 'header-less answers after a time raise are counted; after a gate, the probe\'s are not',
+    config: config(),
+    async run(d) {
+      const a = await d.reserve(1, T0);
+      await d.settle(a.tickets[0], T0 + 1, { snapshot: snap({ limit: 2, remaining: 1 }) });
+      // (the first-window probe holds one unit: the second request goes at its time)
+      const b = await d.reserve(1, T0 + 500);
+      await d.settle(b.tickets[0], T0 + 501, { snapshot: snap({ limit: 2, remaining: 0 }) });
+      const c = await d.reserve(1, T0 + 1003);
+      await d.settle(c.tickets[0], T0 + 1004, { snapshot: NO_HEADERS });
+      await d.view(T0 + 1004);
+      const e = await d.reserve(1, T0 + 1503);
+      await d.settle(e.tickets[0], T0 + 1504, { snapshot: NO_HEADERS });
+      await d.reserve(1, T0 + 1504);
+      await d.view(T0 + 1504);
+      // a 429 gate; the probe after it answers without headers, so one more may read the numbers
+      const f = await d.reserve(1, T0 + 2600);
+      await d.settle(f.tickets[0], T0 + 2601, { status: 429, snapshot: snap({ limit: 2, remaining: 0 }, undefined, { retryAfterMs: 300 }) });
+      const g = await d.reserve(3, T0 + 2902);
+      await d.settle(g.tickets[0], T0 + 2903, { snapshot: NO_HEADERS });
+      await d.reserve(3, T0 + 2903);
+      await d.view(T0 + 2903);
+    },
+  },
+  {
+    name: 'a reset hidden by header-less answers counted since the previous snapshot',
+    config: config(),
+    async run(d) {
+      const a = await d.reserve(1, T0);
+      await d.settle(a.tickets[0], T0 + 1, { snapshot: snap({ limit: 5, remaining: 4 }) });
+      const late = await d.reserve(3, T0 + 900);
+      for (const t of late.tickets) await d.settle(t, T0 + 905, { snapshot: NO_HEADERS });
+      const next = await d.reserve(2, T0 + 1003);
+      // the one processed second answers first: lower than before, yet a reset
+      await d.settle(next.tickets[1], T0 + 1004, { snapshot: snap({ limit: 5, remaining: 3 }) });
+      await d.settle(next.tickets[0], T0 + 1005, { snapshot: snap({ limit: 5, remaining: 4 }) });
+      await d.view(T0 + 1950);
+      await d.reserve(5, T0 + 1950);
+    },
+  },
+  {
+    name: 'limit raised on a fixed-window server once its phase is known (the reset seen with the change)',
+    config: config(),
+    run: simRun({ limit: 8, windowMs: 1000, kind: 'fixed', phaseMs: 300, latency: (i) => 6 + (i % 3) * 4, steps: 120, stepMs: 40, want: 6, limitAt: { step: 80, limit: 14 } }),
+  },
+  {
     name: 'time raises: answers expire after a window, stale snapshots after their window',
     config: config({ seeds: { minute: 5 } }),
     async run(d) {

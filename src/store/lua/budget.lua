@@ -72,7 +72,10 @@ local KNOWN_GEN = ARGV[8]
 local WINDOW_FIELDS = {
   'windowMs', 'limit', 'rem', 'srvRem', 'lastSrvRem', 'unc', 'ver', 'epoch', 'snapSentAt',
   'snapAt', 'lastNoJumpSentAt', 'kind', 'nextLo', 'nextHi', 'scoutAt', 'raised', 'probed',
+  'probe', 'hidN', 'hidDone',
 }
+-- Fields added after the first release: a state written before them reads as 0.
+local LATER_WINDOW_FIELDS = { probe = true, hidN = true, hidDone = true }
 local TOP_FIELDS = {
   'sent', 'done', 'headers', 'answered', 'gateUntil', 'gated', 'parkUntil', 'parked', 'nextDailyReset', 'dailyProbe',
   'cfg.minuteMs', 'cfg.dayMs', 'cfg.marginMs', 'logSeq',
@@ -84,7 +87,7 @@ local function newWindow(windowMs, seed)
   return {
     windowMs = windowMs, limit = limit, rem = limit, srvRem = -1, lastSrvRem = -1, unc = 0, ver = 0,
     epoch = 0, snapSentAt = 0, snapAt = 0, lastNoJumpSentAt = 0, kind = 0, nextLo = 0, nextHi = 0,
-    scoutAt = 0, raised = 0, probed = 0,
+    scoutAt = 0, raised = 0, probed = 0, probe = 0, hidN = 0, hidDone = 0,
   }
 end
 
@@ -115,6 +118,10 @@ local function loadState()
     for _, f in ipairs(WINDOW_FIELDS) do
       S.m[f] = tonumber(h['m.' .. f])
       S.d[f] = tonumber(h['d.' .. f])
+      if LATER_WINDOW_FIELDS[f] then
+        S.m[f] = S.m[f] or 0
+        S.d[f] = S.d[f] or 0
+      end
     end
     for _, f in ipairs(TOP_FIELDS) do S[f] = tonumber(h[f]) end
     S.answered = S.answered or 0
@@ -216,7 +223,7 @@ end
 
 local SCOUT_TOLERANCE = 1 / 20
 local SCOUT_POSITION = 1 / 4
-local LATE_PROBE = 1 / 5
+local LATE_PROBE = 1 / 8
 
 local function setSnapshot(w, r, unc, sentAt, now)
   w.snapAt = now
@@ -226,18 +233,28 @@ local function setSnapshot(w, r, unc, sentAt, now)
   w.unc = unc
   w.ver = w.ver + 1
   w.snapSentAt = sentAt
+  w.probe = 0
+  w.hidN = 0
+  w.hidDone = 0
+end
+
+--- hide: a counted answer without this window's count, to a request sent after the current snapshot.
+local function hide(w, done)
+  if w.lastSrvRem < 0 then return end
+  w.hidN = w.hidN + 1
+  w.hidDone = done
 end
 
 --[[ absorb: one answered request whose count was not applied (none sent, or a
   stale one ignored): from `unc` into `rem` (rem - unc is unchanged), so that
   its expiry gives it back and `rem` runs out when the window does. Except an
-  answer with no count at all while `rem` is a time-raised estimate of a
-  window the server does count (after a reset or a gate): the refresh request
-  reads the real count instead. `rem` now counts a request answered at `now`,
+  answer with no count at all while `rem` is a probe's leave (after a
+  predicted reset or a gate), not a count: the refresh request reads the real
+  count instead. `rem` now counts a request answered at `now`,
   so the bulk raise at `snapAt + W` must wait for it too. ]]
 local function absorb(w, hadCount, now)
   if w.limit < 0 or w.rem <= 0 or w.unc <= 0 then return end
-  if not hadCount and w.lastSrvRem >= 0 and w.srvRem < 0 then return end
+  if not hadCount and w.probe == 1 then return end
   w.rem = w.rem - 1
   w.unc = w.unc - 1
   if w.srvRem >= 0 then w.srvRem = w.rem end
@@ -250,14 +267,36 @@ local function planProbe(w, firstSentAt)
   w.scoutAt = firstSentAt + w.windowMs / 2
 end
 
-local function planScout(w, now)
+--- scoutTime: when the scout goes while the bracket of the next reset is wide; 0 when narrow enough.
+local function scoutTime(w)
   local width = w.nextHi - w.nextLo
-  if width > w.windowMs * SCOUT_TOLERANCE then
-    w.scoutAt = w.nextLo + width * SCOUT_POSITION
-    return
-  end
+  if w.kind ~= 1 or w.nextHi <= 0 or width <= w.windowMs * SCOUT_TOLERANCE then return 0 end
+  return w.nextLo + width * SCOUT_POSITION
+end
+
+--- nextHold: when the next unit held back goes once the phase is known (0: none):
+--- first the late probe, then the scout while the bracket is wide.
+local function nextHold(w, now)
+  if w.kind ~= 1 or w.nextHi <= 0 then return 0 end
   local late = w.nextLo - w.windowMs * LATE_PROBE
-  if late > now then w.scoutAt = late else w.scoutAt = 0 end
+  if late > now then return late end
+  local scout = scoutTime(w)
+  if scout > now then return scout end
+  return 0
+end
+
+--- heldUnits: one for the hold planned at scoutAt, one for a scout still to follow it.
+local function heldUnits(w, now)
+  local scout = scoutTime(w)
+  local n = 0
+  if w.scoutAt > now then n = 1 end
+  if w.scoutAt > 0 and scout > now and w.scoutAt ~= scout then n = n + 1 end
+  return n
+end
+
+--- #planScout: a reset was bracketed: plan the units held back in the window now starting.
+local function planScout(w, now)
+  w.scoutAt = nextHold(w, now)
 end
 
 --- #forget: answered requests the server may no longer count must not raise the
@@ -282,6 +321,7 @@ local function tick(now)
     w.rem = w.limit
     w.srvRem = -1
     w.snapAt = 0
+    w.probe = 0
   end
   if w.kind == 1 and w.raised == 0 and w.nextHi > 0 and now >= w.nextHi + MARGIN then
     w.raised = 1
@@ -290,6 +330,7 @@ local function tick(now)
     w.srvRem = -1
     w.ver = w.ver + 1
     w.scoutAt = 0
+    w.probe = 1
   end
 end
 
@@ -320,6 +361,7 @@ local function reopenGate()
     m.rem = math.max(m.rem, m.unc + 1)
     m.srvRem = -1
     m.ver = m.ver + 1
+    m.probe = 1
     -- That request is the probe: a scout hold would eat its one unit.
     m.scoutAt = 0
   end
@@ -345,6 +387,24 @@ local function unpark(now)
     d.ver = d.ver + 1
     d.epoch = d.epoch + 1
   end
+end
+
+--- #dropPhase: forgets the phase of the window (see onLimitJump).
+local function dropPhase(w)
+  w.kind = 0
+  w.nextLo = 0
+  w.nextHi = 0
+  w.scoutAt = 0
+  w.raised = 0
+  w.epoch = w.epoch + 1
+end
+
+--- #onLimitJump: a fresh jump that came with a limit change. When it freed more
+--- than the raised limit explains, the window also reset, where cannot be told:
+--- a phase learnt before would predict a reset that has already happened.
+local function onLimitJump(w, freed)
+  if freed > 0 then dropPhase(w) end
+  forget(w, freed)
 end
 
 --- #onReset
@@ -405,14 +465,18 @@ local function apply(w, snap, ver, epoch, ticket, counted, now, minute)
   end
 
   local first = w.lastSrvRem < 0
+  -- Answers the server counted after the previous snapshot and before this request.
+  local hidden = 0
+  if minute and ticket.doneAtSend >= w.hidDone then hidden = w.hidN end
+  local last = w.lastSrvRem - hidden
   local jump = false
   if not first then
-    if counted then jump = r >= w.lastSrvRem else jump = r > w.lastSrvRem end
+    if counted then jump = r >= last else jump = r > last end
   end
   local unc = freshBound
   if not jump and w.srvRem >= 0 then unc = math.min(unc, math.max(0, w.unc - (w.srvRem - r))) end
   local prevSnapSentAt = w.snapSentAt
-  local freed = r - w.lastSrvRem - math.max(0, w.limit - prevLimit)
+  local freed = r - last - math.max(0, w.limit - prevLimit)
   if counted then freed = freed + 1 end
   setSnapshot(w, r, unc, ticket.sentAt, now)
   if not minute then
@@ -428,7 +492,7 @@ local function apply(w, snap, ver, epoch, ticket, counted, now, minute)
   if jump and not limitChanged then
     onReset(w, r, ticket, prevSnapSentAt, now, freed)
   elseif jump then
-    forget(w, freed)
+    onLimitJump(w, freed)
   else
     onNoReset(w, ticket.sentAt)
   end
@@ -514,10 +578,12 @@ local function reserve(want, now, backlog)
       if a <= 0 and inFlight == 0 and m.rem > 0 then a = 1 end
       -- A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
       if a <= 0 and inFlight == 0 and m.limit == 0 and now >= m.snapAt + m.windowMs + MARGIN then a = 1 end
-      if m.scoutAt > now and a > 0 and want + backlog > a then
-        a = a - 1
+      local held = heldUnits(m, now)
+      if held > 0 and a > 0 and want + backlog > a then
+        -- Keep units for the late probe and the scout (only when the queue would spend them all now anyway).
+        a = a - math.min(held, a)
         if a <= 0 and want > 0 then
-          retryAt = m.scoutAt
+          if m.scoutAt > now then retryAt = m.scoutAt else retryAt = scoutTime(m) end
           blockedBy = 'scout'
         end
       end
@@ -563,7 +629,7 @@ local function reserve(want, now, backlog)
     s.sent = s.sent + granted
     s.m.unc = s.m.unc + granted
     s.d.unc = s.d.unc + granted
-    if s.m.scoutAt > 0 and now >= s.m.scoutAt then s.m.scoutAt = 0 end
+    if s.m.scoutAt > 0 and now >= s.m.scoutAt then s.m.scoutAt = nextHold(s.m, now) end
     if probe then
       s.dailyProbe = 1
       s.parked = 1
@@ -626,7 +692,11 @@ local function settle(ticket, outcome, now, opts)
   end
   if counted and opts.trusted then
     -- No count applied for a window (none sent, or a stale one ignored): the server counted it all the same.
-    if not appliedMinute then absorb(s.m, snap.minute.remaining ~= nil, now) end
+    if not appliedMinute then
+      -- (A gateway error may never have reached the limiter: only a status below 500 proves a count.)
+      if ticket.verMinute == s.m.ver and outcome.status < 500 then hide(s.m, s.done) end
+      absorb(s.m, snap.minute.remaining ~= nil, now)
+    end
     if not appliedDaily then absorb(s.d, snap.daily.remaining ~= nil, now) end
   end
   if counted and s.m.limit >= 0 and opts.trusted then logPush(ticket.sentAt, now) end
