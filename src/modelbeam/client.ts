@@ -12,6 +12,7 @@ import { ParamsValidationError } from '../errors/params-validation-error.js';
 import { QueueClosedError } from '../errors/queue-closed-error.js';
 import type { Logger } from '../internal/logger.js';
 import { encodeBody, prepareParams, type PreparedParams } from './body.js';
+import { CALL_OPTIONS, checkCallOptions } from './call-options.js';
 import { Downloader, type DownloadOptions } from './download.js';
 import {
   isValidEndpointName,
@@ -266,6 +267,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
    * submissions and rejects with `InsufficientBalanceError`.
    */
   async submit(endpoint: string, params: Record<string, unknown>, options: SubmitOptions = {}): Promise<SubmitResult> {
+    checkCallOptions(options, CALL_OPTIONS.submit);
     const prepared = await this.#prepare(endpoint, params, true);
     let job: SubmittedJob;
     try {
@@ -319,6 +321,11 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     if (typeof requestId !== 'string' || requestId.trim() === '') {
       return Promise.reject(new TypeError(`Expected \`requestId\` to be a non-empty string, got \`${String(requestId)}\` (${typeof requestId})`));
     }
+    try {
+      checkCallOptions(options, CALL_OPTIONS.wait);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     if (this.#closing) return Promise.reject(new QueueClosedError('The ModelBeam client is closed'));
     return this.#tracker.wait(requestId, options);
   }
@@ -331,6 +338,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
    * `possibleDuplicate`.
    */
   async generate(endpoint: string, params: Record<string, unknown>, options: GenerateOptions = {}): Promise<GenerateResult> {
+    checkCallOptions(options, CALL_OPTIONS.generate);
     const prepared = await this.#prepare(endpoint, params, true);
     const model = typeof params['model'] === 'string' ? params['model'] : undefined;
     return runGenerate({
@@ -373,6 +381,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     if (typeof requestId !== 'string' || requestId.trim() === '') {
       throw new TypeError(`Expected \`requestId\` to be a non-empty string, got \`${String(requestId)}\` (${typeof requestId})`);
     }
+    checkCallOptions(options, CALL_OPTIONS.call);
     const res = await this.#call({
       kind: 'poll',
       method: 'GET',
@@ -387,12 +396,14 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
 
   /** The account balance, USD. */
   async balance(options: CallOptions = {}): Promise<number> {
+    checkCallOptions(options, CALL_OPTIONS.call);
     const res = await this.#call({ kind: 'other', method: 'GET', path: '/balance', idempotent: true, check: checkBalanceBody, signal: options.signal });
     return readNumberField(res.body, 'balance') as number;
   }
 
   /** The exact price of a job, without running it (`POST /{endpoint}/price-calculation`). */
   async price(endpoint: string, params: Record<string, unknown>, options: CallOptions = {}): Promise<number> {
+    checkCallOptions(options, CALL_OPTIONS.call);
     const prepared = await this.#prepare(endpoint, params, false);
     const res = await this.#call({
       kind: 'other',
@@ -408,6 +419,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
 
   /** Every model (all pages), optionally only those of some inference types. */
   async models(filter: ModelsFilter = {}, options: CallOptions = {}): Promise<Model[]> {
+    checkCallOptions(options, CALL_OPTIONS.call);
     const types = filter.inferenceTypes;
     if (types !== undefined && (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && t !== ''))) {
       throw new TypeError(`Expected \`inferenceTypes\` to be an array of non-empty strings, got \`${JSON.stringify(types)}\``);
