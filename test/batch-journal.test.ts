@@ -24,8 +24,44 @@ describe('IdTable', () => {
     for (let i = 0; i < n; i++) expect(table.get(`line-${i}-abcdef012345`)).toBe((i % 3) + 1);
     expect(table.get('never-set')).toBe(0);
     expect(table.has('line-7-abcdef012345')).toBe(true);
-    // 13 bytes a slot, at most half full
-    expect(table.byteLength).toBeLessThanOrEqual(n * 2 * 13 * 2);
+    // 13 bytes a slot, over half full (at most 26 bytes an id)
+    expect(table.byteLength).toBeLessThanOrEqual(n * 13 * 2);
+    expect(table.byteLength).toBeGreaterThanOrEqual(n * 13);
+  });
+
+  test('grows without losing ids, from any initial capacity', () => {
+    for (const initial of [0, 1, 100, 5000]) {
+      const table = new IdTable(initial);
+      const n = 20_000;
+      let lost = 0;
+      for (let i = 0; i < n; i++) {
+        if (table.set(`id-${i}`, 1) !== 0) lost++;
+        // Every id set so far is still there after each growth step.
+        if (i % 997 === 0) for (let j = 0; j <= i; j++) if (table.get(`id-${j}`) !== 1) lost++;
+      }
+      let found = 0;
+      let phantom = 0;
+      for (let i = 0; i < n; i++) {
+        if (table.get(`id-${i}`) === 1) found++;
+        if (table.get(`other-${i}`) !== 0) phantom++;
+      }
+      expect({ initial, size: table.size, lost, found, phantom }).toEqual({ initial, size: n, lost: 0, found: n, phantom: 0 });
+    }
+  });
+
+  test('a large table (many chunks, reused as it grows) keeps every id, at 16–26 bytes an id', () => {
+    const table = new IdTable();
+    const n = 400_000;
+    for (let i = 0; i < n; i++) table.set(`item-${i}`, (i % 255) + 1);
+    let wrong = 0;
+    let phantom = 0;
+    for (let i = 0; i < n; i++) {
+      if (table.get(`item-${i}`) !== (i % 255) + 1) wrong++;
+      if (table.get(`absent-${i}`) !== 0) phantom++;
+    }
+    expect({ size: table.size, wrong, phantom }).toEqual({ size: n, wrong: 0, phantom: 0 });
+    expect(table.byteLength / n).toBeGreaterThanOrEqual(16);
+    expect(table.byteLength / n).toBeLessThanOrEqual(26);
   });
 
   test('set returns the code it replaced; mark adds flag bits', () => {

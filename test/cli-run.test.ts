@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { startFakeModelBeam, type FakeModelBeamServer } from '../src/testing/fake-server.js';
 import { EXIT } from '../src/cli/exit-codes.js';
 import { resumeCommandLine, exitCodeFor, makeScrubber } from '../src/cli/run.js';
+import { HEAP_GROWING_PERCENT, tuneHeapForBatch } from '../src/cli/heap.js';
 import { freePort, jsonLines, runCli, startCli, terminalRecords, until } from './helpers/cli.js';
 
 const KEY = 'mbk-live-7d1e2f9a0b3c4d5e6f';
@@ -245,6 +246,21 @@ describe('helpers of the run command', () => {
     expect(exitCodeFor({ ...base, totals: { done: 2, failed: 1, invalid: 0 } } as never)).toBe(1);
     expect(exitCodeFor({ ...base, complete: false, stopped: { reason: 'daily-quota' } } as never)).toBe(3);
     expect(exitCodeFor({ ...base, complete: false, stopped: { reason: 'authentication' } } as never)).toBe(4);
+  });
+
+  test('the CLI caps V8 heap growth and compiles WebAssembly with Liftoff, unless told otherwise', () => {
+    const tune = (env: NodeJS.ProcessEnv, execArgv: string[] = []): string[] => {
+      const set: string[] = [];
+      tuneHeapForBatch({ env, execArgv, setFlags: (flags) => set.push(flags) });
+      return set;
+    };
+    expect(tune({})).toEqual(['--liftoff-only', `--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
+    expect(tune({ MODELBEAM_BATCH_HEAP_GROWING_PERCENT: '50' })).toEqual(['--liftoff-only', '--heap-growing-percent=50']);
+    expect(tune({ MODELBEAM_BATCH_HEAP_GROWING_PERCENT: '0' })).toEqual(['--liftoff-only']);
+    expect(tune({ MODELBEAM_BATCH_HEAP_GROWING_PERCENT: 'lots' })).toEqual(['--liftoff-only']);
+    expect(tune({}, ['--heap-growing-percent=10'])).toEqual(['--liftoff-only']);
+    expect(tune({ NODE_OPTIONS: '--enable-source-maps --heap_growing_percent=20' })).toEqual(['--liftoff-only']);
+    expect(tune({}, ['--no-liftoff'])).toEqual([`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
   });
 
   test('the scrubber removes secrets wherever they appear', () => {

@@ -31,7 +31,7 @@
  * resubmitted. Killed after the terminal record, it is skipped.
  *
  * **On restart** the file is read back into a compact index: terminal ids in
- * an {@link IdTable} (13 bytes a slot, ~26 MB for a million ids), and the few
+ * an {@link IdTable} (16–25 bytes an id, ~17 MB for a million ids), and the few
  * items that were between `submitting` and their terminal record in a `Map`.
  * A torn last line (the process died mid-write) is skipped and ended with a
  * newline so that new records start on a line of their own; unparseable lines

@@ -1,11 +1,13 @@
 /**
  * The `modelbeam-batch` command line (commander): `run`, `fake-server`, `demo`.
+ *
+ * `fake-server` and `demo` are imported when their command runs: the fake
+ * server's code is not loaded into a `run` process, where every module's code
+ * and objects stay in the heap that V8 sizes its garbage headroom from.
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { demoCommand } from './demo.js';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
-import { fakeServerCommand } from './fake-server.js';
 import { DEFAULT_IO, runCommand, type CliIo, type RunCommandOptions } from './run.js';
 
 function version(): string {
@@ -154,6 +156,7 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .option('--error-rate <p>', 'share of requests answered with a 5xx', number(0, 1))
     .option('--seed <n>', 'seed of the random faults and durations', int(0), 1)
     .action(async (opts: Record<string, unknown>) => {
+      const { fakeServerCommand } = await import('./fake-server.js');
       setCode(
         await fakeServerCommand(
           {
@@ -186,6 +189,7 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .option('--dir <dir>', 'where to write the input and the results (default: a new temp dir)')
     .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bar', 'json', 'none']).default('auto'))
     .action(async (opts: Record<string, unknown>) => {
+      const { demoCommand } = await import('./demo.js');
       setCode(
         await demoCommand(
           {
