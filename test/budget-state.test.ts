@@ -93,3 +93,40 @@ describe('budget state: answers without a count', () => {
     expect(state.reserve(5, 1950, 0).granted).toBeLessThanOrEqual(3);
   });
 });
+
+describe('budget state: a partial jump in a sliding window', () => {
+  const snapOf = (limit: number, remaining: number): Outcome['snapshot'] => ({ minute: { limit, remaining }, daily: {}, present: true });
+  const answer = (now: number, status: number, snapshot?: Outcome['snapshot']): Outcome => ({ ...outcome(now, status), snapshot });
+  const send = (state: BudgetState, want: number, now: number): Ticket => {
+    const r = state.reserve(want, now, 0);
+    expect(r.granted).toBe(want);
+    return ticketOf(r);
+  };
+  /** Limit 10, W 1000: one answer at 1, nine at 500-508.5, then at 1300 a rise to 0 (the one at 1 left, the nine not yet). */
+  const partialJump = (): BudgetState => {
+    const state = new BudgetState(config);
+    state.settle(send(state, 1, 0), answer(1, 200, snapOf(10, 9)));
+    for (let i = 0; i < 9; i++) state.settle(send(state, 1, 500 + i), answer(500.5 + i, 200, snapOf(10, 8 - i)));
+    state.settle(send(state, 1, 1300), answer(1301, 200, snapOf(10, 0)));
+    return state;
+  };
+
+  it('one request reads, once the forgotten answers have left a sliding window, what they freed', () => {
+    const state = partialJump();
+    expect(state.reserve(5, 1509, 0).granted).toBe(0);
+    // 508.5 + W + margin: the read goes (without it, nothing before 1301 + W + margin)
+    const read = state.reserve(5, 1511, 0);
+    expect(read.granted).toBe(1);
+    state.settle(ticketOf(read), answer(1512, 200, snapOf(10, 8)));
+    expect(state.reserve(100, 1512, 0).granted).toBe(8);
+  });
+
+  it('a refused read (a fixed window shared with others) stops them: at most one 429 a run', () => {
+    const state = partialJump();
+    const read = state.reserve(5, 1511, 0);
+    expect(read.granted).toBe(1);
+    state.settle(ticketOf(read), answer(1512, 429, snapOf(10, 0)));
+    expect(state.data.minute.slide).toBe(2);
+    expect(state.data.minute.slideAt).toBe(0);
+  });
+});

@@ -68,6 +68,26 @@ export interface WindowState {
    */
   hidN: number;
   hidDone: number;
+  /** recvAt of the newest answered request logged in this window; 0 for none. */
+  lastRecv: number;
+  /**
+   * The slide read: after a partial jump (the count came back up, but not to
+   * what we alone would leave) that forgot answers about to leave a sliding
+   * window, one request goes at `slideAt`, when they have surely left, to read
+   * what that freed. 0 none pending, 1 planned or sent, 2 never again (one
+   * was refused: the window is not sliding, others share it).
+   */
+  slide: number;
+  slideAt: number;
+  /** Forgotten answers the slide read is for; rises before it count them off. */
+  slideN: number;
+  /**
+   * The read goes only while `sent + 1` is below this: the jump's request,
+   * those then uncounted and those sent since may all still count in a
+   * sliding window, and with the read they must leave one unit free (the
+   * refresh request with nothing in flight may take it).
+   */
+  slideCap: number;
 }
 
 /** State shared by both windows. */
@@ -119,6 +139,11 @@ function newWindow(windowMs: number, seed: number | undefined): WindowState {
     probe: 0,
     hidN: 0,
     hidDone: 0,
+    lastRecv: 0,
+    slide: 0,
+    slideAt: 0,
+    slideN: 0,
+    slideCap: 0,
   };
 }
 
@@ -399,7 +424,10 @@ export class BudgetState {
       }
       if (!appliedDaily) absorb(s.daily, snap?.daily.remaining !== undefined, now);
     }
-    if (counted && s.minute.limit >= 0) this.#log.push(ticket.sentAt, now);
+    if (counted && s.minute.limit >= 0) {
+      this.#log.push(ticket.sentAt, now);
+      s.minute.lastRecv = now;
+    }
 
     if (is429) {
       const daily = snap?.type === 'daily' || (snap?.type === undefined && snap?.daily.remaining === 0);
@@ -415,6 +443,8 @@ export class BudgetState {
         s.gateUntil = Math.max(s.gateUntil, now + wait);
         s.gated = 1;
         if (m.limit >= 0) m.rem = 0;
+        // A refused slide read: the window did not slide, so no more of them.
+        if (m.slide === 1 && m.slideAt === 0) m.slide = 2;
         if (snap?.retryAfterMs !== undefined && m.kind === 1 && now + snap.retryAfterMs < m.nextHi) {
           m.nextHi = now + snap.retryAfterMs;
           // The server's word wins over a lower side it contradicts: never an inverted bracket.
@@ -496,6 +526,8 @@ export class BudgetState {
     // Units the server set free between the previous snapshot and this one.
     const freed = r - last + (counted ? 1 : 0) - Math.max(0, w.limit - prevLimit);
     setSnapshot(w, r, unc, ticket.sentAt, now);
+    // The slide read (or a request after it) is answered, not refused: another may follow the next partial jump.
+    if (minute && counted && w.slide === 1 && w.slideAt === 0) w.slide = 0;
     if (!minute) {
       if (jump && !limitChanged) {
         // Keep a reset already predicted (from a daily 429's Retry-After, carried
@@ -521,6 +553,23 @@ export class BudgetState {
       // Could a sliding window explain this? Only if it forgot none of our recent requests.
       const recent = this.#log.count(now - w.windowMs, ticket.sentAt);
       if (r > w.limit - 1 - recent) w.kind = 1;
+    }
+    if (w.slideAt > 0) {
+      // Another rise before the slide read: what it freed is read already.
+      w.slideN -= Math.max(0, freed);
+      if (w.slideN <= 0) {
+        w.slide = 0;
+        w.slideAt = 0;
+      }
+    } else if (w.slide === 0 && r + 1 + w.unc < w.limit && w.lastRecv > 0) {
+      // A partial jump: the answers forgotten below leave a sliding window soon; one request reads then what they freed.
+      const at = w.lastRecv + w.windowMs + this.#config.marginMs;
+      if (at > now && at <= now + w.windowMs / 4) {
+        w.slide = 1;
+        w.slideAt = at;
+        w.slideN = w.limit - 1 - r - w.unc;
+        w.slideCap = this.data.sent + w.limit - 1 - w.unc;
+      }
     }
     this.#forget(w, freed);
     if (w.kind !== 1) return;
@@ -597,6 +646,20 @@ export class BudgetState {
   #tick(now: number): void {
     const w = this.data.minute;
     if (w.limit < 0 || w.rem < 0) return;
+    if (w.slideAt > 0 && now >= w.slideAt) {
+      w.slideAt = 0;
+      if (w.rem - w.unc <= 0 && this.data.sent + 1 < w.slideCap) {
+        // The slide read: one request reads what the window freed since the partial jump.
+        w.rem = Math.max(w.rem, w.unc + 1);
+        w.srvRem = -1;
+        w.ver++;
+        w.scoutAt = 0;
+        w.probe = 1;
+      } else {
+        // Units still known (they read the count anyway), or sent too much since to read without a risk of a 429.
+        w.slide = 0;
+      }
+    }
     const expiry = w.windowMs + this.#config.marginMs;
     while (this.#log.peekRecv() + expiry <= now) {
       this.#log.shift();
@@ -638,6 +701,7 @@ export class BudgetState {
     let t = this.#log.size > 0 ? this.#log.peekRecv() + w.windowMs + margin : Infinity;
     if (w.snapAt > 0 && (w.rem < w.limit || w.limit === 0)) t = Math.min(t, w.snapAt + w.windowMs + margin);
     if (w.kind === 1 && w.raised === 0 && w.nextHi > 0) t = Math.min(t, w.nextHi + margin);
+    if (w.slideAt > now) t = Math.min(t, w.slideAt);
     // A scout time already passed frees nothing more: it would make callers retry at once, forever.
     if (w.scoutAt > now) t = Math.min(t, w.scoutAt);
     return Number.isFinite(t) ? t : undefined;

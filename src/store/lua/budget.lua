@@ -72,10 +72,12 @@ local KNOWN_GEN = ARGV[8]
 local WINDOW_FIELDS = {
   'windowMs', 'limit', 'rem', 'srvRem', 'lastSrvRem', 'unc', 'ver', 'epoch', 'snapSentAt',
   'snapAt', 'lastNoJumpSentAt', 'kind', 'nextLo', 'nextHi', 'scoutAt', 'raised', 'probed',
-  'probe', 'hidN', 'hidDone',
+  'probe', 'hidN', 'hidDone', 'lastRecv', 'slide', 'slideAt', 'slideN', 'slideCap',
 }
 -- Fields added after the first release: a state written before them reads as 0.
-local LATER_WINDOW_FIELDS = { probe = true, hidN = true, hidDone = true }
+local LATER_WINDOW_FIELDS = {
+  probe = true, hidN = true, hidDone = true, lastRecv = true, slide = true, slideAt = true, slideN = true, slideCap = true,
+}
 local TOP_FIELDS = {
   'sent', 'done', 'headers', 'answered', 'gateUntil', 'gated', 'parkUntil', 'parked', 'nextDailyReset', 'dailyProbe',
   'cfg.minuteMs', 'cfg.dayMs', 'cfg.marginMs', 'logSeq',
@@ -88,6 +90,7 @@ local function newWindow(windowMs, seed)
     windowMs = windowMs, limit = limit, rem = limit, srvRem = -1, lastSrvRem = -1, unc = 0, ver = 0,
     epoch = 0, snapSentAt = 0, snapAt = 0, lastNoJumpSentAt = 0, kind = 0, nextLo = 0, nextHi = 0,
     scoutAt = 0, raised = 0, probed = 0, probe = 0, hidN = 0, hidDone = 0,
+    lastRecv = 0, slide = 0, slideAt = 0, slideN = 0, slideCap = 0,
   }
 end
 
@@ -309,6 +312,20 @@ end
 local function tick(now)
   local w = S.m
   if w.limit < 0 or w.rem < 0 then return end
+  if w.slideAt > 0 and now >= w.slideAt then
+    w.slideAt = 0
+    if w.rem - w.unc <= 0 and S.sent + 1 < w.slideCap then
+      -- The slide read: one request reads what the window freed since the partial jump.
+      w.rem = math.max(w.rem, w.unc + 1)
+      w.srvRem = -1
+      w.ver = w.ver + 1
+      w.scoutAt = 0
+      w.probe = 1
+    else
+      -- Units still known (they read the count anyway), or sent too much since to read without a risk of a 429.
+      w.slide = 0
+    end
+  end
   local expiry = w.windowMs + MARGIN
   local n = logShiftExpired(expiry, now)
   for _ = 1, n do
@@ -348,6 +365,7 @@ local function nextMinuteRaise(now)
   if logSize() > 0 then t = logPeekRecv() + w.windowMs + margin end
   if w.snapAt > 0 and (w.rem < w.limit or w.limit == 0) then t = math.min(t, w.snapAt + w.windowMs + margin) end
   if w.kind == 1 and w.raised == 0 and w.nextHi > 0 then t = math.min(t, w.nextHi + margin) end
+  if w.slideAt > now then t = math.min(t, w.slideAt) end
   -- A scout time already passed frees nothing more: it would make callers retry at once, forever.
   if w.scoutAt > now then t = math.min(t, w.scoutAt) end
   if t == math.huge then return nil end
@@ -414,6 +432,23 @@ local function onReset(w, r, ticket, prevSnapSentAt, now, freed)
     local recent = logCount(now - w.windowMs, ticket.sentAt)
     if r > w.limit - 1 - recent then w.kind = 1 end
   end
+  if w.slideAt > 0 then
+    -- Another rise before the slide read: what it freed is read already.
+    w.slideN = w.slideN - math.max(0, freed)
+    if w.slideN <= 0 then
+      w.slide = 0
+      w.slideAt = 0
+    end
+  elseif w.slide == 0 and r + 1 + w.unc < w.limit and w.lastRecv > 0 then
+    -- A partial jump: the answers forgotten below leave a sliding window soon; one request reads then what they freed.
+    local at = w.lastRecv + w.windowMs + MARGIN
+    if at > now and at <= now + w.windowMs / 4 then
+      w.slide = 1
+      w.slideAt = at
+      w.slideN = w.limit - 1 - r - w.unc
+      w.slideCap = S.sent + w.limit - 1 - w.unc
+    end
+  end
   forget(w, freed)
   if w.kind ~= 1 then return end
   local lo = math.max(prevSnapSentAt, w.lastNoJumpSentAt)
@@ -479,6 +514,8 @@ local function apply(w, snap, ver, epoch, ticket, counted, now, minute)
   local freed = r - last - math.max(0, w.limit - prevLimit)
   if counted then freed = freed + 1 end
   setSnapshot(w, r, unc, ticket.sentAt, now)
+  -- The slide read (or a request after it) is answered, not refused: another may follow the next partial jump.
+  if minute and counted and w.slide == 1 and w.slideAt == 0 then w.slide = 0 end
   if not minute then
     if jump and not limitChanged then
       if not (S.nextDailyReset > now) then S.nextDailyReset = now + w.windowMs end
@@ -699,7 +736,10 @@ local function settle(ticket, outcome, now, opts)
     end
     if not appliedDaily then absorb(s.d, snap.daily.remaining ~= nil, now) end
   end
-  if counted and s.m.limit >= 0 and opts.trusted then logPush(ticket.sentAt, now) end
+  if counted and s.m.limit >= 0 and opts.trusted then
+    logPush(ticket.sentAt, now)
+    s.m.lastRecv = now
+  end
 
   if is429 then
     local daily = snap.type == 'daily' or (snap.type == nil and snap.daily.remaining == 0)
@@ -715,6 +755,8 @@ local function settle(ticket, outcome, now, opts)
       s.gateUntil = math.max(s.gateUntil, now + wait)
       s.gated = 1
       if m.limit >= 0 then m.rem = 0 end
+      -- A refused slide read: the window did not slide, so no more of them.
+      if m.slide == 1 and m.slideAt == 0 then m.slide = 2 end
       if snap.retryAfterMs ~= nil and m.kind == 1 and now + snap.retryAfterMs < m.nextHi then
         m.nextHi = now + snap.retryAfterMs
         -- The server's word wins over a lower side it contradicts: never an inverted bracket.
