@@ -223,6 +223,19 @@ const SCOUT_POSITION = 1 / 4;
  */
 const LATE_PROBE = 1 / 8;
 
+/**
+ * Lets one request beyond those in flight go, to read the server's numbers
+ * (after a predicted reset, a gate reopening or a partial jump in a sliding
+ * window). It is the probe: a scout hold would eat its one unit.
+ */
+function letOneRead(w: WindowState): void {
+  w.rem = Math.max(w.rem, w.unc + 1);
+  w.srvRem = -1;
+  w.ver++;
+  w.scoutAt = 0;
+  w.probe = 1;
+}
+
 export class BudgetState {
   readonly data: BudgetStateData;
   readonly #config: BudgetConfig;
@@ -650,11 +663,7 @@ export class BudgetState {
       w.slideAt = 0;
       if (w.rem - w.unc <= 0 && this.data.sent + 1 < w.slideCap) {
         // The slide read: one request reads what the window freed since the partial jump.
-        w.rem = Math.max(w.rem, w.unc + 1);
-        w.srvRem = -1;
-        w.ver++;
-        w.scoutAt = 0;
-        w.probe = 1;
+        letOneRead(w);
       } else {
         // Units still known (they read the count anyway), or sent too much since to read without a risk of a 429.
         w.slide = 0;
@@ -680,11 +689,7 @@ export class BudgetState {
       // numbers before the rest: a limit lowered meanwhile shows up there.
       w.raised = 1;
       this.#log.clear();
-      w.rem = Math.max(w.rem, w.unc + 1);
-      w.srvRem = -1;
-      w.ver++;
-      w.scoutAt = 0;
-      w.probe = 1;
+      letOneRead(w);
     }
   }
 
@@ -712,14 +717,7 @@ export class BudgetState {
     s.gated = 0;
     const m = s.minute;
     // Retry-After said we may try again: let one request through to read the new numbers.
-    if (m.limit >= 0) {
-      m.rem = Math.max(m.rem, m.unc + 1);
-      m.srvRem = -1;
-      m.ver++;
-      m.probe = 1;
-      // That request is the probe: a scout hold would eat its one unit.
-      m.scoutAt = 0;
-    }
+    if (m.limit >= 0) letOneRead(m);
   }
 
   #park(until: number): void {

@@ -308,6 +308,15 @@ local function forget(w, freed)
   logClear()
 end
 
+--- letOneRead: one request beyond those in flight goes, to read the server's numbers (it is the probe).
+local function letOneRead(w)
+  w.rem = math.max(w.rem, w.unc + 1)
+  w.srvRem = -1
+  w.ver = w.ver + 1
+  w.scoutAt = 0
+  w.probe = 1
+end
+
 --- #tick: raises the minute budget for everything that time has set free.
 local function tick(now)
   local w = S.m
@@ -316,11 +325,7 @@ local function tick(now)
     w.slideAt = 0
     if w.rem - w.unc <= 0 and S.sent + 1 < w.slideCap then
       -- The slide read: one request reads what the window freed since the partial jump.
-      w.rem = math.max(w.rem, w.unc + 1)
-      w.srvRem = -1
-      w.ver = w.ver + 1
-      w.scoutAt = 0
-      w.probe = 1
+      letOneRead(w)
     else
       -- Units still known (they read the count anyway), or sent too much since to read without a risk of a 429.
       w.slide = 0
@@ -343,11 +348,7 @@ local function tick(now)
   if w.kind == 1 and w.raised == 0 and w.nextHi > 0 and now >= w.nextHi + MARGIN then
     w.raised = 1
     logClear()
-    w.rem = math.max(w.rem, w.unc + 1)
-    w.srvRem = -1
-    w.ver = w.ver + 1
-    w.scoutAt = 0
-    w.probe = 1
+    letOneRead(w)
   end
 end
 
@@ -375,14 +376,7 @@ end
 local function reopenGate()
   S.gated = 0
   local m = S.m
-  if m.limit >= 0 then
-    m.rem = math.max(m.rem, m.unc + 1)
-    m.srvRem = -1
-    m.ver = m.ver + 1
-    m.probe = 1
-    -- That request is the probe: a scout hold would eat its one unit.
-    m.scoutAt = 0
-  end
+  if m.limit >= 0 then letOneRead(m) end
 end
 
 local function park(untilAt)
