@@ -48,3 +48,24 @@ export function fmt(value: number, digits = 2): string {
   if (value === -Infinity) return '-∞';
   return value.toFixed(digits);
 }
+
+/** Least-squares slope of `y` over `x` (units of y per unit of x); NaN with fewer than two points. */
+export function slope(points: ReadonlyArray<readonly [number, number]>): number {
+  const n = points.length;
+  if (n < 2) return Number.NaN;
+  let sx = 0;
+  let sy = 0;
+  for (const [x, y] of points) {
+    sx += x;
+    sy += y;
+  }
+  const mx = sx / n;
+  const my = sy / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den === 0 ? Number.NaN : num / den;
+}

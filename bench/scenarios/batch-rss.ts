@@ -21,9 +21,9 @@ import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSyn
 import { join, relative } from 'node:path';
 import { IdTable } from '../../src/batch/id-table.js';
 import { ensureBuild } from '../perf/build.js';
-import { childPids, procMemory, runProcess, slope } from '../perf/children.js';
+import { childPids, procMemory, runProcess } from '../perf/children.js';
 import { ServerProcess } from '../lib/server-process.js';
-import { fmt, max } from '../lib/stats.js';
+import { fmt, max, slope } from '../lib/stats.js';
 import { formatMarkdown } from '../lib/table.js';
 import type { Chart, ChartSeries, Scenario, ScenarioContext, ScenarioResult, Table } from '../lib/types.js';
 

@@ -27,10 +27,16 @@ import { runBatch, type Batch } from '../../src/batch/run-batch.js';
 import type { BatchSummary } from '../../src/batch/types.js';
 import { ModelBeamClient } from '../../src/modelbeam/client.js';
 import { ServerProcess } from '../lib/server-process.js';
-import { fmt } from '../lib/stats.js';
+import { fmt, slope } from '../lib/stats.js';
 import { formatMarkdown } from '../lib/table.js';
 import type { Chart, Scenario, ScenarioContext, ScenarioResult, Table } from '../lib/types.js';
 import { readParts, reliabilityMarkdown, RELIABILITY_SECTION, saveParts } from './fault-matrix.js';
+
+/** Fewer than two samples (or all at one time) show no trend. */
+const slopeOrZero = (points: ReadonlyArray<readonly [number, number]>): number => {
+  const s = slope(points);
+  return Number.isNaN(s) ? 0 : s;
+};
 
 const WINDOW_MS = 1000;
 const LIMIT = 300;
@@ -51,28 +57,6 @@ interface Sample {
   /** Jobs the client has seen finish so far. */
   finished: number;
   resources: Record<string, number>;
-}
-
-/** Least-squares slope of y over x, and the fit's intercept. */
-export function leastSquares(points: readonly (readonly [number, number])[]): { slope: number; intercept: number } {
-  const n = points.length;
-  if (n < 2) return { slope: 0, intercept: points[0]?.[1] ?? 0 };
-  let sx = 0;
-  let sy = 0;
-  for (const [x, y] of points) {
-    sx += x;
-    sy += y;
-  }
-  const mx = sx / n;
-  const my = sy / n;
-  let num = 0;
-  let den = 0;
-  for (const [x, y] of points) {
-    num += (x - mx) * (y - my);
-    den += (x - mx) ** 2;
-  }
-  const slope = den === 0 ? 0 : num / den;
-  return { slope, intercept: my - slope * mx };
 }
 
 /** A `gc()` function: `--expose-gc` switched on at run time (the bench runs under plain `tsx`). */
@@ -235,7 +219,7 @@ export const scenario: Scenario = {
     const warmupS = Math.round(Math.max(durationS * 0.2, filledAt ?? durationS * 0.5));
     const steady = samples.filter((s) => s.t >= warmupS);
     const lastThird = samples.filter((s) => s.t >= (durationS * 2) / 3);
-    const perMin = (pick: (s: Sample) => number, set: readonly Sample[]): number => leastSquares(set.map((s) => [s.t / 60, pick(s)])).slope;
+    const perMin = (pick: (s: Sample) => number, set: readonly Sample[]): number => slopeOrZero(set.map((s) => [s.t / 60, pick(s)]));
     const mean = (pick: (s: Sample) => number, set: readonly Sample[]): number => set.reduce((a, s) => a + pick(s), 0) / Math.max(1, set.length);
     const spanMin = steady.length > 1 ? ((steady.at(-1) as Sample).t - (steady[0] as Sample).t) / 60 : 0;
     const heapSlope = perMin((s) => s.heapAfterGc, steady);
