@@ -1,4 +1,6 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -11,6 +13,7 @@ import {
   OutcomeUnknownError,
   ParamsValidationError,
   QueueClosedError,
+  RetriesExhaustedError,
   ValidationError,
 } from '../src/errors/index.js';
 import { ModelBeamClient, type ModelBeamClientEvents } from '../src/modelbeam/index.js';
@@ -343,13 +346,20 @@ describe('lost responses and transient failures', () => {
 
   it('unknown status values are not terminal; progress strings and missing envelopes are read', async () => {
     let polls = 0;
-    const statuses = [{ status: 'queued_on_gpu' }, { status: 'in_progress', progress: '50' }, { status: 'done', result: 'hello' }];
+    const statuses = [{ status: 'queued_on_gpu' }, { status: 'queued_on_gpu' }, { status: 'in_progress', progress: '50' }, { status: 'done', result: 'hello' }];
     const stub = await stubApi((req, res) => {
       if (req.method === 'POST') json(res, 200, { data: { request_id: 'r-2' } });
       else json(res, 200, statuses[Math.min(polls++, statuses.length - 1)]);
     });
     const debug: string[] = [];
-    const logger = { debug: (_o: object, m?: string) => debug.push(m ?? ''), info() {}, warn() {}, error() {}, child: () => logger };
+    const warn: [object, string][] = [];
+    const logger = {
+      debug: (_o: object, m?: string) => debug.push(m ?? ''),
+      info() {},
+      warn: (o: object, m?: string) => warn.push([o, m ?? '']),
+      error() {},
+      child: () => logger,
+    };
     const client = new ModelBeamClient({ apiKey: 'k', baseUrl: stub.baseUrl, logger, polling: { minIntervalMs: 1, initialEstimateMs: 1, maxIntervalMs: 20 } });
     const changes = record(client, 'statusChanged');
     const result = await client.generate('txt2img', img());
@@ -359,7 +369,182 @@ describe('lost responses and transient failures', () => {
       ['queued_on_gpu', undefined],
       ['in_progress', 50],
     ]);
-    expect(debug).toContain('unrecognised job status: treated as not finished');
+    // The first sighting is a warning, the repeat is debug.
+    expect(warn).toEqual([[{ requestId: 'r-2', status: 'queued_on_gpu' }, 'unrecognised job status: treated as not finished']]);
+    expect(debug.filter((m) => m === 'unrecognised job status: treated as not finished')).toHaveLength(1);
+  });
+
+  it('unknown status values: each is warned about once, up to 32 distinct values; the rest go to debug', async () => {
+    // 40 distinct values, each sent twice in a row, then done.
+    const statuses = Array.from({ length: 40 }, (_, i) => `odd_status_${i}`).flatMap((s) => [s, s]);
+    let polls = 0;
+    const stub = await stubApi((req, res) => {
+      if (req.method === 'POST') json(res, 200, { data: { request_id: 'r-odd' } });
+      else json(res, 200, polls < statuses.length ? { status: statuses[polls++] } : { status: 'done', result: 'ok' });
+    });
+    const warned: string[] = [];
+    const debugged: string[] = [];
+    const message = 'unrecognised job status: treated as not finished';
+    const logger = {
+      debug: (o: { status?: string }, m?: string) => void (m === message && debugged.push(o.status ?? '')),
+      info() {},
+      warn: (o: { status?: string }, m?: string) => void (m === message && warned.push(o.status ?? '')),
+      error() {},
+      child: () => logger,
+    };
+    const client = new ModelBeamClient({
+      apiKey: 'k',
+      baseUrl: stub.baseUrl,
+      logger,
+      scheduler: { limits: { minute: 10_000 } },
+      polling: { minIntervalMs: 0, initialEstimateMs: 1, maxIntervalMs: 1 },
+    });
+    const result = await client.generate('txt2img', img());
+    await client.close();
+    expect(result).toMatchObject({ requestId: 'r-odd', status: 'done' });
+    expect(warned).toEqual(statuses.filter((_, i) => i % 2 === 0).slice(0, 32));
+    expect(debugged).toHaveLength(statuses.length - 32);
+  });
+});
+
+/**
+ * A plain `node:http` server on port 0 that counts its open sockets and the requests it is answering at
+ * once. `handle` gets each request (body read) with its 1-based number, and may never answer.
+ */
+async function socketServer(handle: (req: IncomingMessage, res: ServerResponse, n: number) => void, keepAliveTimeout?: number) {
+  let open = 0;
+  let active = 0;
+  const seen = {
+    maxOpenSockets: 0,
+    maxActiveRequests: 0,
+    requests: [] as string[],
+    get openSockets(): number {
+      return open;
+    },
+  };
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      seen.requests.push(`${req.method ?? ''} ${req.url ?? ''}`);
+      seen.maxActiveRequests = Math.max(seen.maxActiveRequests, ++active);
+      res.on('close', () => active--);
+      handle(req, res, seen.requests.length);
+    });
+  });
+  if (keepAliveTimeout !== undefined) server.keepAliveTimeout = keepAliveTimeout;
+  server.on('connection', (socket) => {
+    seen.maxOpenSockets = Math.max(seen.maxOpenSockets, ++open);
+    socket.on('close', () => open--);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/api/v1/client`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The first `cut` requests get the headers and the start of a body that never finishes; the rest are answered whole. */
+function stallBody(res: ServerResponse, n: number, cut: number, body: unknown): void {
+  if (n > cut) return json(res, 200, body);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+  res.write('{"status":');
+}
+
+// undici runs its headers and body timeouts on its own coarse timers (about 1 s resolution), so each
+// timeout below costs up to a second of real time whatever the option says; nothing asserts on time.
+describe('pool timeouts and the connection cap (real sockets; real time for the HTTP timeouts only)', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of cleanup.splice(0).reverse()) await close();
+  });
+  async function setup(
+    handle: Parameters<typeof socketServer>[0],
+    options: Partial<ConstructorParameters<typeof ModelBeamClient>[0]> = {},
+    serverKeepAliveTimeout?: number,
+  ) {
+    const server = await socketServer(handle, serverKeepAliveTimeout);
+    cleanup.push(server.close);
+    const client = new ModelBeamClient({
+      apiKey: 'k',
+      baseUrl: server.baseUrl,
+      scheduler: { limits: { minute: 10_000 }, retry: { baseDelayMs: 1, maxAttempts: 3 } },
+      ...options,
+    });
+    cleanup.push(() => client.close());
+    return { server, client };
+  }
+  const isPost = (r: string): boolean => r.startsWith('POST ');
+  const isGet = (r: string): boolean => r.startsWith('GET ');
+
+  it('headers timeout on a status poll (an idempotent GET): resent, and it succeeds when an answer comes', async () => {
+    const { server, client } = await setup((_req, res, n) => (n === 1 ? undefined : json(res, 200, { status: 'processing' })), { headersTimeoutMs: 30 });
+    await expect(client.status('r-1')).resolves.toMatchObject({ status: 'processing' });
+    expect(server.seen.requests).toEqual(['GET /api/v1/client/request-status/r-1', 'GET /api/v1/client/request-status/r-1']);
+  });
+
+  it('headers timeout on every try of a status poll: RetriesExhaustedError with the undici timeout as its cause', async () => {
+    const { server, client } = await setup(() => {}, {
+      headersTimeoutMs: 30,
+      scheduler: { limits: { minute: 10_000 }, retry: { baseDelayMs: 1, maxAttempts: 2 } },
+    });
+    const error = (await client.status('r-1').catch((e: unknown) => e)) as RetriesExhaustedError;
+    expect(error).toBeInstanceOf(RetriesExhaustedError);
+    expect(error).toMatchObject({ code: 'RETRIES_EXHAUSTED', attempts: 2 });
+    expect(error.cause).toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+    expect(server.seen.requests.filter(isGet)).toHaveLength(2);
+  });
+
+  it('headers timeout on a submission (POST): outcome unknown, never a plain failure, and never resent', async () => {
+    const { server, client } = await setup(() => {}, { headersTimeoutMs: 30 });
+    const unknown = record(client, 'outcomeUnknown');
+    const error = (await client.generate('txt2img', img()).catch((e: unknown) => e)) as OutcomeUnknownError;
+    expect(error).toBeInstanceOf(OutcomeUnknownError);
+    expect(error.code).toBe('OUTCOME_UNKNOWN');
+    expect(error.cause).toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+    expect(unknown).toMatchObject([{ endpoint: 'txt2img', attempt: 1, resubmitting: false }]);
+    expect(client.stats()).toMatchObject({ outcomeUnknown: 1, failed: 0, resubmissions: 0 });
+    expect(server.seen.requests.filter(isPost)).toHaveLength(1);
+  });
+
+  it('body timeout: a stalled status body is resent; a stalled submission body is outcome unknown', async () => {
+    const poll = await setup((_req, res, n) => stallBody(res, n, 1, { status: 'processing' }), { bodyTimeoutMs: 30 });
+    await expect(poll.client.status('r-1')).resolves.toMatchObject({ status: 'processing' });
+    expect(poll.server.seen.requests.filter(isGet)).toHaveLength(2);
+
+    const submit = await setup((_req, res, n) => stallBody(res, n, 1, { data: { request_id: 'r-2' } }), { bodyTimeoutMs: 30 });
+    const error = (await submit.client.submit('txt2img', img()).catch((e: unknown) => e)) as OutcomeUnknownError;
+    expect(error).toBeInstanceOf(OutcomeUnknownError);
+    expect(error.cause).toMatchObject({ code: 'UND_ERR_BODY_TIMEOUT' });
+    expect(submit.server.seen.requests.filter(isPost)).toHaveLength(1);
+    expect(submit.client.stats()).toMatchObject({ outcomeUnknown: 1, failed: 0 });
+  });
+
+  it('connections: 2 caps the sockets: 10 concurrent slow calls never hold more than 2 open at once', async () => {
+    const pending: ServerResponse[] = [];
+    // Each answer waits until two requests are being held, so both connections are in use at once.
+    const { server, client } = await setup((_req, res) => {
+      pending.push(res);
+      if (pending.length === 2) for (const r of pending.splice(0)) json(r, 200, { status: 'processing' });
+    }, { connections: 2 });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => client.status(`r-${i}`)));
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill('processing'));
+    expect(server.seen.requests).toHaveLength(10);
+    expect(server.seen.maxOpenSockets).toBe(2);
+    expect(server.seen.maxActiveRequests).toBe(2);
+  });
+
+  it('keepAliveTimeoutMs: the client closes an idle connection itself when the server sends no Keep-Alive hint', async () => {
+    // keepAliveTimeout 0: the server sends no `Keep-Alive: timeout` and never closes an idle socket itself.
+    const { server, client } = await setup((_req, res) => json(res, 200, { status: 'processing' }), { keepAliveTimeoutMs: 50 }, 0);
+    await client.status('r-1');
+    expect(server.seen.maxOpenSockets).toBe(1);
+    await until(() => server.seen.openSockets === 0, 'the idle socket closed by the client'); // the default would keep it 10 s
   });
 });
 
@@ -635,6 +820,9 @@ describe('pagination, options and lifecycle', () => {
     expect(() => new ModelBeamClient({ apiKey: 'k', maxResubmissions: -1 })).toThrow(/maxResubmissions/);
     expect(() => new ModelBeamClient({ apiKey: 'k', onInsufficientBalance: 'maybe' as never })).toThrow(/onInsufficientBalance/);
     expect(() => new ModelBeamClient({ apiKey: 'k' }).webhookHandler).toThrow(/webhook.secret/);
+    // The bounds of jobRetries (issue #3: WORKER_TIMEOUT bounded, the others at most once) are accepted.
+    void new ModelBeamClient({ apiKey: 'k', jobRetries: { WORKER_TIMEOUT: 10, PROCESSING_ERROR: 1, UNKNOWN_ERROR: 0 }, keepAliveTimeoutMs: 1 }).close();
+    expect(() => new ModelBeamClient({ apiKey: 'k', jobRetries: { PROCESSING_ERROR: 2 } })).toThrow(/new billed job/);
   });
 
   it('close() rejects pending waits, refuses new calls, and is idempotent', async () => {

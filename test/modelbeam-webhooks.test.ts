@@ -133,6 +133,32 @@ describe('webhook handler over node:http', () => {
     await s.close();
   });
 
+  it('dedupeSize bounds the memory: the oldest delivery is forgotten (treated as new), the newest still deduplicated', async () => {
+    const events: string[] = [];
+    const duplicates: [string | undefined, string][] = [];
+    const handler = createWebhookHandler({
+      secret: SECRET,
+      clock: new ManualClock(NOW),
+      dedupeSize: 2,
+      onEvent: (e) => void events.push(e.deliveryId ?? ''),
+      onDuplicate: (e, by) => duplicates.push([e.deliveryId, by]),
+    });
+    // Distinct delivery ids and distinct jobs, so neither dedupe key (delivery id, request id + event) is shared.
+    const deliveries = [1, 2, 3].map((i) => body('job.completed', `r${i}`, {}, `d-${i}`));
+    const send = (raw: string) => handler.process(raw, signed(raw));
+    for (const raw of deliveries) expect(send(raw)).toMatchObject({ status: 200, body: '{"received":true}' });
+    expect(send(deliveries[0] as string).duplicate).toBeUndefined(); // d-1 was pushed out by d-3: new again
+    expect(send(deliveries[2] as string)).toMatchObject({ status: 200, duplicate: 'delivery-id' }); // d-3 is still remembered
+    expect(send(deliveries[0] as string)).toMatchObject({ status: 200, duplicate: 'delivery-id' }); // and d-1 is again
+    expect(send(deliveries[1] as string).duplicate).toBeUndefined(); // d-2 was pushed out by the re-sent d-1
+    await new Promise((resolve) => setImmediate(resolve)); // onEvent runs after the answer
+    expect(events).toEqual(['d-1', 'd-2', 'd-3', 'd-1', 'd-2']);
+    expect(duplicates).toEqual([
+      ['d-3', 'delivery-id'],
+      ['d-1', 'delivery-id'],
+    ]);
+  });
+
   it('refuses wrong methods, oversized and non-JSON bodies, and never calls the consumer', async () => {
     const s = await serve({ maxBodyBytes: 64 });
     const get = await request(s.server.url, { method: 'GET' });

@@ -195,6 +195,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       connectTimeoutMs: o.connectTimeoutMs,
       headersTimeoutMs: o.headersTimeoutMs,
       bodyTimeoutMs: o.bodyTimeoutMs,
+      keepAliveTimeoutMs: o.keepAliveTimeoutMs,
       userAgent: USER_AGENT,
       scheduler: o.scheduler,
       logger: this.#logger,

@@ -67,6 +67,8 @@ const MAX_ORPHANS = 1_000;
 const MISSED_FOR_FALLBACK = 2;
 /** Consecutive 404s before a wait gives up on an id. */
 const NOT_FOUND_LIMIT = 3;
+/** Distinct unrecognised status values logged at warn (each once); the rest, and repeats, go to debug. */
+const MAX_UNKNOWN_STATUSES_WARNED = 32;
 
 export class JobTracker {
   readonly #d: TrackerDeps;
@@ -77,6 +79,8 @@ export class JobTracker {
   #fallback = false;
   #missed = 0;
   #closed: Error | undefined;
+  /** Unrecognised status values already warned about (bounded: a server sending garbage cannot grow it). */
+  readonly #unknownStatuses = new Set<string>();
 
   constructor(deps: TrackerDeps) {
     this.#d = deps;
@@ -402,12 +406,25 @@ export class JobTracker {
   }
 
   #setRunning(job: TrackedJob, status: string, state: TrackedJob['state'], progress: number | undefined, via: LearnedVia): void {
-    if (state === 'unknown') this.#d.logger.debug({ requestId: job.id, status }, 'unrecognised job status: treated as not finished');
+    if (state === 'unknown') this.#logUnknownStatus(job, status);
     const changed = job.status !== status || (progress !== undefined && progress !== job.progress);
     job.status = status;
     job.state = state;
     if (progress !== undefined) job.progress = progress;
     if (changed) this.#d.emit('statusChanged', { requestId: job.id, status, progress: job.progress, via });
+  }
+
+  /** The first sighting of each unrecognised value (up to a bound) at warn: the API may have added a status. */
+  #logUnknownStatus(job: TrackedJob, status: string): void {
+    const seen = this.#unknownStatuses;
+    // Kept and shown cut short: the value comes from the server, whatever its size.
+    const value = status.length > 64 ? `${status.slice(0, 64)}…` : status;
+    if (!seen.has(value) && seen.size < MAX_UNKNOWN_STATUSES_WARNED) {
+      seen.add(value);
+      this.#d.logger.warn({ requestId: job.id, status: value }, 'unrecognised job status: treated as not finished');
+    } else {
+      this.#d.logger.debug({ requestId: job.id, status: value }, 'unrecognised job status: treated as not finished');
+    }
   }
 
   #emitPolled(job: TrackedJob, status: JobStatus, nextPollInMs: number | undefined): void {

@@ -8,15 +8,22 @@ import { RateLimitScheduler } from '../engine/scheduler.js';
 import { systemClock, type Clock, type Random } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
 
-/** How often `generate()` resubmits a job that failed with each retryable code. */
+/**
+ * How often `generate()` resubmits a job that failed with each retryable
+ * code. Every resubmission is a new billed job, so each count is bounded:
+ * `WORKER_TIMEOUT` up to 10 times, the others at most once (issue #3). 0 switches a code's retries off.
+ */
 export interface JobRetryOptions {
-  /** @default 2 */
+  /** An integer in 0-10. @default 2 */
   WORKER_TIMEOUT?: number;
-  /** @default 1 */
+  /** 0 or 1. @default 1 */
   PROCESSING_ERROR?: number;
-  /** Also spent by codes the docs do not list. @default 1 */
+  /** Also spent by codes the docs do not list. 0 or 1. @default 1 */
   UNKNOWN_ERROR?: number;
 }
+
+/** The most `jobRetries.WORKER_TIMEOUT` may be: each retry is a new billed job. */
+export const MAX_WORKER_TIMEOUT_RETRIES = 10;
 
 /** How jobs are polled. Polls go through the scheduler, below submissions. */
 export interface PollingOptions {
@@ -108,8 +115,18 @@ export interface ModelBeamClientOptions {
    * @default 60_000
    */
   headersTimeoutMs?: number;
-  /** @default 60_000 */
+  /**
+   * Time to wait between two chunks of a response body. A timeout on a submission is an unknown outcome.
+   * @default 60_000
+   */
   bodyTimeoutMs?: number;
+  /**
+   * How long an idle keep-alive connection to the API host is kept open when the server
+   * sends no `Keep-Alive: timeout=…` hint (with one, undici follows the
+   * hint less 2 s).
+   * @default 10_000
+   */
+  keepAliveTimeoutMs?: number;
   /** Job-level retries of `generate()`. Every resubmission is a new billed job. */
   jobRetries?: JobRetryOptions;
   /**
@@ -179,6 +196,7 @@ export const CLIENT_DEFAULTS = {
   connectTimeoutMs: 10_000,
   headersTimeoutMs: 60_000,
   bodyTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 10_000,
   jobRetries: { WORKER_TIMEOUT: 2, PROCESSING_ERROR: 1, UNKNOWN_ERROR: 1 },
   maxResubmissions: 2,
   jobRetryDelayMs: 2000,
@@ -201,6 +219,7 @@ export interface ResolvedClientOptions {
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  keepAliveTimeoutMs: number;
   jobRetries: Required<JobRetryOptions>;
   maxResubmissions: number;
   jobRetryDelayMs: number;
@@ -225,6 +244,7 @@ const KNOWN = [
   'connectTimeoutMs',
   'headersTimeoutMs',
   'bodyTimeoutMs',
+  'keepAliveTimeoutMs',
   'jobRetries',
   'maxResubmissions',
   'jobRetryDelayMs',
@@ -264,6 +284,21 @@ function checkBoolean(name: string, value: unknown, fallback: boolean): boolean 
 
 function num(name: string, value: unknown, fallback: number, rules: Parameters<typeof checkNumber>[2] = {}): number {
   return value === undefined ? fallback : checkNumber(name, value, rules);
+}
+
+/**
+ * A `jobRetries` count: an integer from 0 to `max`. Above it the message says
+ * why: each retry is a new billed job, and issue #3 bounds them.
+ */
+function retryCount(code: keyof JobRetryOptions, value: unknown, fallback: number, max: number): number {
+  const name = `jobRetries.${code}`;
+  const count = num(name, value, fallback, { integer: true });
+  if (count > max) {
+    const expected =
+      max === 1 ? '0 or 1 (every retry is a new billed job; this code is retried at most once)' : `an integer from 0 to ${max} (every retry is a new billed job)`;
+    invalid(name, expected, count);
+  }
+  return count;
 }
 
 /** The key is checked without ever being shown: only its type and length appear in the message. */
@@ -332,9 +367,9 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
 
   const retriesIn = options.jobRetries === undefined ? {} : checkObject('jobRetries', options.jobRetries, Object.keys(d.jobRetries));
   const jobRetries = {
-    WORKER_TIMEOUT: num('jobRetries.WORKER_TIMEOUT', retriesIn.WORKER_TIMEOUT, d.jobRetries.WORKER_TIMEOUT, { integer: true }),
-    PROCESSING_ERROR: num('jobRetries.PROCESSING_ERROR', retriesIn.PROCESSING_ERROR, d.jobRetries.PROCESSING_ERROR, { integer: true }),
-    UNKNOWN_ERROR: num('jobRetries.UNKNOWN_ERROR', retriesIn.UNKNOWN_ERROR, d.jobRetries.UNKNOWN_ERROR, { integer: true }),
+    WORKER_TIMEOUT: retryCount('WORKER_TIMEOUT', retriesIn.WORKER_TIMEOUT, d.jobRetries.WORKER_TIMEOUT, MAX_WORKER_TIMEOUT_RETRIES),
+    PROCESSING_ERROR: retryCount('PROCESSING_ERROR', retriesIn.PROCESSING_ERROR, d.jobRetries.PROCESSING_ERROR, 1),
+    UNKNOWN_ERROR: retryCount('UNKNOWN_ERROR', retriesIn.UNKNOWN_ERROR, d.jobRetries.UNKNOWN_ERROR, 1),
   };
 
   const pollingIn = options.polling === undefined ? {} : checkObject('polling', options.polling, Object.keys(d.polling));
@@ -377,6 +412,8 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
     connectTimeoutMs: num('connectTimeoutMs', options.connectTimeoutMs, d.connectTimeoutMs),
     headersTimeoutMs: num('headersTimeoutMs', options.headersTimeoutMs, d.headersTimeoutMs),
     bodyTimeoutMs: num('bodyTimeoutMs', options.bodyTimeoutMs, d.bodyTimeoutMs),
+    // undici refuses 0 here (it would mean "close at once"), so the bound is > 0, unlike the other timeouts.
+    keepAliveTimeoutMs: num('keepAliveTimeoutMs', options.keepAliveTimeoutMs, d.keepAliveTimeoutMs, { min: 0, exclusiveMin: true }),
     maxResubmissions: num('maxResubmissions', options.maxResubmissions, d.maxResubmissions, { integer: true, allowInfinity: true }),
     jobRetryDelayMs: num('jobRetryDelayMs', options.jobRetryDelayMs, d.jobRetryDelayMs),
     resubmitOnUnknownOutcome: checkBoolean('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome, d.resubmitOnUnknownOutcome),

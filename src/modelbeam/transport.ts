@@ -68,6 +68,7 @@ export interface TransportOptions {
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  keepAliveTimeoutMs: number;
   userAgent: string;
   scheduler: RateLimitScheduler;
   logger: Logger;
@@ -183,7 +184,7 @@ export class Transport {
       connectTimeout: options.connectTimeoutMs,
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
-      keepAliveTimeout: 10_000,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
     });
     // The key lives only in this header object, never in a log or an error.
     this.#baseHeaders = {
