@@ -88,6 +88,20 @@ export interface WindowState {
    * refresh request with nothing in flight may take it).
    */
   slideCap: number;
+  /**
+   * 1 once a reset was seen before a window started by our own read could have
+   * ended: the fixed windows are on a grid (they do not start at the first hit
+   * after the last one ended, as Laravel's do), so a reset predicted from the
+   * last one keeps its bracket instead of following the read.
+   */
+  grid: number;
+  /**
+   * Were the window started by the read after the predicted reset (sent with
+   * nothing in flight), the reset after it would not come before this; 0 when
+   * unknown. `readHitLo` is the same for a read not yet answered.
+   */
+  hitLo: number;
+  readHitLo: number;
 }
 
 /** State shared by both windows. */
@@ -144,6 +158,9 @@ function newWindow(windowMs: number, seed: number | undefined): WindowState {
     slideAt: 0,
     slideN: 0,
     slideCap: 0,
+    grid: 0,
+    hitLo: 0,
+    readHitLo: 0,
   };
 }
 
@@ -460,6 +477,7 @@ export class BudgetState {
         if (m.slide === 1 && m.slideAt === 0) m.slide = 2;
         if (snap?.retryAfterMs !== undefined && m.kind === 1 && now + snap.retryAfterMs < m.nextHi) {
           m.nextHi = now + snap.retryAfterMs;
+          m.grid = 0;
           // The server's word wins over a lower side it contradicts: never an inverted bracket.
           if (m.nextLo > m.nextHi) m.nextLo = m.nextHi;
         }
@@ -586,10 +604,19 @@ export class BudgetState {
     }
     this.#forget(w, freed);
     if (w.kind !== 1) return;
-    let lo = Math.max(prevSnapSentAt, w.lastNoJumpSentAt);
+    if (w.hitLo > 0 && now < w.hitLo) w.grid = 1;
+    w.hitLo = w.raised === 1 ? w.readHitLo : 0;
+    w.readHitLo = 0;
+    const seen = Math.max(prevSnapSentAt, w.lastNoJumpSentAt);
+    let lo = seen;
     if (w.nextLo > 0 && w.nextLo > lo && w.nextLo < now) lo = w.nextLo;
+    // On a grid, the bracket predicted for this reset (an answer came since the reset before it, and
+    // not a window later) still holds where it agrees with this one: keep its upper end, or it would
+    // creep by a margin and a round trip each window (the read goes after it).
+    const predicted = seen >= w.nextHi - w.windowMs && now < w.nextLo + w.windowMs;
+    const hi = w.grid === 1 && predicted && w.nextHi > lo && w.nextHi < now ? w.nextHi : now;
     w.nextLo = lo + w.windowMs;
-    w.nextHi = now + w.windowMs;
+    w.nextHi = hi + w.windowMs;
     w.raised = 0;
     w.lastNoJumpSentAt = 0;
     this.#planScout(w, now);
@@ -616,6 +643,7 @@ export class BudgetState {
       w.nextHi = 0;
       w.scoutAt = 0;
       w.raised = 0;
+      w.grid = 0;
       return;
     }
     if (w.nextHi > 0 && sentAt > w.nextLo && sentAt < w.nextHi) w.nextLo = sentAt;
@@ -640,6 +668,7 @@ export class BudgetState {
     w.nextHi = 0;
     w.scoutAt = 0;
     w.raised = 0;
+    w.grid = 0;
     w.epoch++;
   }
 
@@ -688,6 +717,7 @@ export class BudgetState {
       // The fixed window has surely reset. Send one request to read the new
       // numbers before the rest: a limit lowered meanwhile shows up there.
       w.raised = 1;
+      w.readHitLo = this.data.sent === this.data.done ? now + w.windowMs : 0;
       this.#log.clear();
       letOneRead(w);
     }

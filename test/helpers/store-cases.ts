@@ -556,6 +556,16 @@ export const scenarios: NamedScenario[] = [
     run: simRun({ limit: 8, windowMs: 1000, kind: 'fixed', phaseMs: 300, latency: (i) => 6 + (i % 3) * 4, steps: 120, stepMs: 40, want: 6, limitAt: { step: 80, limit: 14 } }),
   },
   {
+    name: 'a fixed grid over 20 windows: scouts show the grid, then the bracket keeps its upper side',
+    config: config({ minuteMs: 500 }),
+    run: simRun({ limit: 10, windowMs: 500, kind: 'fixed', phaseMs: 130, latency: (i) => 3 + (i % 4), steps: 1000, stepMs: 10, want: 12 }),
+  },
+  {
+    name: 'first-hit windows over 20 windows: the bracket follows the read that starts each window',
+    config: config({ minuteMs: 500 }),
+    run: simRun({ limit: 10, windowMs: 500, kind: 'first-hit', phaseMs: 0, latency: (i) => 3 + (i % 4), steps: 1000, stepMs: 10, want: 12 }),
+  },
+  {
     name: 'time raises: answers expire after a window, stale snapshots after their window',
     config: config({ seeds: { minute: 5 } }),
     async run(d) {

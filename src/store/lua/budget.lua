@@ -73,10 +73,12 @@ local WINDOW_FIELDS = {
   'windowMs', 'limit', 'rem', 'srvRem', 'lastSrvRem', 'unc', 'ver', 'epoch', 'snapSentAt',
   'snapAt', 'lastNoJumpSentAt', 'kind', 'nextLo', 'nextHi', 'scoutAt', 'raised', 'probed',
   'probe', 'hidN', 'hidDone', 'lastRecv', 'slide', 'slideAt', 'slideN', 'slideCap',
+  'grid', 'hitLo', 'readHitLo',
 }
 -- Fields added after the first release: a state written before them reads as 0.
 local LATER_WINDOW_FIELDS = {
   probe = true, hidN = true, hidDone = true, lastRecv = true, slide = true, slideAt = true, slideN = true, slideCap = true,
+  grid = true, hitLo = true, readHitLo = true,
 }
 local TOP_FIELDS = {
   'sent', 'done', 'headers', 'answered', 'gateUntil', 'gated', 'parkUntil', 'parked', 'nextDailyReset', 'dailyProbe',
@@ -91,6 +93,7 @@ local function newWindow(windowMs, seed)
     epoch = 0, snapSentAt = 0, snapAt = 0, lastNoJumpSentAt = 0, kind = 0, nextLo = 0, nextHi = 0,
     scoutAt = 0, raised = 0, probed = 0, probe = 0, hidN = 0, hidDone = 0,
     lastRecv = 0, slide = 0, slideAt = 0, slideN = 0, slideCap = 0,
+    grid = 0, hitLo = 0, readHitLo = 0,
   }
 end
 
@@ -347,6 +350,7 @@ local function tick(now)
   end
   if w.kind == 1 and w.raised == 0 and w.nextHi > 0 and now >= w.nextHi + MARGIN then
     w.raised = 1
+    w.readHitLo = (S.sent == S.done) and (now + w.windowMs) or 0
     logClear()
     letOneRead(w)
   end
@@ -408,6 +412,7 @@ local function dropPhase(w)
   w.nextHi = 0
   w.scoutAt = 0
   w.raised = 0
+  w.grid = 0
   w.epoch = w.epoch + 1
 end
 
@@ -445,10 +450,20 @@ local function onReset(w, r, ticket, prevSnapSentAt, now, freed)
   end
   forget(w, freed)
   if w.kind ~= 1 then return end
-  local lo = math.max(prevSnapSentAt, w.lastNoJumpSentAt)
+  if w.hitLo > 0 and now < w.hitLo then w.grid = 1 end
+  w.hitLo = (w.raised == 1) and w.readHitLo or 0
+  w.readHitLo = 0
+  local seen = math.max(prevSnapSentAt, w.lastNoJumpSentAt)
+  local lo = seen
   if w.nextLo > 0 and w.nextLo > lo and w.nextLo < now then lo = w.nextLo end
+  -- On a grid, the bracket predicted for this reset (an answer came since the reset before it, and
+  -- not a window later) still holds where it agrees with this one: keep its upper end, or it would
+  -- creep by a margin and a round trip each window (the read goes after it).
+  local predicted = seen >= w.nextHi - w.windowMs and now < w.nextLo + w.windowMs
+  local hi = now
+  if w.grid == 1 and predicted and w.nextHi > lo and w.nextHi < now then hi = w.nextHi end
   w.nextLo = lo + w.windowMs
-  w.nextHi = now + w.windowMs
+  w.nextHi = hi + w.windowMs
   w.raised = 0
   w.lastNoJumpSentAt = 0
   planScout(w, now)
@@ -463,6 +478,7 @@ local function onNoReset(w, sentAt)
     w.nextHi = 0
     w.scoutAt = 0
     w.raised = 0
+    w.grid = 0
     return
   end
   if w.nextHi > 0 and sentAt > w.nextLo and sentAt < w.nextHi then w.nextLo = sentAt end
@@ -753,6 +769,7 @@ local function settle(ticket, outcome, now, opts)
       if m.slide == 1 and m.slideAt == 0 then m.slide = 2 end
       if snap.retryAfterMs ~= nil and m.kind == 1 and now + snap.retryAfterMs < m.nextHi then
         m.nextHi = now + snap.retryAfterMs
+        m.grid = 0
         -- The server's word wins over a lower side it contradicts: never an inverted bracket.
         if m.nextLo > m.nextHi then m.nextLo = m.nextHi end
       end
