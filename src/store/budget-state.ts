@@ -102,6 +102,15 @@ export interface WindowState {
    */
   hitLo: number;
   readHitLo: number;
+  /**
+   * Probes answered without a count since the last read began, and when the
+   * newest came back (0 for none). Each stays in `unc` (the server counted it
+   * in the window the probe reads, but how much is left there is unknown)
+   * until it has left that window; once `limit` of them are in, that window
+   * is spent and no more probes go.
+   */
+  phantomN: number;
+  phantomAt: number;
 }
 
 /** State shared by both windows. */
@@ -161,6 +170,8 @@ function newWindow(windowMs: number, seed: number | undefined): WindowState {
     grid: 0,
     hitLo: 0,
     readHitLo: 0,
+    phantomN: 0,
+    phantomAt: 0,
   };
 }
 
@@ -251,6 +262,7 @@ function letOneRead(w: WindowState): void {
   w.ver++;
   w.scoutAt = 0;
   w.probe = 1;
+  w.phantomN = 0;
 }
 
 export class BudgetState {
@@ -344,8 +356,9 @@ export class BudgetState {
       const m = s.minute;
       if (m.limit >= 0 && m.rem >= 0) {
         let a = m.rem - m.unc;
-        // Answers without headers leave `unc` high; with nothing in flight, one request refreshes it.
-        if (a <= 0 && inFlight === 0 && m.rem > 0) a = 1;
+        // Answers without headers leave `unc` high; with nothing in flight, one request refreshes it,
+        // unless the probes answered without a count have spent a whole window already.
+        if (a <= 0 && inFlight === 0 && m.rem > 0 && m.phantomN < Math.max(1, m.limit)) a = 1;
         // A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
         if (a <= 0 && inFlight === 0 && m.limit === 0 && now >= m.snapAt + m.windowMs + this.#config.marginMs) a = 1;
         const held = heldUnits(m, now);
@@ -706,12 +719,20 @@ export class BudgetState {
         w.srvRem = -1;
       }
     }
-    if (w.snapAt > 0 && w.rem < w.limit && now >= w.snapAt + expiry) {
+    if (w.snapAt > 0 && w.rem < w.limit && now >= w.snapAt + expiry && now >= w.phantomAt + expiry) {
       // Whatever the stale snapshot counted, ours or not, has left every window by now.
       w.rem = w.limit;
       w.srvRem = -1;
       w.snapAt = 0;
       w.probe = 0;
+    }
+    if (w.phantomAt > 0 && now >= w.phantomAt + expiry) {
+      // So have the probes answered without a count: only what is in flight stays uncounted, and the
+      // leave given to read past them is no count either.
+      w.unc = Math.min(w.unc, this.data.sent - this.data.done);
+      w.rem = Math.min(w.rem, w.limit);
+      w.phantomN = 0;
+      w.phantomAt = 0;
     }
     if (w.kind === 1 && w.raised === 0 && w.nextHi > 0 && now >= w.nextHi + this.#config.marginMs) {
       // The fixed window has surely reset. Send one request to read the new
@@ -734,7 +755,8 @@ export class BudgetState {
     const w = this.data.minute;
     const margin = this.#config.marginMs;
     let t = this.#log.size > 0 ? this.#log.peekRecv() + w.windowMs + margin : Infinity;
-    if (w.snapAt > 0 && (w.rem < w.limit || w.limit === 0)) t = Math.min(t, w.snapAt + w.windowMs + margin);
+    if (w.snapAt > 0 && (w.rem < w.limit || w.limit === 0)) t = Math.min(t, Math.max(w.snapAt, w.phantomAt) + w.windowMs + margin);
+    if (w.phantomAt > 0 && w.phantomAt + w.windowMs + margin > now) t = Math.min(t, w.phantomAt + w.windowMs + margin);
     if (w.kind === 1 && w.raised === 0 && w.nextHi > 0) t = Math.min(t, w.nextHi + margin);
     if (w.slideAt > now) t = Math.min(t, w.slideAt);
     // A scout time already passed frees nothing more: it would make callers retry at once, forever.
@@ -818,6 +840,8 @@ function setSnapshot(w: WindowState, r: number, unc: number, sentAt: number, now
   w.probe = 0;
   w.hidN = 0;
   w.hidDone = 0;
+  w.phantomN = 0;
+  w.phantomAt = 0;
 }
 
 /** A counted answer without this window's count, to a request sent after the current snapshot. */
@@ -837,7 +861,11 @@ function hide(w: WindowState, done: number): void {
  */
 function absorb(w: WindowState, hadCount: boolean, now: number): void {
   if (w.limit < 0 || w.rem <= 0 || w.unc <= 0) return;
-  if (!hadCount && w.probe === 1) return;
+  if (!hadCount && w.probe === 1) {
+    w.phantomN++;
+    w.phantomAt = now;
+    return;
+  }
   w.rem--;
   w.unc--;
   if (w.srvRem >= 0) w.srvRem = w.rem;

@@ -566,6 +566,25 @@ export const scenarios: NamedScenario[] = [
     run: simRun({ limit: 10, windowMs: 500, kind: 'first-hit', phaseMs: 0, latency: (i) => 3 + (i % 4), steps: 1000, stepMs: 10, want: 12 }),
   },
   {
+    name: 'header-less answers to the probes after a gate: they stop at the limit and stay uncounted a window',
+    config: config(),
+    async run(d) {
+      const a = await d.reserve(1, T0);
+      await d.settle(a.tickets[0], T0 + 1, { snapshot: snap({ limit: 3, remaining: 2 }) });
+      const b = await d.reserve(1, T0 + 5);
+      await d.settle(b.tickets[0], T0 + 6, { status: 429, snapshot: snap({ limit: 3, remaining: 0 }, undefined, { retryAfterMs: 100 }), jitterMs: 0 });
+      // the gate reopens: one probe, then one refresh per answer without a count, up to the limit
+      for (let k = 0; k < 4; k++) {
+        const p = await d.reserve(1, T0 + 200 + 10 * k);
+        for (const t of p.tickets) await d.settle(t, T0 + 201 + 10 * k, { snapshot: NO_HEADERS });
+      }
+      await d.view(T0 + 1000);
+      await d.reserve(2, T0 + 1150);
+      await d.view(T0 + 1300);
+      await d.reserve(2, T0 + 1300);
+    },
+  },
+  {
     name: 'time raises: answers expire after a window, stale snapshots after their window',
     config: config({ seeds: { minute: 5 } }),
     async run(d) {

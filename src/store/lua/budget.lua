@@ -73,12 +73,12 @@ local WINDOW_FIELDS = {
   'windowMs', 'limit', 'rem', 'srvRem', 'lastSrvRem', 'unc', 'ver', 'epoch', 'snapSentAt',
   'snapAt', 'lastNoJumpSentAt', 'kind', 'nextLo', 'nextHi', 'scoutAt', 'raised', 'probed',
   'probe', 'hidN', 'hidDone', 'lastRecv', 'slide', 'slideAt', 'slideN', 'slideCap',
-  'grid', 'hitLo', 'readHitLo',
+  'grid', 'hitLo', 'readHitLo', 'phantomN', 'phantomAt',
 }
 -- Fields added after the first release: a state written before them reads as 0.
 local LATER_WINDOW_FIELDS = {
   probe = true, hidN = true, hidDone = true, lastRecv = true, slide = true, slideAt = true, slideN = true, slideCap = true,
-  grid = true, hitLo = true, readHitLo = true,
+  grid = true, hitLo = true, readHitLo = true, phantomN = true, phantomAt = true,
 }
 local TOP_FIELDS = {
   'sent', 'done', 'headers', 'answered', 'gateUntil', 'gated', 'parkUntil', 'parked', 'nextDailyReset', 'dailyProbe',
@@ -93,7 +93,7 @@ local function newWindow(windowMs, seed)
     epoch = 0, snapSentAt = 0, snapAt = 0, lastNoJumpSentAt = 0, kind = 0, nextLo = 0, nextHi = 0,
     scoutAt = 0, raised = 0, probed = 0, probe = 0, hidN = 0, hidDone = 0,
     lastRecv = 0, slide = 0, slideAt = 0, slideN = 0, slideCap = 0,
-    grid = 0, hitLo = 0, readHitLo = 0,
+    grid = 0, hitLo = 0, readHitLo = 0, phantomN = 0, phantomAt = 0,
   }
 end
 
@@ -242,6 +242,8 @@ local function setSnapshot(w, r, unc, sentAt, now)
   w.probe = 0
   w.hidN = 0
   w.hidDone = 0
+  w.phantomN = 0
+  w.phantomAt = 0
 end
 
 --- hide: a counted answer without this window's count, to a request sent after the current snapshot.
@@ -256,11 +258,16 @@ end
   its expiry gives it back and `rem` runs out when the window does. Except an
   answer with no count at all while `rem` is a probe's leave (after a
   predicted reset or a gate), not a count: the refresh request reads the real
-  count instead. `rem` now counts a request answered at `now`,
+  count instead (it stays in `unc` until it has left the window: phantomN,
+  phantomAt). `rem` now counts a request answered at `now`,
   so the bulk raise at `snapAt + W` must wait for it too. ]]
 local function absorb(w, hadCount, now)
   if w.limit < 0 or w.rem <= 0 or w.unc <= 0 then return end
-  if not hadCount and w.probe == 1 then return end
+  if not hadCount and w.probe == 1 then
+    w.phantomN = w.phantomN + 1
+    w.phantomAt = now
+    return
+  end
   w.rem = w.rem - 1
   w.unc = w.unc - 1
   if w.srvRem >= 0 then w.srvRem = w.rem end
@@ -318,6 +325,7 @@ local function letOneRead(w)
   w.ver = w.ver + 1
   w.scoutAt = 0
   w.probe = 1
+  w.phantomN = 0
 end
 
 --- #tick: raises the minute budget for everything that time has set free.
@@ -342,11 +350,18 @@ local function tick(now)
       w.srvRem = -1
     end
   end
-  if w.snapAt > 0 and w.rem < w.limit and now >= w.snapAt + expiry then
+  if w.snapAt > 0 and w.rem < w.limit and now >= w.snapAt + expiry and now >= w.phantomAt + expiry then
     w.rem = w.limit
     w.srvRem = -1
     w.snapAt = 0
     w.probe = 0
+  end
+  if w.phantomAt > 0 and now >= w.phantomAt + expiry then
+    -- So have the probes answered without a count: only what is in flight stays uncounted.
+    w.unc = math.min(w.unc, S.sent - S.done)
+    w.rem = math.min(w.rem, w.limit)
+    w.phantomN = 0
+    w.phantomAt = 0
   end
   if w.kind == 1 and w.raised == 0 and w.nextHi > 0 and now >= w.nextHi + MARGIN then
     w.raised = 1
@@ -368,7 +383,10 @@ local function nextMinuteRaise(now)
   local margin = MARGIN
   local t = math.huge
   if logSize() > 0 then t = logPeekRecv() + w.windowMs + margin end
-  if w.snapAt > 0 and (w.rem < w.limit or w.limit == 0) then t = math.min(t, w.snapAt + w.windowMs + margin) end
+  if w.snapAt > 0 and (w.rem < w.limit or w.limit == 0) then
+    t = math.min(t, math.max(w.snapAt, w.phantomAt) + w.windowMs + margin)
+  end
+  if w.phantomAt > 0 and w.phantomAt + w.windowMs + margin > now then t = math.min(t, w.phantomAt + w.windowMs + margin) end
   if w.kind == 1 and w.raised == 0 and w.nextHi > 0 then t = math.min(t, w.nextHi + margin) end
   if w.slideAt > now then t = math.min(t, w.slideAt) end
   -- A scout time already passed frees nothing more: it would make callers retry at once, forever.
@@ -622,7 +640,8 @@ local function reserve(want, now, backlog)
     local m = s.m
     if m.limit >= 0 and m.rem >= 0 then
       local a = m.rem - m.unc
-      if a <= 0 and inFlight == 0 and m.rem > 0 then a = 1 end
+      -- unless the probes answered without a count have spent a whole window already
+      if a <= 0 and inFlight == 0 and m.rem > 0 and m.phantomN < math.max(1, m.limit) then a = 1 end
       -- A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
       if a <= 0 and inFlight == 0 and m.limit == 0 and now >= m.snapAt + m.windowMs + MARGIN then a = 1 end
       local held = heldUnits(m, now)
