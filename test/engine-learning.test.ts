@@ -332,6 +332,36 @@ describe('the phase of fixed windows is learned from Remaining, never from 429s'
     expect(r.scheduler.stats().budget?.minute.kind).toBe('unknown');
   });
 
+  it.each([
+    ['fixed', 130],
+    ['fixed', 610],
+    ['sliding', 0],
+  ] as const)('a %s window shared with a client we do not see (phase %d ms): a few refusals, not one a window', async (kind, phaseMs) => {
+    // The other client sends one request every 350 ms (about 3 a window, a third of the limit), whatever
+    // the window says. Each of our answers shows its count, so our reads stay right; what no client can
+    // avoid is the race for the last units. Before a refusal inside a predicted window stopped the units
+    // held back for the late probe and the scouts, the other client took them: 21 and 30 refusals here.
+    let step = 0;
+    let other = 0;
+    const r = await drive({
+      kind,
+      limit: 10,
+      jobs: 250,
+      phaseMs,
+      latencyMs: 8,
+      during: (_elapsed, server) => {
+        if (step++ % 7 !== 3) return;
+        const before = server.rejected;
+        server.handle();
+        other += server.rejected - before;
+      },
+    });
+    expect(r.done).toBe(250);
+    const ours = r.server.rejected - other;
+    expect(ours).toBeLessThanOrEqual(5);
+    expect(r.server.maxInWindow()).toBeLessThanOrEqual(10);
+  });
+
   it.each([8, 30])('first-hit windows (Laravel: a window starts at the first hit after the last ended), latency %d ms: the bracket follows the read, never a 429', async (latencyMs) => {
     const r = await drive({ kind: 'first-hit', limit: 10, jobs: 250, latencyMs });
     expect(r.done).toBe(250);

@@ -111,6 +111,13 @@ export interface WindowState {
    */
   phantomN: number;
   phantomAt: number;
+  /**
+   * 1 once a request was refused inside a window whose reset was predicted:
+   * someone else spends this budget too (or the limit was cut), so a unit
+   * held back for a late probe or a scout may be gone when it goes. Units
+   * are no longer held back.
+   */
+  holdOff: number;
 }
 
 /** State shared by both windows. */
@@ -172,6 +179,7 @@ function newWindow(windowMs: number, seed: number | undefined): WindowState {
     readHitLo: 0,
     phantomN: 0,
     phantomAt: 0,
+    holdOff: 0,
   };
 }
 
@@ -488,9 +496,10 @@ export class BudgetState {
         if (m.limit >= 0) m.rem = 0;
         // A refused slide read: the window did not slide, so no more of them.
         if (m.slide === 1 && m.slideAt === 0) m.slide = 2;
+        // Refused before the predicted reset: the budget is shared (or was cut); hold no more units back.
+        if (m.kind === 1 && m.nextHi > 0 && now < m.nextLo) m.holdOff = 1;
         if (snap?.retryAfterMs !== undefined && m.kind === 1 && now + snap.retryAfterMs < m.nextHi) {
           m.nextHi = now + snap.retryAfterMs;
-          m.grid = 0;
           // The server's word wins over a lower side it contradicts: never an inverted bracket.
           if (m.nextLo > m.nextHi) m.nextLo = m.nextHi;
         }
@@ -804,7 +813,7 @@ export class BudgetState {
  * reset is wide, the scout that narrows it.
  */
 function nextHold(w: WindowState, now: number): number {
-  if (w.kind !== 1 || w.nextHi <= 0) return 0;
+  if (w.kind !== 1 || w.nextHi <= 0 || w.holdOff === 1) return 0;
   const late = w.nextLo - w.windowMs * LATE_PROBE;
   if (late > now) return late;
   const scout = scoutTime(w);
@@ -814,7 +823,7 @@ function nextHold(w: WindowState, now: number): number {
 /** When the scout goes while the bracket of the next reset is wide; 0 when it is narrow enough. */
 function scoutTime(w: WindowState): number {
   const width = w.nextHi - w.nextLo;
-  if (w.kind !== 1 || w.nextHi <= 0 || width <= w.windowMs * SCOUT_TOLERANCE) return 0;
+  if (w.kind !== 1 || w.nextHi <= 0 || w.holdOff === 1 || width <= w.windowMs * SCOUT_TOLERANCE) return 0;
   return w.nextLo + width * SCOUT_POSITION;
 }
 

@@ -585,6 +585,31 @@ export const scenarios: NamedScenario[] = [
     },
   },
   {
+    name: 'a fixed window shared with a client we do not see: a refusal before the predicted reset stops the held units',
+    config: config({ minuteMs: 500 }),
+    async run(d) {
+      let now = T0;
+      const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
+      const server = new SimServer(clock, { limit: 10, windowMs: 500, kind: 'fixed', phaseMs: 130 });
+      type Flight = { ticket: Ticket; answerAt: number; status: number; headers: Record<string, string> };
+      let flights: Flight[] = [];
+      for (let step = 0; step < 600; step++) {
+        now = T0 + step * 10;
+        // the other client: one request every 70 ms, whatever the window says
+        if (step % 7 === 3) server.handle();
+        const due = flights.filter((f) => f.answerAt <= now);
+        flights = flights.filter((f) => f.answerAt > now);
+        for (const f of due) await d.settle(f.ticket, now, { status: f.status, snapshot: parseRateLimitHeaders(f.headers, { now }), fallbackGateMs: 500 });
+        const { tickets } = await d.reserve(4, now);
+        for (const ticket of tickets) {
+          const r = server.handle();
+          flights.push({ ticket, answerAt: now + 3, status: r.status, headers: r.headers });
+        }
+        if (step % 25 === 0) await d.view(now);
+      }
+    },
+  },
+  {
     name: 'time raises: answers expire after a window, stale snapshots after their window',
     config: config({ seeds: { minute: 5 } }),
     async run(d) {

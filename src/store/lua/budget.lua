@@ -73,12 +73,12 @@ local WINDOW_FIELDS = {
   'windowMs', 'limit', 'rem', 'srvRem', 'lastSrvRem', 'unc', 'ver', 'epoch', 'snapSentAt',
   'snapAt', 'lastNoJumpSentAt', 'kind', 'nextLo', 'nextHi', 'scoutAt', 'raised', 'probed',
   'probe', 'hidN', 'hidDone', 'lastRecv', 'slide', 'slideAt', 'slideN', 'slideCap',
-  'grid', 'hitLo', 'readHitLo', 'phantomN', 'phantomAt',
+  'grid', 'hitLo', 'readHitLo', 'phantomN', 'phantomAt', 'holdOff',
 }
 -- Fields added after the first release: a state written before them reads as 0.
 local LATER_WINDOW_FIELDS = {
   probe = true, hidN = true, hidDone = true, lastRecv = true, slide = true, slideAt = true, slideN = true, slideCap = true,
-  grid = true, hitLo = true, readHitLo = true, phantomN = true, phantomAt = true,
+  grid = true, hitLo = true, readHitLo = true, phantomN = true, phantomAt = true, holdOff = true,
 }
 local TOP_FIELDS = {
   'sent', 'done', 'headers', 'answered', 'gateUntil', 'gated', 'parkUntil', 'parked', 'nextDailyReset', 'dailyProbe',
@@ -93,7 +93,7 @@ local function newWindow(windowMs, seed)
     epoch = 0, snapSentAt = 0, snapAt = 0, lastNoJumpSentAt = 0, kind = 0, nextLo = 0, nextHi = 0,
     scoutAt = 0, raised = 0, probed = 0, probe = 0, hidN = 0, hidDone = 0,
     lastRecv = 0, slide = 0, slideAt = 0, slideN = 0, slideCap = 0,
-    grid = 0, hitLo = 0, readHitLo = 0, phantomN = 0, phantomAt = 0,
+    grid = 0, hitLo = 0, readHitLo = 0, phantomN = 0, phantomAt = 0, holdOff = 0,
   }
 end
 
@@ -283,14 +283,14 @@ end
 --- scoutTime: when the scout goes while the bracket of the next reset is wide; 0 when narrow enough.
 local function scoutTime(w)
   local width = w.nextHi - w.nextLo
-  if w.kind ~= 1 or w.nextHi <= 0 or width <= w.windowMs * SCOUT_TOLERANCE then return 0 end
+  if w.kind ~= 1 or w.nextHi <= 0 or w.holdOff == 1 or width <= w.windowMs * SCOUT_TOLERANCE then return 0 end
   return w.nextLo + width * SCOUT_POSITION
 end
 
 --- nextHold: when the next unit held back goes once the phase is known (0: none):
 --- first the late probe, then the scout while the bracket is wide.
 local function nextHold(w, now)
-  if w.kind ~= 1 or w.nextHi <= 0 then return 0 end
+  if w.kind ~= 1 or w.nextHi <= 0 or w.holdOff == 1 then return 0 end
   local late = w.nextLo - w.windowMs * LATE_PROBE
   if late > now then return late end
   local scout = scoutTime(w)
@@ -786,9 +786,10 @@ local function settle(ticket, outcome, now, opts)
       if m.limit >= 0 then m.rem = 0 end
       -- A refused slide read: the window did not slide, so no more of them.
       if m.slide == 1 and m.slideAt == 0 then m.slide = 2 end
+      -- Refused before the predicted reset: the budget is shared (or was cut); hold no more units back.
+      if m.kind == 1 and m.nextHi > 0 and now < m.nextLo then m.holdOff = 1 end
       if snap.retryAfterMs ~= nil and m.kind == 1 and now + snap.retryAfterMs < m.nextHi then
         m.nextHi = now + snap.retryAfterMs
-        m.grid = 0
         -- The server's word wins over a lower side it contradicts: never an inverted bracket.
         if m.nextLo > m.nextHi then m.nextLo = m.nextHi end
       end
