@@ -47,7 +47,11 @@ import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, St
 
 export type { RedisStoreEvents, RedisStoreOptions, RedisStoreStats } from './redis-options.js';
 
-/** Redis 6 is the oldest release the scripts are tested against (effect replication, ZPOPMIN, HSET with many fields). */
+/**
+ * The oldest major accepted. Every command the scripts call exists since Redis 4.0 (HSET with many
+ * fields is the newest), and writes after TIME need effect replication (on by default since 5.0);
+ * the suites run on Redis 7.0. Older majors are refused at start rather than trusted untested.
+ */
 const MIN_REDIS_MAJOR = 6;
 /** Blocked reserves while Redis is away ask again after 100, 200, 400 … ms, at most this. */
 const MAX_OFFLINE_RETRY_MS = 2000;
