@@ -1,6 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -18,7 +17,7 @@ import {
 } from '../src/errors/index.js';
 import { ModelBeamClient, type ModelBeamClientEvents } from '../src/modelbeam/index.js';
 import { ManualClock, startFakeModelBeam } from '../src/testing/index.js';
-import { closeAll, FAST_POLLING, harness, img, json, stubApi, until, type Harness } from './modelbeam-harness.js';
+import { closeAll, FAST_POLLING, harness, img, json, serve, stubApi, until, type Harness } from './modelbeam-harness.js';
 
 /**
  * Drives a fake clock shared by a client and the fake server over real sockets: fake time moves by 1 ms only
@@ -436,17 +435,7 @@ async function socketServer(handle: (req: IncomingMessage, res: ServerResponse, 
     seen.maxOpenSockets = Math.max(seen.maxOpenSockets, ++open);
     socket.on('close', () => open--);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    baseUrl: `http://127.0.0.1:${port}/api/v1/client`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...(await serve(server)), seen };
 }
 
 /** The first `cut` requests get the headers and the start of a body that never finishes; the rest are answered whole. */

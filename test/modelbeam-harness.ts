@@ -68,19 +68,23 @@ export async function stubApi(
       handle(r, res);
     });
   });
+  const stub = { ...(await serve(server)), requests };
+  open.push(stub);
+  return stub;
+}
+
+/** Listens on a loopback port: the API base URL there, and a close that drops open connections first. */
+export async function serve(server: Server): Promise<{ baseUrl: string; close(): Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const stub = {
+  return {
     baseUrl: `http://127.0.0.1:${port}/api/v1/client`,
-    requests,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
-  open.push(stub);
-  return stub;
 }
 
 export function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
