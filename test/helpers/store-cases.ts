@@ -220,6 +220,8 @@ function simRun(opts: {
   daily?: { limit: number; dayMs: number };
   limitAt?: { step: number; limit: number };
   script?: { step: number; statuses: number[] };
+  /** Another client on the same account, unseen by the store: one request every this many steps. */
+  otherEvery?: number;
 }): Scenario {
   return async (d) => {
     let now = T0;
@@ -234,6 +236,7 @@ function simRun(opts: {
       const stepEnd = now + opts.stepMs;
       if (opts.limitAt && step === opts.limitAt.step) server.window = { ...server.window, limit: opts.limitAt.limit };
       if (opts.script && step === opts.script.step) server.script.push(...opts.script.statuses);
+      if (opts.otherEvery && step % opts.otherEvery === 3) server.handle();
       // Process arrivals and answers in time order within the step.
       for (;;) {
         const next = flights
@@ -587,27 +590,7 @@ export const scenarios: NamedScenario[] = [
   {
     name: 'a fixed window shared with a client we do not see: a refusal before the predicted reset stops the held units',
     config: config({ minuteMs: 500 }),
-    async run(d) {
-      let now = T0;
-      const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
-      const server = new SimServer(clock, { limit: 10, windowMs: 500, kind: 'fixed', phaseMs: 130 });
-      type Flight = { ticket: Ticket; answerAt: number; status: number; headers: Record<string, string> };
-      let flights: Flight[] = [];
-      for (let step = 0; step < 600; step++) {
-        now = T0 + step * 10;
-        // the other client: one request every 70 ms, whatever the window says
-        if (step % 7 === 3) server.handle();
-        const due = flights.filter((f) => f.answerAt <= now);
-        flights = flights.filter((f) => f.answerAt > now);
-        for (const f of due) await d.settle(f.ticket, now, { status: f.status, snapshot: parseRateLimitHeaders(f.headers, { now }), fallbackGateMs: 500 });
-        const { tickets } = await d.reserve(4, now);
-        for (const ticket of tickets) {
-          const r = server.handle();
-          flights.push({ ticket, answerAt: now + 3, status: r.status, headers: r.headers });
-        }
-        if (step % 25 === 0) await d.view(now);
-      }
-    },
+    run: simRun({ limit: 10, windowMs: 500, kind: 'fixed', phaseMs: 130, latency: () => 6, steps: 600, stepMs: 10, want: 4, otherEvery: 7 }),
   },
   {
     name: 'time raises: answers expire after a window, stale snapshots after their window',
