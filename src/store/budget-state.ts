@@ -228,6 +228,17 @@ class AnswerLog {
     return n;
   }
 
+  /** The entries, oldest first, as [sentAt, recvAt] pairs. */
+  toJSON(): [number, number][] {
+    const out: [number, number][] = [];
+    const cap = this.#sent.length;
+    for (let k = 0; k < this.#size; k++) {
+      const i = (this.#head + k) % cap;
+      out.push([this.#sent[i] as number, this.#recv[i] as number]);
+    }
+    return out;
+  }
+
   #grow(): void {
     const cap = this.#sent.length;
     const sent = new Float64Array(cap * 2);
@@ -294,6 +305,11 @@ export class BudgetState {
       nextDailyReset: 0,
       dailyProbe: 0,
     };
+  }
+
+  /** The whole state (for traces and tests). */
+  toJSON(): { data: BudgetStateData; log: [number, number][] } {
+    return { data: structuredClone(this.data), log: this.#log.toJSON() };
   }
 
   /** Grants up to `want` requests now; `backlog` tasks wait beyond those. */
