@@ -23,7 +23,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeModelBeam, type FakeModelBeamServer } from '../src/testing/index.js';
 import type { WorkerArgs, WorkerMessage } from './helpers/redis-worker.js';
-import { REDIS_URL, deletePrefix, redisReachable } from './helpers/store-cases.js';
+import { REDIS_URL, deletePrefix, readSharedDoc, redisReachable } from './helpers/store-cases.js';
 
 const reachable = await redisReachable('redis-multiprocess.test.ts');
 
@@ -276,7 +276,9 @@ describe.skipIf(!reachable && !process.env.CI)('4 worker processes, one account,
   it('kill -9 one worker mid-run: its leases come back within the lease TTL, the others finish', async () => {
     const jobs = 75;
     const account = 'kill';
-    const leases = `${PREFIX}{${account}}:leases`;
+    const budgetKey = `${PREFIX}{${account}}:budget`;
+    /** Lease id → expiry on the Redis clock, as the shared budget holds them. */
+    const leaseList = async (): Promise<[string, number][]> => Object.entries((await readSharedDoc(redisAdmin, budgetKey)).leases);
     let returnMs = -1;
     let expiresInMs = Number.NaN;
     let stillHeld = -1;
@@ -288,7 +290,7 @@ describe.skipIf(!reachable && !process.env.CI)('4 worker processes, one account,
       await waitFor(() => ws.reduce((sum, w) => sum + w.done, 0) >= LIMIT, 20_000, 'the first window');
       // Kill a worker while it holds leases (requests in flight): whichever holds the most right now.
       const held = async (w: Worker): Promise<number> =>
-        (await redisAdmin.zrange(leases, 0, -1)).filter((id) => id.startsWith(`${w.processId}.`)).length;
+        (await leaseList()).filter(([id]) => id.startsWith(`${w.processId}.`)).length;
       const end = Date.now() + 5000;
       while (!victim && Date.now() < end) {
         const counts = await Promise.all(ws.map(held));
@@ -302,13 +304,11 @@ describe.skipIf(!reachable && !process.env.CI)('4 worker processes, one account,
       const [sec, usec] = await redisAdmin.time();
       const killedAtRedis = Number(sec) * 1000 + Number(usec) / 1000;
       leftAtKill = ws.filter((w) => w !== victim).map((w) => jobs - w.done);
-      const mine = (await redisAdmin.zrange(leases, 0, -1, 'WITHSCORES')).flatMap((v, i, all) =>
-        i % 2 === 0 && v.startsWith(`${victim!.processId}.`) ? [Number(all[i + 1])] : [],
-      );
+      const mine = (await leaseList()).flatMap(([id, expiry]) => (id.startsWith(`${victim!.processId}.`) ? [expiry] : []));
       heldAtKill = mine.length;
-      // A lease's score is its expiry on the Redis clock; from then on every script counts it as free.
+      // A lease's expiry is on the Redis clock; from then on every process counts it as free.
       expiresInMs = Math.max(...mine) - killedAtRedis;
-      // They leave the set at the next script call of a survivor after that (lazily), however busy the machine is.
+      // They leave the shared budget at the next write of a survivor after that (lazily), however busy the machine is.
       while ((await held(victim)) > 0 && Date.now() - killedAt < LEASE_MS + 10_000) await sleep(10);
       returnMs = Date.now() - killedAt;
       stillHeld = await held(victim);
@@ -332,8 +332,8 @@ describe.skipIf(!reachable && !process.env.CI)('4 worker processes, one account,
     expect(r.maxInWindow).toBeLessThanOrEqual(LIMIT);
     expect(r.rejected429).toBeLessThanOrEqual(Math.max(2, r.requests * 0.02));
     // Everything granted was answered or reclaimed.
-    const state = await redisAdmin.hgetall(`${PREFIX}{${account}}:state`);
-    expect(Number(state.sent)).toBe(Number(state.done));
+    const state = (await readSharedDoc(redisAdmin, budgetKey)).budget;
+    expect(state.sent).toBe(state.done);
   }, 55_000);
 
   it('Redis restarted (or flushed) mid-run: no over-dispatch follows, and work resumes', async () => {

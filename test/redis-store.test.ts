@@ -13,7 +13,7 @@ import { StoreUnavailableError } from '../src/errors/store-unavailable-error.js'
 import { RedisStore, type RedisStoreOptions } from '../src/store/redis-store.js';
 import type { BudgetConfig, Outcome, ReserveResult, Ticket } from '../src/store/types.js';
 import { startFakeModelBeam } from '../src/testing/index.js';
-import { REDIS_URL, deletePrefix, redisReachable, snap } from './helpers/store-cases.js';
+import { REDIS_URL, deletePrefix, readSharedDoc, redisReachable, snap } from './helpers/store-cases.js';
 
 const reachable = await redisReachable('redis-store.test.ts');
 const PREFIX = `mbs-test:store:${randomUUID()}:`;
@@ -380,8 +380,8 @@ describe.skipIf(!reachable && !process.env.CI)('RedisStore', () => {
       await proxy.start(port);
       const recovered = new Promise<{ absorbed: number }>((resolve) => s.once('recovered', resolve));
       expect((await recovered).absorbed).toBe(7 + more.granted);
-      const v = await admin.hgetall(s.keys[0]!);
-      expect(Number(v.sent)).toBe(1 + 7 + more.granted);
+      const v = await readSharedDoc(admin, s.keys[0]!);
+      expect(v.budget.sent).toBe(1 + 7 + more.granted);
       await s.close();
       await proxy.cut();
     });

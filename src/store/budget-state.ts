@@ -2,8 +2,8 @@
  * The budget state machine: what the server's numbers allow right now.
  *
  * This is the single source of the budget rules. `MemoryStore` runs it in
- * process; the Lua scripts under `lua/` are a line-by-line port of it, and the
- * conformance suite runs both on the same sequences.
+ * process; `RedisStore` runs the same code on a state it keeps in Redis and
+ * writes back with compare-and-set (see `shared-budget.ts`).
  *
  * The model, per window (minute and daily):
  * - `rem` is the remaining count of the newest applicable server snapshot;
@@ -22,7 +22,7 @@
  *   bracket of the next reset, so the bracket tightens window after window,
  *   and a held-back late probe reads a limit raised during the window.
  */
-import type { RateLimitSnapshot, WindowSnapshot } from '../headers/types.js';
+import type { WindowSnapshot } from '../headers/types.js';
 import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Ticket, WindowView } from './types.js';
 
 /** State of one window. Plain numbers only, so it maps onto a Redis hash. */
@@ -185,6 +185,12 @@ function newWindow(windowMs: number, seed: number | undefined): WindowState {
 
 /** A growable ring of (sentAt, recvAt) pairs for answered requests, in answer order. */
 class AnswerLog {
+  static from(entries: readonly (readonly [number, number])[]): AnswerLog {
+    const log = new AnswerLog();
+    for (const [sentAt, recvAt] of entries) log.push(sentAt, recvAt);
+    return log;
+  }
+
   #sent = new Float64Array(64);
   #recv = new Float64Array(64);
   #head = 0;
@@ -284,14 +290,41 @@ function letOneRead(w: WindowState): void {
   w.phantomN = 0;
 }
 
+/** What `settle` may trust of an answer (shared stores; the memory store trusts everything). */
+export interface SettleTrust {
+  /** Count the answer in `done` (false: its lease was already reclaimed as expired). */
+  countDone: boolean;
+  /**
+   * False when the answer's lease was unknown or its ticket came from an
+   * earlier generation of the state: its snapshot may then lower limits and
+   * remaining counts, never raise them or lower `uncounted`, and it is not
+   * logged; a 429 still closes the gate or parks.
+   */
+  trusted: boolean;
+}
+
+const TRUSTED: SettleTrust = { countDone: true, trusted: true };
+
+/** The serialisable state: what `BudgetState.toJSON` gives and `BudgetState.restore` takes. */
+export interface BudgetStateJSON {
+  data: BudgetStateData;
+  log: [number, number][];
+}
+
 export class BudgetState {
   readonly data: BudgetStateData;
   readonly #config: BudgetConfig;
-  readonly #log = new AnswerLog();
+  readonly #log: AnswerLog;
 
-  constructor(config: BudgetConfig) {
+  /** A state saved with `toJSON()` (the objects are taken over, not copied). */
+  static restore(config: BudgetConfig, saved: BudgetStateJSON): BudgetState {
+    return new BudgetState(config, saved);
+  }
+
+  constructor(config: BudgetConfig, saved?: BudgetStateJSON) {
     this.#config = config;
-    this.data = {
+    this.#log = saved ? AnswerLog.from(saved.log) : new AnswerLog();
+    this.data = saved?.data ?? {
       minute: newWindow(config.minuteMs, config.seeds.minute),
       daily: newWindow(config.dayMs, config.seeds.daily),
       sent: 0,
@@ -307,9 +340,45 @@ export class BudgetState {
     };
   }
 
-  /** The whole state (for traces and tests). */
-  toJSON(): { data: BudgetStateData; log: [number, number][] } {
+  /** The whole state, as plain data (`restore` takes it back). */
+  toJSON(): BudgetStateJSON {
     return { data: structuredClone(this.data), log: this.#log.toJSON() };
+  }
+
+  /**
+   * Requests still in flight that a re-created state does not know (it was
+   * lost: a flush, a restart without persistence): they count as sent and
+   * uncounted in both windows.
+   */
+  adopt(n: number): void {
+    const s = this.data;
+    s.sent += n;
+    s.minute.unc += n;
+    s.daily.unc += n;
+  }
+
+  /**
+   * What a process sent on its own while the shared state was out of reach
+   * (`onUnavailable: 'local-share'`): `n` requests sent and answered whose
+   * counts this state never saw (a fresh snapshot corrects `uncounted`
+   * later), and the gate or park that process saw (store times; 0 for none).
+   */
+  absorbOffline(n: number, gateUntil: number, parkUntil: number, now: number): void {
+    const s = this.data;
+    if (n > 0) {
+      s.sent += n;
+      s.done += n;
+      s.minute.unc += n;
+      s.daily.unc += n;
+    }
+    if (gateUntil > now && gateUntil > s.gateUntil) {
+      s.gateUntil = gateUntil;
+      s.gated = 1;
+    }
+    if (parkUntil > now && (s.parked === 0 || (s.parkUntil > 0 && parkUntil > s.parkUntil))) {
+      s.parked = 1;
+      s.parkUntil = parkUntil;
+    }
   }
 
   /** Grants up to `want` requests now; `backlog` tasks wait beyond those. */
@@ -453,18 +522,19 @@ export class BudgetState {
   }
 
   /** Applies one answer (or failure) to the budgets. */
-  settle(ticket: Ticket, outcome: Outcome): SettleResult {
+  settle(ticket: Ticket, outcome: Outcome, trust: SettleTrust = TRUSTED): SettleResult {
     const s = this.data;
     const now = outcome.now;
     const result: SettleResult = { now, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
-    s.done++;
+    const trusted = trust.trusted;
+    if (trust.countDone) s.done++;
     // The daily probe is answered (or never left): unless this answer parks the
     // queue below, another may go; otherwise reserve() would refuse forever.
     if (s.dailyProbe === 1 && s.parkUntil === 0 && s.sent === s.done) s.dailyProbe = 0;
     if (!outcome.sent) {
       // Never left: give its unit back where no snapshot has counted it since.
-      if (ticket.verMinute === s.minute.ver && s.minute.unc > 0) s.minute.unc--;
-      if (ticket.verDaily === s.daily.ver && s.daily.unc > 0) s.daily.unc--;
+      if (trusted && ticket.verMinute === s.minute.ver && s.minute.unc > 0) s.minute.unc--;
+      if (trusted && ticket.verDaily === s.daily.ver && s.daily.unc > 0) s.daily.unc--;
       return result;
     }
 
@@ -476,13 +546,18 @@ export class BudgetState {
 
     let appliedMinute = false;
     let appliedDaily = false;
-    if (snap?.present) {
+    if (snap?.present && trusted) {
       s.headers = 1;
       appliedMinute = this.#apply(s.minute, snap.minute, ticket.verMinute, ticket.epochMinute, ticket, counted, now, true);
       appliedDaily = this.#apply(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily, ticket, counted, now, false);
       result.changed = appliedMinute || appliedDaily;
+    } else if (snap?.present) {
+      s.headers = 1;
+      const minuteChanged = applyUntrusted(s.minute, snap.minute, now);
+      const dailyChanged = applyUntrusted(s.daily, snap.daily, now);
+      result.changed = minuteChanged || dailyChanged;
     }
-    if (counted) {
+    if (counted && trusted) {
       // No count applied for a window (none sent, or a stale one ignored): the server counted it all the same.
       if (!appliedMinute) {
         // (A gateway error may never have reached the limiter: only a status below 500 proves a count.)
@@ -491,7 +566,7 @@ export class BudgetState {
       }
       if (!appliedDaily) absorb(s.daily, snap?.daily.remaining !== undefined, now);
     }
-    if (counted && s.minute.limit >= 0) {
+    if (counted && trusted && s.minute.limit >= 0) {
       this.#log.push(ticket.sentAt, now);
       s.minute.lastRecv = now;
     }
@@ -538,8 +613,13 @@ export class BudgetState {
   }
 
   view(now: number): BudgetView {
-    const s = this.data;
     this.#tick(now);
+    return this.currentView(now);
+  }
+
+  /** The view at `now` without letting time raise anything first. */
+  currentView(now: number): BudgetView {
+    const s = this.data;
     return {
       minute: windowView(s.minute),
       daily: windowView(s.daily),
@@ -854,6 +934,24 @@ function heldUnits(w: WindowState, now: number): number {
   return (w.scoutAt > now ? 1 : 0) + follows;
 }
 
+/** An untrusted snapshot (see `SettleTrust`): it may lower the limit and the remaining count, nothing else. */
+function applyUntrusted(w: WindowState, snap: WindowSnapshot, now: number): boolean {
+  let changed = false;
+  if (snap.limit !== undefined && (w.limit < 0 || snap.limit < w.limit)) {
+    w.limit = snap.limit;
+    if (w.rem > w.limit) w.rem = w.limit;
+    changed = true;
+  }
+  const r = snap.remaining;
+  if (r !== undefined && w.limit >= 0 && (w.rem < 0 || r < w.rem)) {
+    w.rem = Math.min(r, w.limit);
+    w.srvRem = -1;
+    w.snapAt = now;
+    changed = true;
+  }
+  return changed;
+}
+
 function setSnapshot(w: WindowState, r: number, unc: number, sentAt: number, now: number): void {
   w.snapAt = now;
   w.rem = Math.min(r, w.limit);
@@ -910,5 +1008,3 @@ function windowView(w: WindowState): WindowView {
   };
 }
 
-/** The snapshot type is re-exported for the Lua port's documentation. */
-export type { RateLimitSnapshot };

@@ -4,7 +4,6 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../internal/logger.js';
-import type { ScriptName } from './redis-scripts.js';
 
 export interface RedisStoreOptions {
   /**
@@ -89,8 +88,12 @@ export interface RedisStoreEvents {
 /** Counters for tests and benchmarks. */
 export interface RedisStoreStats {
   available: boolean;
-  /** Script calls that reached Redis, by script. */
-  calls: Record<ScriptName, number>;
+  /** Operations on the shared budget, by kind (several may share one round trip). */
+  calls: Record<'init' | 'reserve' | 'settle' | 'view' | 'absorb', number>;
+  /** Round trips to Redis: reads and compare-and-set writes. */
+  roundTrips: number;
+  /** Writes refused because another process wrote first (each is run again on the newer state). */
+  conflicts: number;
   /** Settles waiting for Redis to come back. */
   pendingSettles: number;
   /** Granted units of this process not settled yet. */

@@ -3,10 +3,17 @@
  * shared by every process (and host) that points at the same Redis, the same
  * key prefix and the same account.
  *
- * - The budget rules are those of `BudgetState`, ported to Lua (`lua/`), and
- *   every update is one atomic script: one round trip per batch of grants
- *   (`reserve`) and one per response (`settle`).
- * - Redis `TIME` is the one clock: every result carries the store's `now`.
+ * - The budget rules are `BudgetState`'s, the code `MemoryStore` runs: Redis
+ *   holds the state as one JSON document (`shared-budget.ts`), and a process
+ *   applies its operations to it in process, then writes it back with a
+ *   compare-and-set (`lua/budget.lua`, I/O only). A write refused because
+ *   another process wrote first is run again on the newer document, which
+ *   the refusal carries: one round trip per batch of operations when nobody
+ *   else wrote, two when someone did.
+ * - Operations of one process run one batch at a time, in order: answers that
+ *   arrive together share one write.
+ * - Redis `TIME` is the one clock: every reply carries the store's time, and
+ *   the state's clock never runs back.
  * - Every granted unit holds a lease that expires after `leaseMs`: the units
  *   of a process that died come back (as answers of unknown outcome).
  * - Redis unreachable mid-run: `onUnavailable: 'pause'` (the default) grants
@@ -20,20 +27,7 @@ import { StoreUnavailableError } from '../errors/store-unavailable-error.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
 import { BudgetState } from './budget-state.js';
-import {
-  SCRIPT_NAMES,
-  decodeAdopted,
-  decodeInit,
-  decodeReserve,
-  decodeSettle,
-  decodeView,
-  num,
-  parseReply,
-  scriptSources,
-  settleArgs,
-  type Reply,
-  type ScriptName,
-} from './redis-scripts.js';
+import { budgetScript, parseCasReply, type CasReply } from './redis-scripts.js';
 import {
   StoreEmitter,
   clientUrl,
@@ -43,24 +37,55 @@ import {
   type RedisStoreOptions,
   type RedisStoreStats,
 } from './redis-options.js';
+import { SharedBudget, createDoc, parseDoc, type SharedDoc } from './shared-budget.js';
 import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Store, Ticket } from './types.js';
 
 export type { RedisStoreEvents, RedisStoreOptions, RedisStoreStats } from './redis-options.js';
 
 /**
- * The oldest major accepted. Every command the scripts call exists since Redis 4.0 (HSET with many
- * fields is the newest), and writes after TIME need effect replication (on by default since 5.0);
- * the suites run on Redis 7.0. Older majors are refused at start rather than trusted untested.
+ * The oldest major accepted. The script calls TIME, HMGET, HSET with several fields (4.0) and PEXPIRE,
+ * and writes after TIME need effect replication (on by default since 5.0); the suites run on Redis 7.0.
+ * Older majors are refused at start rather than trusted untested.
  */
 const MIN_REDIS_MAJOR = 6;
 /** Blocked reserves while Redis is away ask again after 100, 200, 400 … ms, at most this. */
 const MAX_OFFLINE_RETRY_MS = 2000;
 /** Settles kept for replay while Redis is away; beyond this the oldest go (their leases expire instead). */
 const MAX_PENDING_SETTLES = 100_000;
-/** How many replayed settles are in flight at once (pipelined on the connection). */
+/** Replayed settles per batch when Redis is back. */
 const REPLAY_BATCH = 200;
+/** Operations applied in one write at most. */
+const MAX_BATCH = 500;
+/** Writes refused in a row (other processes wrote first) before a batch gives up for now. */
+const MAX_CONFLICTS = 50;
 
-type ScriptFn = (...args: string[]) => Promise<unknown>;
+type OpName = RedisStoreStats['calls'] extends Record<infer K, number> ? K : never;
+
+/** One operation waiting for the next write. */
+interface Op {
+  name: OpName;
+  /** Engine time of the call (undefined: none, the latest known stands in). */
+  engineNow: number | undefined;
+  /**
+   * The time is when an answer arrived: it is turned into the latest store
+   * time it can be (a reset or expiry predicted from it then comes late,
+   * never early); other times into the earliest (a request is sent after it).
+   */
+  answer: boolean;
+  run(budget: SharedBudget): unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  /** The write timed out but went through after all. */
+  late?: (value: unknown) => void;
+}
+
+/** What a process read of the shared budget: the base of its next write. */
+interface Base {
+  gen: string;
+  ver: string;
+  /** The document ('' for none), as text: each attempt parses its own copy. */
+  doc: string;
+}
 /** Scales a snapshot to this process's local share (floors, so never more). */
 function scaleSnapshot(snap: RateLimitSnapshot | undefined, share: number, status: number | undefined): RateLimitSnapshot | undefined {
   if (!snap) return undefined;
@@ -115,7 +140,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   readonly #redis: Redis;
   readonly #ownsClient: boolean;
   readonly #url: string;
-  readonly #keys: [string, string, string];
+  readonly #key: string;
   readonly #mode: 'pause' | 'local-share';
   readonly #pollMs: number | undefined;
   readonly #share: number;
@@ -125,10 +150,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   readonly #clockOverride: boolean;
   readonly #logger: Logger;
   readonly #pid = randomBytes(5).toString('hex');
-  readonly #commands = new Map<ScriptName, string>();
+  #command = '';
 
   #config: BudgetConfig | undefined;
   #ttlMs = 0;
+  /** The generation of the state this process works in ('' before init). */
   #gen = '';
   #seq = 0;
   #closed = false;
@@ -136,13 +162,25 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   #started = false;
   #available = false;
   #recovering: Promise<boolean> | undefined;
-  #adopting: Promise<void> | undefined;
   #offlineRetries = 0;
   #lastError: unknown;
-  /** Store time minus engine time, from the last answer. */
+  /**
+   * Store time minus engine time, as if Redis read its clock when its last
+   * reply arrived: the true offset lies between this and `#offset + #skew`.
+   */
   #offset = 0;
+  #skew = 0;
+  /** The latest engine time seen (operations without one run at it). */
+  #engineNow: number | undefined;
+  /** `#offset` was measured against the engine's clock (not only the system clock, before its first call). */
+  #offsetKnown = false;
   #lastView: BudgetView | undefined;
   #lastViewAt = -Infinity;
+  /** What this process last read or wrote: the next write assumes it is still current. */
+  #base: Base | undefined;
+  /** Operations waiting for the next write, and whether a write is under way. */
+  #ops: Op[] = [];
+  #writing = false;
   readonly #leases = new Map<string, LeaseGroup>();
   readonly #pending: PendingSettle[] = [];
   #local: BudgetState | undefined;
@@ -150,7 +188,9 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   /** Units granted by the current local state, not yet reported to Redis. */
   #debt = 0;
   #reclaimed = 0;
-  readonly #calls = Object.fromEntries(SCRIPT_NAMES.map((n) => [n, 0])) as Record<ScriptName, number>;
+  readonly #calls: RedisStoreStats['calls'] = { init: 0, reserve: 0, settle: 0, view: 0, absorb: 0 };
+  #roundTrips = 0;
+  #conflicts = 0;
   readonly #onClose: () => void;
   readonly #onReady: () => void;
   readonly #onError: (error: unknown) => void;
@@ -176,7 +216,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
         lazyConnect: true,
         // Fail fast while disconnected: the store decides what to do (pause or local share).
         enableOfflineQueue: false,
-        // A reserve must not run twice behind our back; settles are replayed by the store itself.
+        // A write must not run twice behind our back; settles are replayed by the store itself.
         autoResendUnfulfilledCommands: false,
         connectTimeout: this.#connectTimeoutMs,
         retryStrategy: (times) => Math.min(times * 100, 2000),
@@ -186,8 +226,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       this.#ownsClient = false;
       this.#url = clientUrl(redis);
     }
-    const base = `${keyPrefix}{${account}}:`;
-    this.#keys = [`${base}state`, `${base}log`, `${base}leases`];
+    this.#key = `${keyPrefix}{${account}}:budget`;
 
     this.#onClose = () => {
       if (this.#available && !this.#closed) this.#markDown(new StoreUnavailableError(`Lost the connection to Redis at ${this.#url}`));
@@ -211,7 +250,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
 
   /** The keys of this account's state (for tools and tests). */
   get keys(): readonly string[] {
-    return this.#keys;
+    return [this.#key];
   }
 
   stats(): RedisStoreStats {
@@ -220,6 +259,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return {
       available: this.#available,
       calls: { ...this.#calls },
+      roundTrips: this.#roundTrips,
+      conflicts: this.#conflicts,
       pendingSettles: this.#pending.length,
       leasesInFlight: inFlight,
       reclaimed: this.#reclaimed,
@@ -235,12 +276,12 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     try {
       await this.#connect();
       await this.#checkVersion();
-      this.#defineCommands();
-      const reply = await this.#call('init', [...this.#common(undefined, '')]);
-      const stored = decodeInit(reply);
-      if (reply.tag === 'MISMATCH') {
+      this.#defineCommand();
+      // No engine time yet: until the first reserve, assume the engine runs on the system clock.
+      const stored = await this.#enqueue<SharedDoc['cfg']>('init', undefined, (b) => b.doc.cfg);
+      if (stored.minuteMs !== config.minuteMs || stored.dayMs !== config.dayMs) {
         throw new TypeError(
-          `RedisStore: the shared state \`${this.#keys[0]}\` at ${this.#url} already runs windows ` +
+          `RedisStore: the shared state \`${this.#key}\` at ${this.#url} already runs windows ` +
             `{ minuteMs: ${stored.minuteMs}, dayMs: ${stored.dayMs} }, but this process has ` +
             `{ minuteMs: ${config.minuteMs}, dayMs: ${config.dayMs} }. Every process that shares an account ` +
             'must pass the same `windows` to RateLimitScheduler (or use another `account` or `keyPrefix`).',
@@ -249,9 +290,6 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       if (stored.marginMs !== config.marginMs) {
         this.#logger.warn({ stored: stored.marginMs, own: config.marginMs }, 'marginMs differs from the shared state; the shared value applies');
       }
-      this.#gen = reply.gen;
-      // No engine time yet: until the first reserve, assume the engine runs on the system clock.
-      this.#remember(reply, Date.now());
       this.#lastViewAt = -Infinity;
       this.#available = true;
       this.#started = true;
@@ -265,19 +303,19 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog);
     const prefix = `${this.#pid}.${++this.#seq}:`;
     const config = this.#require();
-    let reply: Reply;
+    type Reserved = ReturnType<SharedBudget['reserve']>;
+    let result: Reserved;
     try {
-      reply = await this.#run(
+      result = await this.#enqueue<Reserved>(
         'reserve',
         now,
-        () => [num(want), prefix, num(config.leaseMs), Number.isFinite(backlog) ? num(backlog) : ''],
-        (late) => this.#giveBackLate(late, prefix),
+        (b) => b.reserve(want, backlog, prefix, config.leaseMs),
+        (late) => this.#giveBackLate(late as Reserved, prefix),
       );
     } catch (error) {
       this.#markDown(error);
       return this.#reserveOffline(want, now, backlog);
     }
-    const result = decodeReserve(reply, prefix);
     if (result.granted > 0) {
       this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
     }
@@ -285,7 +323,6 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       this.#reclaimed += result.reclaimed;
       this.#logger.info({ reclaimed: result.reclaimed }, 'reclaimed expired leases of another process');
     }
-    this.#remember(reply, now);
     const { reclaimed: _, oldestLease, ...out } = result;
     // Other processes' answers raise the shared budget without telling this
     // one: while blocked on the budget, ask again soon rather than at the
@@ -390,32 +427,15 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  #defineCommands(): void {
-    const sources = scriptSources();
-    const target = this.#redis as unknown as Record<string, unknown>;
-    for (const name of SCRIPT_NAMES) {
-      // Named after the source too: two library versions sharing one client never run each other's scripts.
-      const command = `modelbeamScheduler_${name}_${createHash('sha1').update(sources[name]).digest('hex').slice(0, 10)}`;
-      // ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (a restart or SCRIPT FLUSH).
-      if (typeof target[command] !== 'function') this.#redis.defineCommand(command, { numberOfKeys: 3, lua: sources[name] });
-      this.#commands.set(name, command);
+  #defineCommand(): void {
+    const source = budgetScript();
+    // Named after the source: two library versions sharing one client never run each other's script.
+    const command = `modelbeamScheduler_budget_${createHash('sha1').update(source).digest('hex').slice(0, 10)}`;
+    // ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (a restart or SCRIPT FLUSH).
+    if (typeof (this.#redis as unknown as Record<string, unknown>)[command] !== 'function') {
+      this.#redis.defineCommand(command, { numberOfKeys: 1, lua: source });
     }
-  }
-
-  /** ARGV[1..9] of every script (see lua/budget.lua). */
-  #common(now: number | undefined, knownGen: string): string[] {
-    const c = this.#require();
-    return [
-      this.#clockOverride && now !== undefined ? num(now) : '',
-      num(c.minuteMs),
-      num(c.dayMs),
-      num(c.marginMs),
-      num(c.seeds.minute),
-      num(c.seeds.daily),
-      num(this.#ttlMs),
-      knownGen,
-      `${this.#pid}-${++this.#seq}`,
-    ];
+    this.#command = command;
   }
 
   #timeout<T>(promise: Promise<T>, what: string, onLate?: (value: T) => void): Promise<T> {
@@ -439,108 +459,179 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     });
   }
 
-  /** One script call: one round trip. */
-  async #call(name: ScriptName, args: string[], onLate?: (reply: Reply) => void): Promise<Reply> {
+  /** One call of budget.lua: one round trip. */
+  async #script(args: string[], engineNow: number | undefined, onLate?: (reply: CasReply) => void): Promise<CasReply> {
     if (this.#redis.status !== 'ready') {
       throw new StoreUnavailableError(`Redis at ${this.#url} is not connected (${this.#redis.status})`, { cause: this.#lastError });
     }
-    const command = this.#commands.get(name) as string;
-    const fn = (this.#redis as unknown as Record<string, ScriptFn>)[command] as ScriptFn;
-    this.#calls[name]++;
-    const raw = await this.#timeout(fn.call(this.#redis, ...this.#keys, ...args), name, (late) => {
+    const fn = (this.#redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>)[this.#command] as (...a: string[]) => Promise<unknown>;
+    this.#roundTrips++;
+    const time = this.#clockOverride && engineNow !== undefined ? String(engineNow) : '';
+    const sentAt = performance.now();
+    const raw = await this.#timeout(fn.call(this.#redis, this.#key, time, ...args), args[0] === 'read' ? 'a read' : 'a write', (late) => {
       try {
-        onLate?.(parseReply(late));
+        onLate?.(parseCasReply(late));
       } catch {
         // A late reply that cannot be read is dropped; its leases expire.
       }
     });
-    return parseReply(raw);
-  }
-
-  /** Runs a script; when the state was re-created meanwhile, re-registers what is in flight and runs it again. */
-  async #run(name: ScriptName, now: number | undefined, extra: () => string[], onLate?: (reply: Reply) => void): Promise<Reply> {
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const reply = await this.#call(name, [...this.#common(now, this.#gen), ...extra()], onLate);
-      if (reply.tag === 'OK') return reply;
-      if (reply.tag !== 'REBUILT') throw new Error(`Unexpected ${reply.tag} from ${name}.lua`);
-      await this.#adopt(reply.gen, now);
+    const reply = parseCasReply(raw);
+    if (engineNow !== undefined) {
+      // Redis read its clock between the call and the reply, and floored it to the millisecond.
+      const roundTrip = performance.now() - sentAt;
+      this.#offset = reply.now - (engineNow + roundTrip);
+      this.#skew = roundTrip + 1;
     }
-    throw new StoreUnavailableError(`The state at ${this.#keys[0]} keeps being re-created; giving up for now`);
+    return reply;
   }
 
-  /** One adoption at a time: concurrent calls that all met the new generation share it. */
-  async #adopt(gen: string, now: number | undefined): Promise<void> {
-    if (this.#gen === gen) return;
-    this.#adopting ??= this.#adoptOnce(gen, now).finally(() => {
-      this.#adopting = undefined;
+  /** Matches the store's clock against the engine's; false when the system clock stood in for it. */
+  #measured(engineNow: number | undefined, fromEngine: boolean): void {
+    if (fromEngine && engineNow !== undefined) this.#offsetKnown = true;
+  }
+
+  /** Store time for an operation at engine time `engineNow` (see `Op.answer`). */
+  #storeNow(engineNow: number, answer: boolean): number {
+    if (this.#clockOverride) return engineNow;
+    return engineNow + this.#offset + (answer ? this.#skew : 0);
+  }
+
+  /** Queues one operation for the next write; operations of this process are applied in call order. */
+  #enqueue<T>(name: OpName, engineNow: number | undefined, run: (budget: SharedBudget) => T, late?: (value: unknown) => void): Promise<T> {
+    this.#calls[name]++;
+    if (engineNow !== undefined) this.#engineNow = engineNow;
+    return new Promise<T>((resolve, reject) => {
+      const op: Op = { name, engineNow, answer: name === 'settle', run, resolve: resolve as (value: unknown) => void, reject };
+      if (late) op.late = late;
+      this.#ops.push(op);
+      if (!this.#writing) void this.#drain();
     });
-    await this.#adopting;
   }
 
-  async #adoptOnce(gen: string, now: number | undefined): Promise<void> {
-    let target = gen;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const ids: string[] = [];
-      for (const [prefix, group] of this.#leases) for (const i of group.open) ids.push(`${prefix}${i}`);
-      for (const p of this.#pending) if (p.ticket.lease !== '' && !ids.includes(p.ticket.lease)) ids.push(p.ticket.lease);
-      const reply = await this.#call('adopt', [...this.#common(now, target), num(this.#require().leaseMs), ...ids]);
-      if (reply.tag === 'REBUILT') {
-        target = reply.gen;
-        continue;
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#ops.length > 0) {
+        const batch = this.#ops.splice(0, MAX_BATCH);
+        try {
+          const values = await this.#write(batch);
+          batch.forEach((op, i) => op.resolve(values[i]));
+        } catch (error) {
+          for (const op of batch) op.reject(error);
+        }
       }
-      this.#gen = target;
-      const adopted = decodeAdopted(reply);
-      this.#logger.warn({ adopted }, 'shared state was lost (flush or restart) and re-created; requests in flight re-registered');
-      this.emit('rebuilt', { adopted });
-      return;
+    } finally {
+      this.#writing = false;
     }
-    throw new StoreUnavailableError(`The state at ${this.#keys[0]} keeps being re-created; giving up for now`);
+  }
+
+  /**
+   * Applies `batch` to the shared document and writes it back, again on the
+   * newer document as long as another process wrote first. Returns each
+   * operation's result.
+   */
+  async #write(batch: Op[]): Promise<unknown[]> {
+    const config = this.#require();
+    // The engine time the reply's store time is matched against (the system clock before the engine's first call).
+    const fromEngine = batch.findLast((op) => op.engineNow !== undefined)?.engineNow;
+    const engineNow = fromEngine ?? (this.#clockOverride ? undefined : Date.now());
+    // The engine's clock may be far from the system's (fake timers): until a reply was matched against it, read first.
+    let base =
+      this.#base && (this.#offsetKnown || this.#clockOverride || fromEngine === undefined) ? this.#base : await this.#read(engineNow);
+    this.#measured(engineNow, fromEngine !== undefined);
+    for (let attempt = 0; ; attempt++) {
+      let doc: SharedDoc;
+      let gen = base.gen;
+      if (base.doc === '') {
+        // No state (first process, or it was lost): create it.
+        gen = `${this.#pid}-${++this.#seq}`;
+        doc = createDoc(config, gen);
+      } else {
+        doc = parseDoc(base.doc, `${this.#key} (${this.#url})`);
+      }
+      const budget = new SharedBudget(doc, config);
+      // The state was re-created since this process last wrote: register what it still has in flight.
+      const adopted = this.#gen !== '' && doc.gen !== this.#gen ? budget.adopt(this.#inFlightLeases(), config.leaseMs) : -1;
+      const values = batch.map((op) => {
+        const at = op.engineNow ?? this.#engineNow;
+        if (at !== undefined) budget.at(this.#storeNow(at, op.answer));
+        return op.run(budget);
+      });
+      const text = JSON.stringify(budget.toDoc());
+      const onLate = (reply: CasReply): void => {
+        if (!reply.ok) return;
+        batch.forEach((op, i) => op.late?.(values[i]));
+      };
+      const reply = await this.#script(['write', base.gen, base.ver, gen, text, String(this.#ttlMs)], engineNow, onLate);
+      if (reply.ok) {
+        this.#base = { gen: reply.gen, ver: reply.ver, doc: text };
+        this.#lastView = budget.currentView();
+        if (engineNow !== undefined) this.#lastViewAt = engineNow;
+        if (adopted >= 0) {
+          this.#gen = reply.gen;
+          this.#logger.warn({ adopted }, 'shared state was lost (flush or restart) and re-created; requests in flight re-registered');
+          this.emit('rebuilt', { adopted });
+        } else if (this.#gen === '') {
+          this.#gen = reply.gen;
+        }
+        return values;
+      }
+      this.#conflicts++;
+      base = { gen: reply.gen, ver: reply.ver, doc: reply.doc };
+      this.#base = base;
+      if (attempt + 1 >= MAX_CONFLICTS) {
+        throw new StoreUnavailableError(`Writes to ${this.#key} at ${this.#url} kept being overtaken by other processes (${MAX_CONFLICTS} in a row); giving up for now`);
+      }
+    }
+  }
+
+  async #read(engineNow: number | undefined): Promise<Base> {
+    const reply = await this.#script(['read'], engineNow);
+    const base = { gen: reply.gen, ver: reply.ver, doc: reply.doc };
+    this.#base = base;
+    return base;
+  }
+
+  /** Lease ids of this process still in flight, settles waiting for replay included. */
+  *#inFlightLeases(): Iterable<string> {
+    const seen = new Set<string>();
+    for (const [prefix, group] of this.#leases) for (const i of group.open) seen.add(`${prefix}${i}`);
+    for (const p of this.#pending) if (p.ticket.lease !== '') seen.add(p.ticket.lease);
+    yield* seen;
   }
 
   async #settleRedis(ticket: Ticket, outcome: Outcome): Promise<SettleResult> {
     const prefix = ticket.lease.slice(0, ticket.lease.lastIndexOf(':') + 1);
     const index = Number(ticket.lease.slice(prefix.length));
     const group = this.#leases.get(prefix);
-    // Decided per attempt: the generation may change under #run (state lost and re-created).
-    const foreign = (): boolean => ticket.lease !== '' && (group === undefined || group.gen !== this.#gen);
-    const reply = await this.#run('settle', outcome.now, () => [ticket.lease, foreign() ? '1' : '0', ...settleArgs(ticket, outcome)]);
+    const result = await this.#enqueue<SettleResult>('settle', outcome.now, (b) =>
+      // Decided per attempt: the generation may change under #write (state lost and re-created).
+      b.settle(ticket, outcome, ticket.lease !== '' && (group === undefined || group.gen !== b.doc.gen)),
+    );
     if (group) {
       group.open.delete(index);
       if (group.open.size === 0) this.#leases.delete(prefix);
     }
-    this.#remember(reply, outcome.now);
-    const { leaseKnown: _, ...result } = decodeSettle(reply);
     return result;
   }
 
   async #fetchView(now: number): Promise<BudgetView> {
     try {
-      const reply = await this.#run('view', now, () => []);
-      return this.#remember(reply, now);
+      return await this.#enqueue<BudgetView>('view', now, (b) => b.view());
     } catch (error) {
       this.#markDown(error);
       return this.#offlineView(now);
     }
   }
 
-  /** A reserve that timed out but ran after all: its units go back at once instead of waiting for their leases. */
-  #giveBackLate(reply: Reply, prefix: string): void {
-    if (reply.tag !== 'OK') return;
-    const result = decodeReserve(reply, prefix);
+  /** A reserve whose write timed out but went through after all: its units go back at once instead of waiting for their leases. */
+  #giveBackLate(result: ReturnType<SharedBudget['reserve']>, prefix: string): void {
     if (result.granted === 0) return;
-    this.#leases.set(prefix, { gen: reply.gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
+    this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
     for (let i = 0; i < result.granted; i++) {
       const ticket: Ticket = { ...result.ticket, lease: `${prefix}${i}` };
       void this.settle(ticket, { now: result.ticket.sentAt - this.#offset, status: undefined, snapshot: undefined, sent: false, jitterMs: 0, fallbackGateMs: 0 });
     }
-  }
-
-  #remember(reply: Reply, engineNow: number): BudgetView {
-    const view = decodeView(reply);
-    this.#lastView = view;
-    this.#lastViewAt = engineNow;
-    this.#offset = reply.now - engineNow;
-    return view;
   }
 
   #require(): BudgetConfig {
@@ -576,7 +667,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
         absorbed = this.#debt;
         const d = local.data;
         const parkUntil = d.parked === 1 ? d.parkUntil : 0;
-        await this.#run('absorb', undefined, () => [num(this.#debt), num(d.gateUntil), num(parkUntil)]);
+        const debt = this.#debt;
+        await this.#enqueue('absorb', undefined, (b) => b.state.absorbOffline(debt, d.gateUntil, parkUntil, b.now));
       }
       this.#local = undefined;
       this.#debt = 0;

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { parseRateLimitHeaders } from '../../src/headers/parse.js';
 import type { RateLimitSnapshot } from '../../src/headers/types.js';
 import type { Clock } from '../../src/internal/clock.js';
+import { parseDoc, type SharedDoc } from '../../src/store/shared-budget.js';
 import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Store, Ticket } from '../../src/store/types.js';
 import { SimServer } from './sim-server.js';
 
@@ -59,6 +60,13 @@ export async function deletePrefix(client: Redis, prefix: string): Promise<void>
 }
 
 // ---- recording ---------------------------------------------------------------
+
+/** The shared budget document a RedisStore keeps at `key` (see src/store/shared-budget.ts). */
+export async function readSharedDoc(client: Redis, key: string): Promise<SharedDoc> {
+  const text = await client.hget(key, 'doc');
+  if (text === null) throw new Error(`no shared budget at ${key}`);
+  return parseDoc(text, key);
+}
 
 export const T0 = 1_700_000_000_000;
 
