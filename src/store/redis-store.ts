@@ -180,7 +180,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   #base: Base | undefined;
   /** Operations waiting for the next write, and whether a write is under way. */
   #ops: Op[] = [];
-  #writing = false;
+  /** The batches being written (settled when the queue is empty). */
+  #writing: Promise<void> | undefined;
   readonly #leases = new Map<string, LeaseGroup>();
   readonly #pending: PendingSettle[] = [];
   #local: BudgetState | undefined;
@@ -371,6 +372,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Operations already queued (a give-back, a last settle) are written first, as a script call sent before QUIT would be.
+    while (this.#writing) await this.#writing;
     this.#closed = true;
     if (this.#pending.length > 0) {
       this.#logger.warn({ pending: this.#pending.length }, 'closing with settles not replayed: their leases expire instead');
@@ -504,12 +507,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       const op: Op = { name, engineNow, answer: name === 'settle', run, resolve: resolve as (value: unknown) => void, reject };
       if (late) op.late = late;
       this.#ops.push(op);
-      if (!this.#writing) void this.#drain();
+      this.#writing ??= this.#drain();
     });
   }
 
   async #drain(): Promise<void> {
-    this.#writing = true;
     try {
       while (this.#ops.length > 0) {
         const batch = this.#ops.splice(0, MAX_BATCH);
@@ -521,7 +523,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
         }
       }
     } finally {
-      this.#writing = false;
+      this.#writing = undefined;
     }
   }
 
