@@ -1,4 +1,4 @@
-import { BudgetState } from './budget-state.js';
+import { BudgetState, type BudgetStateJSON } from './budget-state.js';
 import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Store, Ticket } from './types.js';
 
 /**
@@ -26,6 +26,11 @@ export class MemoryStore implements Store {
   }
 
   close(): void {}
+
+  /** The whole budget state, as plain data (for inspection and tests). */
+  toJSON(): BudgetStateJSON {
+    return this.#require().toJSON();
+  }
 
   #require(): BudgetState {
     if (!this.#state) throw new Error('MemoryStore used before init(): pass it to one RateLimitScheduler');

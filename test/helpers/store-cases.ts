@@ -84,7 +84,8 @@ export function config(overrides: Partial<BudgetConfig> = {}): BudgetConfig {
 
 /** What a scenario can do; times are absolute store times. */
 export interface Driver {
-  reserve(want: number, at: number): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
+  /** `backlog`: tasks queued beyond `want` (undefined: the store's default, many). */
+  reserve(want: number, at: number, backlog?: number): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
   /** A missing ticket (fewer granted than the scenario hoped, after a rule change) is skipped and noted. */
   settle(ticket: Ticket | undefined, at: number, outcome?: Partial<Omit<Outcome, 'now'>>): Promise<SettleResult | undefined>;
   view(at: number): Promise<BudgetView>;
@@ -94,25 +95,33 @@ export interface Driver {
 
 export type Scenario = (d: Driver) => Promise<void>;
 
-export type Step =
-  | { op: 'reserve'; want: number; at: number; result: Omit<ReserveResult, 'leasePrefix'> }
+export type Step = (
+  | { op: 'reserve'; want: number; at: number; backlog?: number; result: Omit<ReserveResult, 'leasePrefix'> }
   | { op: 'settle'; at: number; status: number | undefined; result: SettleResult }
   | { op: 'view'; at: number; result: BudgetView }
-  | { op: 'note'; value: unknown };
+  | { op: 'note'; value: unknown }
+) & { state?: unknown };
 
-/** Runs `scenario` on `store` (after `init(cfg)`) and returns every output. */
-export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario): Promise<Step[]> {
+/**
+ * Runs `scenario` on `store` (after `init(cfg)`) and returns every output;
+ * with `capture`, also the store's whole state after every step.
+ */
+export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario, capture?: () => unknown): Promise<Step[]> {
   await store.init(cfg);
   const steps: Step[] = [];
+  const push = async (step: Step): Promise<void> => {
+    if (capture) step.state = await capture();
+    steps.push(step);
+  };
   const driver: Driver = {
-    async reserve(want, at) {
-      const result = await store.reserve(want, at);
+    async reserve(want, at, backlog) {
+      const result = await store.reserve(want, at, backlog);
       const tickets: Ticket[] = [];
       for (let i = 0; i < result.granted; i++) {
         tickets.push({ ...result.ticket, lease: result.leasePrefix === '' ? '' : `${result.leasePrefix}${i}` });
       }
       const { leasePrefix: _, ...rest } = result;
-      steps.push({ op: 'reserve', want, at, result: structuredClone(rest) });
+      await push({ op: 'reserve', want, at, ...(backlog === undefined ? {} : { backlog }), result: structuredClone(rest) });
       return { result, tickets };
     },
     async settle(ticket, at, outcome = {}) {
@@ -129,12 +138,12 @@ export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario
         fallbackGateMs: outcome.fallbackGateMs ?? 1000,
       };
       const result = await store.settle(ticket, full);
-      steps.push({ op: 'settle', at, status: full.status, result: structuredClone(result) });
+      await push({ op: 'settle', at, status: full.status, result: structuredClone(result) });
       return result;
     },
     async view(at) {
       const result = await store.view(at);
-      steps.push({ op: 'view', at, result: structuredClone(result) });
+      await push({ op: 'view', at, result: structuredClone(result) });
       return result;
     },
     note(value) {
@@ -632,7 +641,7 @@ export const scenarios: NamedScenario[] = [
 // ---- random sequences ----------------------------------------------------------
 
 export type RandomOp =
-  | { kind: 'reserve'; dt: number; want: number }
+  | { kind: 'reserve'; dt: number; want: number; backlog: number | undefined }
   | { kind: 'view'; dt: number }
   | {
       kind: 'settle';
@@ -650,7 +659,15 @@ export type RandomOp =
     };
 
 export const randomOpArb: fc.Arbitrary<RandomOp> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('reserve' as const), dt: fc.integer({ min: 0, max: 400 }), want: fc.integer({ min: 0, max: 6 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('reserve' as const),
+      dt: fc.integer({ min: 0, max: 400 }),
+      want: fc.integer({ min: 0, max: 6 }),
+      backlog: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined, freq: 2 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('view' as const), dt: fc.integer({ min: 0, max: 1500 }) }) },
   {
     weight: 5,
@@ -696,7 +713,7 @@ export function randomScenario(ops: RandomOp[], modelLimit = 8, windowMs = 1000)
     for (const op of ops) {
       now += op.dt;
       if (op.kind === 'reserve') {
-        const { tickets } = await d.reserve(op.want, now);
+        const { tickets } = await d.reserve(op.want, now, op.backlog);
         inFlight.push(...tickets);
       } else if (op.kind === 'view') {
         await d.view(now);
