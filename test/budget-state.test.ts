@@ -130,3 +130,13 @@ describe('budget state: a partial jump in a sliding window', () => {
     expect(state.data.minute.slideAt).toBe(0);
   });
 });
+
+describe('budget state: a server count above its limit', () => {
+  it('is read as the limit (a limit lowered mid-window may still report the old count)', () => {
+    const state = new BudgetState(config);
+    const first = state.reserve(1, 0);
+    state.settle(ticketOf(first), { ...outcome(5, 200), snapshot: { minute: { limit: 4, remaining: 9 }, daily: {}, present: true } });
+    expect(state.view(6).minute).toMatchObject({ limit: 4, remaining: 4, available: 4 });
+    expect(state.reserve(6, 7, 0).granted).toBe(4);
+  });
+});

@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const STATE = 'src/store/budget-state.ts';
+const WINDOW = 'src/store/window.ts';
+const PHASE = 'src/store/phase.ts';
 const SHARED = 'src/store/shared-budget.ts';
 
 /** The suites a budget change must answer to: the rules alone, what sharing adds, and MemoryStore ≡ RedisStore. */
@@ -49,7 +51,7 @@ const MUTATIONS: Mutation[] = [
   { what: 'a snapshot does not bump the version', file: STATE, from: '  w.unc = unc;\n  w.ver++;', to: '  w.unc = unc;' },
   { what: 'remaining above the limit kept', file: STATE, from: '  w.rem = Math.min(r, w.limit);\n  w.srvRem = w.rem;', to: '  w.rem = r;\n  w.srvRem = w.rem;' },
   { what: 'expiry one tick early (`<` for `<=`)', file: STATE, from: '    while (this.#log.peekRecv() + expiry <= now) {', to: '    while (this.#log.peekRecv() + expiry < now) {' },
-  { what: 'no margin on expiries', file: STATE, from: '    const expiry = w.windowMs + this.#config.marginMs;\n    if (w.slideAt', to: '    const expiry = w.windowMs;\n    if (w.slideAt' },
+  { what: 'no margin on expiries', file: STATE, from: '    const expiry = w.windowMs + this.#config.marginMs;\n    while', to: '    const expiry = w.windowMs;\n    while' },
   { what: 'sliding-window test `>` turned into `>=`', file: STATE, from: 'if (r > w.limit - 1 - recent) w.kind = 1;', to: 'if (r >= w.limit - 1 - recent) w.kind = 1;' },
   { what: 'late probe planned from the upper side of the bracket', file: STATE, from: 'const late = w.nextLo - w.windowMs * LATE_PROBE;', to: 'const late = w.nextHi - w.windowMs * LATE_PROBE;' },
   { what: 'an answer with no reset does not raise the lower side', file: STATE, from: 'if (w.nextHi > 0 && sentAt > w.nextLo && sentAt < w.nextHi) w.nextLo = sentAt;', to: '' },
