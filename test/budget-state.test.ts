@@ -137,6 +137,6 @@ describe('budget state: a server count above its limit', () => {
     const first = state.reserve(1, 0);
     state.settle(ticketOf(first), { ...outcome(5, 200), snapshot: { minute: { limit: 4, remaining: 9 }, daily: {}, present: true } });
     expect(state.view(6).minute).toMatchObject({ limit: 4, remaining: 4, available: 4 });
-    expect(state.reserve(6, 7, 0).granted).toBe(4);
+    expect(state.reserve(4, 7, 0).granted).toBe(4);
   });
 });
