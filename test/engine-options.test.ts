@@ -62,8 +62,8 @@ describe('options: bad values throw a TypeError naming the option, the value and
   it.each([
     [{ maxConcurent: 4 }, /^Unknown option `maxConcurent`; expected one of `limits`, /],
     [{ retry: { attempts: 3 } }, /^Unknown option `retry\.attempts`; expected one of `maxAttempts`, `baseDelayMs`/],
-    [{ windows: { minute: 1000 } }, /^Unknown option `windows\.minute`; expected one of `minuteMs`, `dayMs`$/],
-    [{ limits: { perMinute: 10 } }, /^Unknown option `limits\.perMinute`; expected one of `minute`, `daily`$/],
+    [{ windows: { minute: 1000 } }, /^Unknown option `windows\.minute`; expected one of `minuteMs`, `dayMs`; did you mean `minuteMs`\?$/],
+    [{ limits: { perMinute: 10 } }, /^Unknown option `limits\.perMinute`; expected one of `minute`, `daily`; did you mean `minute`\?$/],
   ])('unknown key %j throws instead of vanishing', (options, message) => {
     expect(make(options)).toThrow(TypeError);
     expect(make(options)).toThrow(message);
@@ -80,6 +80,7 @@ describe('options: resolution and defaults', () => {
   it('fills every default from the one defaults object', () => {
     const r = resolveOptions({});
     expect(r).toEqual({
+      timeScale: 1,
       minuteMs: defaults.minuteMs,
       dayMs: defaults.dayMs,
       seeds: { minute: undefined, daily: undefined },
@@ -122,7 +123,7 @@ describe('schedule(): bad per-task input rejects with a TypeError', () => {
     ['timeoutMs -1', 'task', { timeoutMs: -1 }, 'Expected `timeoutMs` to be a number >= 0, got `-1` (number)'],
     ['signal not a signal', 'task', { signal: { aborted: false } }, 'Expected `signal` to be an AbortSignal, got `[object Object]` (object)'],
     ['idempotent "yes"', 'task', { idempotent: 'yes' }, 'Expected `idempotent` to be a boolean, got `"yes"` (string)'],
-    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`'],
+    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`; did you mean `priority`?'],
   ];
 
   it.each(cases)('%s', async (_label, task, options, message) => {

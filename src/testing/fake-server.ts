@@ -22,7 +22,8 @@ import { processingEvent, terminalEvent } from './job-events.js';
 import { CONTENT_TYPES, JobStore, resultBytes, type FakeJob, type FakeJobView } from './jobs.js';
 import { AccountLimiter, DEFAULT_MINUTE_MS, type LimitDecision } from './limiter.js';
 import { listModels } from './models.js';
-import { resolveOptions, invalid, type FakeServerOptions, type FaultOptions, type ResolvedOptions } from './options.js';
+import { invalid } from '../internal/validate.js';
+import { resolveOptions, type FakeServerOptions, type FaultOptions, type ResolvedOptions } from './options.js';
 import { Prng } from './prng.js';
 import { API_PREFIX, matchRoute, type Route } from './routes.js';
 import { Counters, type FakeServerStats } from './stats.js';
@@ -242,7 +243,7 @@ class FakeModelBeam implements FakeModelBeamServer {
     for (const name of ['minute', 'daily'] as const) {
       const v = limits[name];
       if (v !== undefined && v !== false && (!Number.isSafeInteger(v) || v < 0)) {
-        invalid(`limits.${name}`, 'a non-negative integer or false', v);
+        invalid(`limits.${name}`, 'an integer >= 0 or false', v);
       }
     }
     const targets = account === undefined ? [...this.#accounts.values()] : [this.#account(account)];
