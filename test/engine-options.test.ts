@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaults, resolveOptions, type SchedulerOptions } from '../src/engine/options.js';
+import { defaults, resolveOptions, type RetryOptions, type SchedulerOptions } from '../src/engine/options.js';
 import { RateLimitScheduler } from '../src/engine/scheduler.js';
-import { describe as describeValue, expectedNumber, suggest } from '../src/internal/validate.js';
+import { describe as describeValue, expectedNumber, keyList, suggest, type Keys } from '../src/internal/validate.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { ManualClock } from './helpers/manual-clock.js';
 import { roomy, Script, setup, T0 } from './helpers/engine.js';
@@ -217,6 +217,16 @@ describe('options: timeScale, the one time setting', () => {
 });
 
 describe('the one validation module (src/internal/validate.ts)', () => {
+  it('a key list is tied to its interface: a missing or an extra key is a type error (npm run typecheck)', () => {
+    const all = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
+    // @ts-expect-error -- `maxRetryTimeMs` is missing
+    const missing = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true } satisfies Keys<RetryOptions>);
+    // @ts-expect-error -- `jitter` is not an option
+    const extra = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true, jitter: true } satisfies Keys<RetryOptions>);
+    expect(all).toEqual(['maxAttempts', 'baseDelayMs', 'maxDelayMs', 'maxRetryTimeMs']);
+    expect([missing.length, extra.length]).toEqual([3, 5]);
+  });
+
   it.each([
     ['maxConcurent', ['limits', 'maxConcurrent', 'smooth'], 'maxConcurrent'],
     ['acount', ['account', 'keyPrefix'], 'account'],
