@@ -158,8 +158,8 @@ describe('ModelBeamClient methods: bad arguments reject with a TypeError naming 
     ['download: no resultUrl', (c) => c.download({}, '/tmp/x.png'), /^Expected a result with a `resultUrl` \(or an http\(s\) URL\)/],
     ['download: a file: URL', (c) => c.download('file:///etc/passwd', '/tmp/x'), /^Expected a result with a `resultUrl`/],
     ['download: dest a number', (c) => c.download('https://x.example/a.png', 5 as never), 'Expected `dest` to be a file path or a writable stream'],
-    ['setWebhookUrl: not a URL', (c) => c.setWebhookUrl('hooks.example/x'), 'Expected `url` to be an http(s) URL of at most 2048 characters, got `hooks.example/x`'],
-    ['setWebhookUrl: credentials masked', (c) => c.setWebhookUrl('https://u:pw-123@exa mple/x'), 'Expected `url` to be an http(s) URL of at most 2048 characters, got `https://***@exa mple/x`'],
+    ['setWebhookUrl: not a URL', (c) => c.setWebhookUrl('hooks.example/x'), 'Expected `url` to be an http(s) URL of at most 2048 characters, got `"hooks.example/x"` (string)'],
+    ['setWebhookUrl: credentials masked', (c) => c.setWebhookUrl('https://u:pw-123@exa mple/x'), 'Expected `url` to be an http(s) URL of at most 2048 characters, got `"https://***@exa mple/x"` (string)'],
     ['webhookHandler without a secret', (c) => c.webhookHandler, /^Expected `webhook\.secret` to be set to receive webhooks/],
   ];
 
@@ -181,7 +181,7 @@ describe('ModelBeamClient methods: bad arguments reject with a TypeError naming 
   it('startWebhookServer: a bad port is refused', async () => {
     const c = h.make({ webhook: { url: 'https://hooks.example/x', secret: 'whsec_x' } });
     for (const port of [-1, 65536, 1.5, Number.NaN, '8080'])
-      expectMessage(await errorOf(() => c.startWebhookServer({ port: port as number })), /^Expected `port` to be an integer in 0-65535, got /);
+      expectMessage(await errorOf(() => c.startWebhookServer({ port: port as number })), /^Expected `port` to be an integer in \[0, 65535\], got /);
   });
 });
 
@@ -198,20 +198,20 @@ describe('createWebhookHandler(options)', () => {
     ['secret an empty array', { ...ok, secret: [] }, /^Expected `secret` to be a non-empty string/],
     ['secret array with a number', { ...ok, secret: ['whsec_a', 5] }, /^Expected `secret` to be a non-empty string/],
     ['secret array with an empty string', { ...ok, secret: ['whsec_a', ''] }, /^Expected `secret` to be a non-empty string/],
-    ['no onEvent', { secret: 'whsec_ok' }, 'Expected `onEvent` to be a function'],
-    ['onEvent a string', { ...ok, onEvent: 'log' }, 'Expected `onEvent` to be a function'],
-    ['onRejected a number', { ...ok, onRejected: 5 }, 'Expected `onRejected` to be a function'],
-    ['onDuplicate an object', { ...ok, onDuplicate: {} }, 'Expected `onDuplicate` to be a function'],
+    ['no onEvent', { secret: 'whsec_ok' }, 'Expected `onEvent` to be a function, got `undefined` (undefined)'],
+    ['onEvent a string', { ...ok, onEvent: 'log' }, 'Expected `onEvent` to be a function, got `"log"` (string)'],
+    ['onRejected a number', { ...ok, onRejected: 5 }, 'Expected `onRejected` to be a function, got `5` (number)'],
+    ['onDuplicate an object', { ...ok, onDuplicate: {} }, 'Expected `onDuplicate` to be a function, got `[object Object]` (object)'],
     ['toleranceSec 0', { ...ok, toleranceSec: 0 }, 'Expected `toleranceSec` to be a number > 0, got `0` (number)'],
     ['toleranceSec NaN', { ...ok, toleranceSec: Number.NaN }, 'Expected `toleranceSec` to be a number > 0, got `NaN` (number)'],
-    ['toleranceSec "300"', { ...ok, toleranceSec: '300' }, 'Expected `toleranceSec` to be a number > 0, got `300` (string)'],
+    ['toleranceSec "300"', { ...ok, toleranceSec: '300' }, 'Expected `toleranceSec` to be a number > 0, got `"300"` (string)'],
     ['maxBodyBytes -1', { ...ok, maxBodyBytes: -1 }, 'Expected `maxBodyBytes` to be a number > 0, got `-1` (number)'],
     ['bodyTimeoutMs 0', { ...ok, bodyTimeoutMs: 0 }, 'Expected `bodyTimeoutMs` to be a number > 0, got `0` (number)'],
     ['dedupeSize NaN (would be unbounded)', { ...ok, dedupeSize: Number.NaN }, 'Expected `dedupeSize` to be an integer >= 1, got `NaN` (number)'],
     ['dedupeSize 0', { ...ok, dedupeSize: 0 }, 'Expected `dedupeSize` to be an integer >= 1, got `0` (number)'],
-    ['dedupeSize "1000"', { ...ok, dedupeSize: '1000' }, 'Expected `dedupeSize` to be an integer >= 1, got `1000` (string)'],
-    ['clock without setTimeout', { ...ok, clock: { now: () => 0 } }, 'Expected `clock` to be an object with now(), setTimeout() and clearTimeout()'],
-    ['logger console-like', { ...ok, logger: { info() {} } }, 'Expected `logger` to be a pino logger'],
+    ['dedupeSize "1000"', { ...ok, dedupeSize: '1000' }, 'Expected `dedupeSize` to be an integer >= 1, got `"1000"` (string)'],
+    ['clock without setTimeout', { ...ok, clock: { now: () => 0 } }, 'Expected `clock` to be an object with now(), setTimeout() and clearTimeout(), got `[object Object]` (object)'],
+    ['logger console-like', { ...ok, logger: { info() {} } }, 'Expected `logger` to be a pino logger, got `[object Object]` (object)'],
   ];
   it.each(cases)('%s', async (_label, options, message) => {
     expectMessage(await errorOf(() => createWebhookHandler(options as never)), message);
@@ -233,7 +233,7 @@ describe('verifyWebhook(raw, headers, options): bad options fail closed with a T
     ['secret a number', headers, { secret: 42 }, /^Expected `secret` to be a non-empty string/],
     ['NaN tolerance (would switch the replay window off)', headers, { secret: 'whsec_v', toleranceSec: Number.NaN, now: Date.now() }, 'Expected `toleranceSec` to be a number > 0, got `NaN` (number)'],
     ['negative tolerance', headers, { secret: 'whsec_v', toleranceSec: -1 }, 'Expected `toleranceSec` to be a number > 0, got `-1` (number)'],
-    ['tolerance as a string', headers, { secret: 'whsec_v', toleranceSec: '300' }, 'Expected `toleranceSec` to be a number > 0, got `300` (string)'],
+    ['tolerance as a string', headers, { secret: 'whsec_v', toleranceSec: '300' }, 'Expected `toleranceSec` to be a number > 0, got `"300"` (string)'],
     ['NaN now (would switch the replay window off)', headers, { secret: 'whsec_v', now: Number.NaN }, 'Expected `now` to be a finite number of ms since the epoch, got `NaN` (number)'],
     ['now as a Date', headers, { secret: 'whsec_v', now: new Date() }, /^Expected `now` to be a finite number of ms since the epoch/],
   ];
@@ -254,7 +254,7 @@ describe('verifyWebhook(raw, headers, options): bad options fail closed with a T
 describe('listenWebhookServer(handler, { port })', () => {
   const handler = createWebhookHandler({ secret: 'whsec_l', onEvent: () => {} });
   it.each([[-1], [65536], [80.5], [Number.NaN], ['0'], [undefined]])('port %s', async (port) => {
-    expectMessage(await errorOf(() => listenWebhookServer(handler, { port: port as number })), /^Expected `port` to be an integer in 0-65535, got /);
+    expectMessage(await errorOf(() => listenWebhookServer(handler, { port: port as number })), /^Expected `port` to be an integer in \[0, 65535\], got /);
   });
 });
 
@@ -314,8 +314,8 @@ describe('startFakeModelBeam(options)', () => {
   });
   const cases: Case[] = [
     ['a typo', { limitz: {} }, /^Unknown option `limitz`; expected one of `port`, `host`, .*; did you mean `limits`\?$/],
-    ['port 70000', { port: 70000 }, 'Expected `port` to be a port number (0-65535), got `70000` (number)'],
-    ['port -1', { port: -1 }, 'Expected `port` to be an integer >= 0, got `-1` (number)'],
+    ['port 70000', { port: 70000 }, 'Expected `port` to be an integer in [0, 65535], got `70000` (number)'],
+    ['port -1', { port: -1 }, 'Expected `port` to be an integer in [0, 65535], got `-1` (number)'],
     ['seed NaN', { seed: Number.NaN }, 'Expected `seed` to be a finite number, got `NaN` (number)'],
     ['accounts empty', { accounts: {} }, /^Expected `accounts` to be a non-empty map of API key to account id/],
     ['an account id empty', { accounts: { k: '' } }, 'Expected `accounts.k` to be a non-empty string, got `""` (string)'],

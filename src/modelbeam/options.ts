@@ -16,7 +16,6 @@ import {
   invalid,
   invalidSecret,
   keyList,
-  maskUrl,
   missing,
   num,
   object,
@@ -327,9 +326,6 @@ function checkApiKey(value: unknown): string {
   }
   return value;
 }
-
-/** A URL as an error message may show it: any credentials (`user:password@`) masked. */
-export const shownUrl = maskUrl;
 
 function isScheduler(value: unknown): value is RateLimitScheduler {
   if (value instanceof RateLimitScheduler) return true;

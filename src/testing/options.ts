@@ -463,8 +463,7 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
   const top = rootOptions(options, TOP_KEYS);
   const d = FAKE_SERVER_DEFAULTS;
 
-  const port = num('port', top['port'], d.port, INT_GE0);
-  if (port > 65535) invalid('port', 'a port number (0-65535)', port);
+  const port = num('port', top['port'], d.port, { integer: true, max: 65535 });
 
   const clock = checkClock<Clock>(top['clock'], systemClock);
   const logger = checkLogger<Logger>(top['logger'], silentLogger);
