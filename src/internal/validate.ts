@@ -222,10 +222,10 @@ export function checkRandom<T>(value: unknown, fallback: T): T {
   return value as T;
 }
 
-/** An http(s) URL of at most `maxLength` characters; the value shown with any credentials masked. */
-export function checkHttpUrl(name: string, value: unknown, maxLength = 2048): string {
-  if (typeof value !== 'string' || value.length > maxLength || !/^https?:\/\//i.test(value) || !URL.canParse(value)) {
-    invalid(name, `an http(s) URL of at most ${maxLength} characters`, maskUrl(value));
+/** An http(s) URL (of at most `maxLength` characters, when given); the value shown with any credentials masked. */
+export function checkHttpUrl(name: string, value: unknown, maxLength?: number): string {
+  if (typeof value !== 'string' || (maxLength !== undefined && value.length > maxLength) || !/^https?:\/\//i.test(value) || !URL.canParse(value)) {
+    invalid(name, maxLength === undefined ? 'an http(s) URL' : `an http(s) URL of at most ${maxLength} characters`, maskUrl(value));
   }
   return value;
 }

@@ -33,7 +33,7 @@ import { runGenerate, type GenerateResult, type SubmittedJob } from './generate.
 import { JobTracker, type TrackerCounters } from './job-tracker.js';
 import { copyResultFields, hasOutput, parseJobStatus, readRequestId, toJobResult, unwrapData, type JobResult, type JobStatus } from './jobs.js';
 import { linkSignals } from './lru.js';
-import { resolveClientOptions, type ModelBeamClientOptions, type ResolvedClientOptions } from './options.js';
+import { MAX_URL_LENGTH, resolveClientOptions, type ModelBeamClientOptions, type ResolvedClientOptions } from './options.js';
 import { PollGate } from './poll-gate.js';
 import { DurationEstimator, type PlannerConfig } from './poll-planner.js';
 import { Poller } from './poller.js';
@@ -532,7 +532,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
    */
   setWebhookUrl(url: string): void {
     if (this.#o.webhook === undefined) throw new TypeError('Expected the `webhook` option to be set before `setWebhookUrl()`');
-    this.#webhookUrl = checkHttpUrl('url', url);
+    this.#webhookUrl = checkHttpUrl('url', url, MAX_URL_LENGTH);
   }
 
   // ---- stats and lifecycle --------------------------------------------------------

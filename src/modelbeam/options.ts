@@ -39,6 +39,9 @@ export interface JobRetryOptions {
   UNKNOWN_ERROR?: number;
 }
 
+/** The longest URL the API takes (`webhook_url` is documented as ≤ 2048 characters). */
+export const MAX_URL_LENGTH = 2048;
+
 /** The most `jobRetries.WORKER_TIMEOUT` may be: each retry is a new billed job. */
 export const MAX_WORKER_TIMEOUT_RETRIES = 10;
 
@@ -347,7 +350,7 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
   checkKeys('', options, KNOWN);
   const d = CLIENT_DEFAULTS;
   const apiKey = checkApiKey(options.apiKey);
-  const baseUrl = options.baseUrl === undefined ? d.baseUrl : checkHttpUrl('baseUrl', options.baseUrl);
+  const baseUrl = options.baseUrl === undefined ? d.baseUrl : checkHttpUrl('baseUrl', options.baseUrl, MAX_URL_LENGTH);
 
   const clock = checkClock<Clock>(options.clock, systemClock);
   const random = checkRandom<Random>(options.random, Math.random);
@@ -389,7 +392,7 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
     if (w.url === undefined) missing('webhook.url', "`{ webhook: { url: 'https://example.com/modelbeam-hook', secret: process.env.MODELBEAM_WEBHOOK_SECRET } }`");
     if (w.secret !== undefined && (typeof w.secret !== 'string' || w.secret === '')) invalidSecret('webhook.secret', 'a non-empty string', w.secret);
     webhook = {
-      url: checkHttpUrl('webhook.url', w.url),
+      url: checkHttpUrl('webhook.url', w.url, MAX_URL_LENGTH),
       secret: w.secret as string | undefined,
       toleranceSec: num('webhook.toleranceSec', w.toleranceSec, d.webhook.toleranceSec, gt0),
       maxBodyBytes: num('webhook.maxBodyBytes', w.maxBodyBytes, d.webhook.maxBodyBytes, { min: 1, integer: true }),

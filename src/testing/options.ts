@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../internal/logger.js';
 import {
   bool,
   checkClock,
+  checkHttpUrl,
   checkLogger,
   fn,
   invalid,
@@ -377,11 +378,6 @@ const GE0: NumberRule = {};
 const FINITE: NumberRule = { min: -Infinity };
 const SHARE: NumberRule = { max: 1 };
 
-function httpUrl(path: string, value: unknown): string {
-  if (typeof value !== 'string' || !/^https?:\/\//i.test(value) || !URL.canParse(value)) invalid(path, 'an http(s) URL', value);
-  return value;
-}
-
 const WINDOW_KINDS: readonly WindowKind[] = ['fixed', 'sliding', 'first-hit'];
 const WINDOW_KEYS = keyList({ limit: true, windowMs: true, kind: true, phaseMs: true } satisfies Keys<WindowOptions>);
 
@@ -497,7 +493,7 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
   if (webhookIn['accountUrls'] !== undefined) {
     if (!isObject(webhookIn['accountUrls'])) invalid('webhook.accountUrls', 'an object', webhookIn['accountUrls']);
     for (const [account, url] of Object.entries(webhookIn['accountUrls'])) {
-      accountUrls.set(account, httpUrl(`webhook.accountUrls.${account}`, url));
+      accountUrls.set(account, checkHttpUrl(`webhook.accountUrls.${account}`, url));
     }
   }
 
@@ -541,7 +537,7 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
       errorFieldsInStatus: bool('jobs.errorFieldsInStatus', jobsIn['errorFieldsInStatus'], d.jobs.errorFieldsInStatus),
     },
     webhook: {
-      url: webhookIn['url'] === undefined ? undefined : httpUrl('webhook.url', webhookIn['url']),
+      url: webhookIn['url'] === undefined ? undefined : checkHttpUrl('webhook.url', webhookIn['url']),
       accountUrls,
       secret: text('webhook.secret', webhookIn['secret'], d.webhook.secret),
       timeoutMs: num('webhook.timeoutMs', webhookIn['timeoutMs'], d.webhook.timeoutMs, INT_GE1),
