@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaults, resolveOptions, type SchedulerOptions } from '../src/engine/options.js';
+import { defaults, resolveOptions, type RetryOptions, type SchedulerOptions } from '../src/engine/options.js';
 import { RateLimitScheduler } from '../src/engine/scheduler.js';
+import { describe as describeValue, expectedNumber, keyList, suggest, type Keys } from '../src/internal/validate.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { ManualClock } from './helpers/manual-clock.js';
 import { roomy, Script, setup, T0 } from './helpers/engine.js';
@@ -52,6 +53,10 @@ describe('options: bad values throw a TypeError naming the option, the value and
     ['random 0.5', { random: 0.5 }, 'Expected `random` to be a function returning [0, 1), got `0.5` (number)'],
     ['logger console-like', { logger: { info() {} } }, 'Expected `logger` to be a pino logger, got `[object Object]` (object)'],
     ['options null', null, 'Expected `options` to be an object, got `null` (null)'],
+    ['timeScale 0', { timeScale: 0 }, 'Expected `timeScale` to be a number > 0, got `0` (number)'],
+    ['timeScale -1', { timeScale: -1 }, 'Expected `timeScale` to be a number > 0, got `-1` (number)'],
+    ['timeScale Infinity', { timeScale: Infinity }, 'Expected `timeScale` to be a number > 0, got `Infinity` (number)'],
+    ['timeScale "1/30"', { timeScale: '1/30' }, 'Expected `timeScale` to be a number > 0, got `"1/30"` (string)'],
   ];
 
   it.each(cases)('%s', (_label, options, message) => {
@@ -62,8 +67,8 @@ describe('options: bad values throw a TypeError naming the option, the value and
   it.each([
     [{ maxConcurent: 4 }, /^Unknown option `maxConcurent`; expected one of `limits`, /],
     [{ retry: { attempts: 3 } }, /^Unknown option `retry\.attempts`; expected one of `maxAttempts`, `baseDelayMs`/],
-    [{ windows: { minute: 1000 } }, /^Unknown option `windows\.minute`; expected one of `minuteMs`, `dayMs`$/],
-    [{ limits: { perMinute: 10 } }, /^Unknown option `limits\.perMinute`; expected one of `minute`, `daily`$/],
+    [{ windows: { minute: 1000 } }, /^Unknown option `windows\.minute`; expected one of `minuteMs`, `dayMs`; did you mean `minuteMs`\?$/],
+    [{ limits: { perMinute: 10 } }, /^Unknown option `limits\.perMinute`; expected one of `minute`, `daily`; did you mean `minute`\?$/],
   ])('unknown key %j throws instead of vanishing', (options, message) => {
     expect(make(options)).toThrow(TypeError);
     expect(make(options)).toThrow(message);
@@ -80,6 +85,7 @@ describe('options: resolution and defaults', () => {
   it('fills every default from the one defaults object', () => {
     const r = resolveOptions({});
     expect(r).toEqual({
+      timeScale: 1,
       minuteMs: defaults.minuteMs,
       dayMs: defaults.dayMs,
       seeds: { minute: undefined, daily: undefined },
@@ -122,7 +128,7 @@ describe('schedule(): bad per-task input rejects with a TypeError', () => {
     ['timeoutMs -1', 'task', { timeoutMs: -1 }, 'Expected `timeoutMs` to be a number >= 0, got `-1` (number)'],
     ['signal not a signal', 'task', { signal: { aborted: false } }, 'Expected `signal` to be an AbortSignal, got `[object Object]` (object)'],
     ['idempotent "yes"', 'task', { idempotent: 'yes' }, 'Expected `idempotent` to be a boolean, got `"yes"` (string)'],
-    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`'],
+    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`; did you mean `priority`?'],
   ];
 
   it.each(cases)('%s', async (_label, task, options, message) => {
@@ -175,5 +181,88 @@ describe('random sources that misbehave', () => {
     await clock.advance(1200);
     await expect(p).resolves.toMatchObject({ status: 200 });
     expect(script.calls).toHaveLength(2);
+  });
+});
+
+describe('options: timeScale, the one time setting', () => {
+  it('scales every time default: windows, retry backoff, marginMs, and leaseMs with its 30 s part', () => {
+    const r = resolveOptions({ timeScale: 1 / 30 });
+    expect(r.timeScale).toBe(1 / 30);
+    expect(r.minuteMs).toBeCloseTo(2000, 9);
+    expect(r.dayMs).toBeCloseTo(2_880_000, 9);
+    expect(r.retry.baseDelayMs).toBeCloseTo(500 / 30, 9);
+    expect(r.retry.maxDelayMs).toBeCloseTo(1000, 9);
+    expect(r.retry.maxRetryTimeMs).toBeCloseTo(10_000, 9);
+    expect(r.marginMs).toBeCloseTo(4, 9); // minuteMs / 500
+    expect(r.leaseMs).toBeCloseTo(2000 + 1000, 9); // minuteMs + 30 000 × timeScale
+    // What is not time stays as it was.
+    expect(r.retry.maxAttempts).toBe(defaults.retry.maxAttempts);
+    expect(r.maxConcurrent).toBe(defaults.maxConcurrent);
+    expect(r.timeoutMs).toBe(0);
+  });
+
+  it('options given explicitly are taken as they are', () => {
+    const r = resolveOptions({ timeScale: 0.5, windows: { minuteMs: 1000 }, retry: { baseDelayMs: 7 }, leaseMs: 99 });
+    expect(r.minuteMs).toBe(1000);
+    expect(r.dayMs).toBe(43_200_000);
+    expect(r.retry.baseDelayMs).toBe(7);
+    expect(r.retry.maxDelayMs).toBe(15_000);
+    expect(r.leaseMs).toBe(99);
+  });
+
+  it('a scheduler tells its time settings to the client and store built on it', () => {
+    expect(new RateLimitScheduler({ timeScale: 0.1 }).timing).toEqual({ timeScale: 0.1, minuteMs: 6000, dayMs: 8_640_000 });
+    expect(new RateLimitScheduler({ windows: { minuteMs: 500, dayMs: 5000 } }).timing).toEqual({ timeScale: 1, minuteMs: 500, dayMs: 5000 });
+  });
+});
+
+describe('the one validation module (src/internal/validate.ts)', () => {
+  it('a key list is tied to its interface: a missing or an extra key is a type error (npm run typecheck)', () => {
+    const all = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
+    // @ts-expect-error -- `maxRetryTimeMs` is missing
+    const missing = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true } satisfies Keys<RetryOptions>);
+    // @ts-expect-error -- `jitter` is not an option
+    const extra = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true, jitter: true } satisfies Keys<RetryOptions>);
+    expect(all).toEqual(['maxAttempts', 'baseDelayMs', 'maxDelayMs', 'maxRetryTimeMs']);
+    expect([missing.length, extra.length]).toEqual([3, 5]);
+  });
+
+  it.each([
+    ['maxConcurent', ['limits', 'maxConcurrent', 'smooth'], 'maxConcurrent'],
+    ['acount', ['account', 'keyPrefix'], 'account'],
+    ['maxSahre', ['maxShare', 'minIntervalMs'], 'maxShare'], // a transposition counts once
+    ['minute', ['minuteMs', 'dayMs'], 'minuteMs'], // the key without its unit
+    ['TIMESCALE', ['timeScale', 'windows'], 'timeScale'], // case does not count
+    ['timeoutMs', ['apiKey', 'baseUrl', 'connectTimeoutMs'], undefined], // nothing close enough
+    ['x', ['y', 'z'], 'y'], // one edit on a one-letter key
+    ['ab', ['port', 'host'], undefined],
+  ])('suggest(%j) → %j', (key, known, expected) => {
+    expect(suggest(key, known)).toBe(expected);
+  });
+
+  it.each([
+    ['4', '`"4"` (string)'],
+    ['', '`""` (string)'],
+    [-1, '`-1` (number)'],
+    [Number.NaN, '`NaN` (number)'],
+    [null, '`null` (null)'],
+    [undefined, '`undefined` (undefined)'],
+    [[], '`` (object)'],
+    [{}, '`[object Object]` (object)'],
+    [Object.create(null) as object, '`[object Object]` (object)'], // String() throws on it
+  ])('describe(%j) → %s', (value, shown) => {
+    expect(describeValue(value)).toBe(shown);
+  });
+
+  it.each([
+    [{}, 'a number >= 0'],
+    [{ min: 1, integer: true }, 'an integer >= 1'],
+    [{ min: 1, integer: true, allowInfinity: true }, 'an integer >= 1 (or Infinity)'],
+    [{ min: 0, exclusiveMin: true }, 'a number > 0'],
+    [{ min: 0, exclusiveMin: true, max: 1 }, 'a number in (0, 1]'],
+    [{ max: 1 }, 'a number in [0, 1]'],
+    [{ min: -Infinity }, 'a finite number'],
+  ])('expectedNumber(%j) → %s', (rule, words) => {
+    expect(expectedNumber(rule)).toBe(words);
   });
 });

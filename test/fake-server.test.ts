@@ -130,7 +130,7 @@ describe('options', () => {
   it('rejects unknown and invalid options eagerly', async () => {
     await expect(startFakeModelBeam({ limitz: {} } as FakeServerOptions)).rejects.toThrow(/Unknown option `limitz`/);
     await expect(startFakeModelBeam({ limits: { minute: { limit: -1 } } })).rejects.toThrow(
-      'Expected `limits.minute.limit` to be a non-negative integer, got `-1` (number)',
+      'Expected `limits.minute.limit` to be an integer >= 0, got `-1` (number)',
     );
     await expect(startFakeModelBeam({ faults: { resetRate: 2 } })).rejects.toThrow(/faults.resetRate/);
     await expect(startFakeModelBeam({ webhook: { url: 'ftp://x' } })).rejects.toThrow(/webhook.url/);

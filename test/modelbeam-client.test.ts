@@ -15,7 +15,9 @@ import {
   RetriesExhaustedError,
   ValidationError,
 } from '../src/errors/index.js';
+import { RateLimitScheduler } from '../src/engine/scheduler.js';
 import { ModelBeamClient, type ModelBeamClientEvents } from '../src/modelbeam/index.js';
+import { resolveClientOptions } from '../src/modelbeam/options.js';
 import { ManualClock, startFakeModelBeam } from '../src/testing/index.js';
 import { closeAll, FAST_POLLING, harness, img, json, serve, stubApi, until, type Harness } from './modelbeam-harness.js';
 
@@ -801,7 +803,7 @@ describe('pagination, options and lifecycle', () => {
     expect(() => new ModelBeamClient({} as never)).toThrow(/Expected `apiKey` to be a non-empty string, e.g. `new ModelBeamClient\(\{ apiKey: process.env.MODELBEAM_API_KEY \}\)`/);
     expect(() => new ModelBeamClient({ apiKey: 'abc\n' })).toThrow(/length 4/);
     expect(() => new ModelBeamClient({ apiKey: 'abc\n' })).not.toThrow(/abc/);
-    expect(() => new ModelBeamClient({ apiKey: 'k', polling: { maxShare: 2 } })).toThrow('Expected `polling.maxShare` to be a share in (0, 1], got `2` (number)');
+    expect(() => new ModelBeamClient({ apiKey: 'k', polling: { maxShare: 2 } })).toThrow('Expected `polling.maxShare` to be a number in (0, 1], got `2` (number)');
     expect(() => new ModelBeamClient({ apiKey: 'k', polling: { maxSahre: 1 } as never })).toThrow(/Unknown option `polling.maxSahre`/);
     expect(() => new ModelBeamClient({ apiKey: 'k', timeout: 1 } as never)).toThrow(/Unknown option `timeout`/);
     expect(() => new ModelBeamClient({ apiKey: 'k', baseUrl: 'ftp://x' })).toThrow(/Expected `baseUrl` to be an http\(s\) URL/);
@@ -836,5 +838,80 @@ describe('pagination, options and lifecycle', () => {
     controller.abort(new Error('stop'));
     await expect(waiting).rejects.toThrow('stop');
     expect(h.client.stats()).toMatchObject({ inFlightJobs: 1, waitingJobs: 0 });
+  });
+});
+
+describe('one time setting: the scheduler\'s timeScale, handed out by the fake server', () => {
+  afterEach(closeAll);
+
+  it('server.clientOptions() gives baseUrl, apiKey and the server\'s windows as a timeScale', async () => {
+    const server = await startFakeModelBeam({
+      accounts: { 'key-a': 'acct-a', 'key-b': 'acct-b' },
+      limits: { minute: { limit: 60, windowMs: 2000 }, daily: { limit: 1000, windowMs: 120_000 } },
+    });
+    try {
+      expect(server.clientOptions()).toEqual({
+        apiKey: 'key-a',
+        baseUrl: server.baseUrl,
+        scheduler: { timeScale: 2000 / 60_000, windows: { minuteMs: 2000, dayMs: 120_000 } },
+      });
+      expect(server.clientOptions('acct-b').apiKey).toBe('key-b');
+      expect(() => server.clientOptions('acct-nope')).toThrow(/Unknown account `acct-nope`/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('every time default of the client follows the timeScale, whether the client builds the scheduler or is given it', async () => {
+    const server = await startFakeModelBeam({ limits: { minute: { limit: 60, windowMs: 2000 } } });
+    try {
+      const options = server.clientOptions();
+      const given = new RateLimitScheduler(options.scheduler);
+      for (const o of [resolveClientOptions(options), resolveClientOptions({ ...options, scheduler: given })]) {
+        expect(o.scheduler.timing).toEqual({ timeScale: 1 / 30, minuteMs: 2000, dayMs: 2_880_000 });
+        expect(o.polling.windowMs).toBe(2000); // before: 60 000 for a scheduler given to the client
+        expect(o.polling.minIntervalMs).toBeCloseTo(1000 / 30, 9);
+        expect(o.polling.maxIntervalMs).toBeCloseTo(2000, 9);
+        expect(o.polling.initialEstimateMs).toBeCloseTo(5000 / 30, 9);
+        expect(o.jobRetryDelayMs).toBeCloseTo(2000 / 30, 9);
+        expect(o.balanceCheckIntervalMs).toBeCloseTo(2000, 9);
+        // Real I/O deadlines do not compress.
+        expect(o.connectTimeoutMs).toBe(10_000);
+        expect(o.headersTimeoutMs).toBe(60_000);
+        expect(o.webhook).toBeUndefined();
+        if (o.ownsScheduler) await o.scheduler.close();
+      }
+      await given.close();
+      // Options given explicitly win over the scaled defaults.
+      const own = resolveClientOptions({ ...options, polling: { minIntervalMs: 7 }, jobRetryDelayMs: 0 });
+      expect([own.polling.minIntervalMs, own.jobRetryDelayMs]).toEqual([7, 0]);
+      await own.scheduler.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a client built from server.clientOptions() alone runs in the server\'s compressed time', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    // A 2 s "minute" (timeScale 1/30); jobs of 3 s and 6 s of real time.
+    const server = await startFakeModelBeam({ clock, limits: { minute: { limit: 60, windowMs: 2000 } }, jobs: { pendingMs: 20, processingMs: 80 } });
+    const client = new ModelBeamClient({ ...server.clientOptions(), clock });
+    try {
+      const start = clock.now();
+      let settled = false;
+      const prompts = ['one', 'two', 'three', 'FAIL_ONCE:WORKER_TIMEOUT four'];
+      const all = Promise.all(prompts.map((prompt) => client.generate('txt2img', img({ prompt })))).finally(() => (settled = true));
+      // Unscaled, the first poll alone would wait 5000 ms (initialEstimateMs) and the resubmission 2000 ms
+      // (jobRetryDelayMs): more than this whole compressed minute.
+      await advanceWhileQuiet(clock, client, () => settled, 2000);
+      const results = await all;
+      expect(results).toHaveLength(4);
+      expect(clock.now() - start).toBeLessThan(2000);
+      expect(client.stats().completed).toBe(4);
+      expect(server.maxInAnyWindow()).toBeLessThanOrEqual(60);
+    } finally {
+      await client.close();
+      await server.close();
+    }
   });
 });

@@ -98,7 +98,7 @@ describe('a key revoked mid-run (401), library level: client + runBatch over rea
         apiKey: key,
         baseUrl: server.baseUrl,
         scheduler: { windows: { minuteMs: 1000 }, maxConcurrent: 4 },
-        polling: { minIntervalMs: 20, maxIntervalMs: 300, initialEstimateMs: 150, windowMs: 1000 },
+        polling: { minIntervalMs: 20, maxIntervalMs: 300, initialEstimateMs: 150 },
       });
     try {
       const items = Array.from({ length: 120 }, (_, i) => ({ id: `k${i}`, prompt: `revoked key item ${i}`, model: 'Flux1schnell', width: 512, height: 512, steps: 4 }));
@@ -170,7 +170,7 @@ describe('a key revoked mid-run (401), library level: client + runBatch over rea
       apiKey: key,
       baseUrl: server.baseUrl,
       scheduler: { windows: { minuteMs: 1000 }, maxConcurrent: 2 },
-      polling: { minIntervalMs: 20, maxIntervalMs: 200, initialEstimateMs: 100, windowMs: 1000 },
+      polling: { minIntervalMs: 20, maxIntervalMs: 200, initialEstimateMs: 100 },
       jobRetryDelayMs: 0,
     });
     try {

@@ -187,7 +187,7 @@ describe('library flows of every layer with a pino logger at trace, no scrubbing
         baseUrl: server.baseUrl,
         logger,
         scheduler: { windows: { minuteMs: 1000 }, retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 } },
-        polling: { minIntervalMs: 5, maxIntervalMs: 200, initialEstimateMs: 40, windowMs: 1000 },
+        polling: { minIntervalMs: 5, maxIntervalMs: 200, initialEstimateMs: 40 },
         jobRetryDelayMs: 0,
         webhook: { url: 'http://127.0.0.1:9/unused', secret: SECRET, maxBodyBytes: 2048 },
         ...extra,

@@ -214,17 +214,9 @@ type RunResult = { start: number; capped: boolean };
 
 /** Ours: one `generate()` per job. */
 async function runOurs(fake: FakeModelBeamServer, k: Case, jobs: number, webhooks: boolean, capAt: number, tally: Tally, signal: AbortSignal): Promise<RunResult> {
+  // The server's windows as the scheduler's timeScale (SCALE): every time default of the client follows.
   const client = new ModelBeamClient({
-    apiKey: 'test-key',
-    baseUrl: fake.baseUrl,
-    scheduler: { windows: { minuteMs: WINDOW_MS } },
-    polling: {
-      windowMs: WINDOW_MS,
-      minIntervalMs: 1000 * SCALE,
-      maxIntervalMs: 60_000 * SCALE,
-      initialEstimateMs: 5000 * SCALE,
-    },
-    jobRetryDelayMs: 2000 * SCALE,
+    ...fake.clientOptions(),
     ...(webhooks ? { webhook: { url: 'http://127.0.0.1:9/not-yet', secret: SECRET } } : {}),
   });
   const stop = new AbortController();
@@ -500,8 +492,8 @@ function markdown(ctx: ScenarioContext, jobs: number, summary: Table, detail: Ta
     '',
     '### What each contender was given',
     '',
-    '- **ours, polling**: `new ModelBeamClient({ scheduler: { windows: { minuteMs } }, polling: { windowMs, minIntervalMs: 1 s,',
-    '  maxIntervalMs: 60 s, initialEstimateMs: 5 s }, jobRetryDelayMs: 2 s })` (the defaults, scaled), then one',
+    '- **ours, polling**: `new ModelBeamClient(fake.clientOptions())`: the server\'s windows as the scheduler\'s `timeScale`,',
+    '  which scales every time default (polling 1 s to 60 s, first estimate 5 s, job retry delay 2 s, all × 1/20), then one',
     '  `generate()` per job. It learns the limit from the headers; polls go below submissions, at most half the budget',
     '  while submissions wait, planned from the learned duration of `txt2img Flux1schnell` and the reported progress.',
     '- **ours, webhooks**: the same, plus `webhook: { url, secret }`; `startWebhookServer({ port: 0 })`, its URL set with',

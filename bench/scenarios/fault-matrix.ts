@@ -244,7 +244,8 @@ export async function runFaultRow(row: MatrixRow, options: RowOptions): Promise<
         apiKey: 'test-key',
         baseUrl: server.baseUrl,
         scheduler: { windows: { minuteMs: windowMs }, retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 250 } },
-        polling: { minIntervalMs: 20, maxIntervalMs: 300, initialEstimateMs: 80, windowMs },
+        // polling.windowMs follows the scheduler's minute window.
+        polling: { minIntervalMs: 20, maxIntervalMs: 300, initialEstimateMs: 80 },
         jobRetryDelayMs: 0,
         headersTimeoutMs: 5000,
         bodyTimeoutMs: 5000,

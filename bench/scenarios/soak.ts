@@ -123,7 +123,8 @@ export const scenario: Scenario = {
         apiKey: 'test-key',
         baseUrl,
         scheduler: { windows: { minuteMs: WINDOW_MS }, retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 250 } },
-        polling: { minIntervalMs: 20, maxIntervalMs: 1000, initialEstimateMs: 80, windowMs: WINDOW_MS },
+        // polling.windowMs follows the scheduler's minute window.
+        polling: { minIntervalMs: 20, maxIntervalMs: 1000, initialEstimateMs: 80 },
         webhook: { url: 'http://127.0.0.1:9/replaced-below', secret: SECRET },
         jobRetryDelayMs: 0,
       });

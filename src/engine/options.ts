@@ -1,5 +1,20 @@
 import type { Clock, Random } from '../internal/clock.js';
 import type { Logger } from '../internal/logger.js';
+import {
+  bool,
+  checkClock,
+  checkLogger,
+  checkNumber,
+  checkRandom,
+  hasMethods,
+  invalid,
+  keyList,
+  num,
+  object,
+  oneOf,
+  options as rootOptions,
+  type Keys,
+} from '../internal/validate.js';
 import type { Store } from '../store/types.js';
 
 /** Retry policy for transient failures (5xx, 408, resets, timeouts). */
@@ -12,17 +27,17 @@ export interface RetryOptions {
   /**
    * Base of the exponential backoff: attempt n waits a random time in
    * `[0, min(maxDelayMs, baseDelayMs * 2^(n-1)))` (full jitter).
-   * @default 500
+   * @default 500 × timeScale
    */
   baseDelayMs?: number;
   /**
    * Cap of one backoff wait.
-   * @default 30_000
+   * @default 30_000 × timeScale
    */
   maxDelayMs?: number;
   /**
    * Cap on the time from a task's first dispatch to its last retry.
-   * @default 300_000
+   * @default 300_000 × timeScale
    */
   maxRetryTimeMs?: number;
 }
@@ -37,9 +52,24 @@ export interface SchedulerOptions {
    */
   limits?: { minute?: number; daily?: number };
   /**
-   * Window lengths. Compress them in tests and benchmarks (e.g. a 2 s "minute")
-   * together with the fake server's.
-   * @default { minuteMs: 60_000, dayMs: 86_400_000 }
+   * The one time setting: the length of this process's millisecond in the
+   * API's milliseconds. `1/30` makes a 2 s "minute" and scales every other
+   * time default with it: the windows, the retry backoff, `marginMs`,
+   * `leaseMs`, and the time defaults of a `ModelBeamClient` and a `RedisStore`
+   * that use this scheduler (polling intervals, job retry delay, balance
+   * checks, the store's view cache and polls). Options given explicitly are
+   * taken as they are. Deadlines of real I/O (HTTP and Redis connect/command
+   * timeouts, the webhook signature tolerance) do not scale: a loopback round
+   * trip costs the same in compressed time. Against the fake server,
+   * `server.clientOptions()` sets it for you.
+   * @default 1
+   * @example { timeScale: 1 / 30 } // a 2 s minute, a 48 min day
+   */
+  timeScale?: number;
+  /**
+   * Window lengths. Set `timeScale` instead to compress time in tests and
+   * benchmarks; set these for an API whose windows are not a minute and a day.
+   * @default { minuteMs: 60_000 × timeScale, dayMs: 86_400_000 × timeScale }
    */
   windows?: { minuteMs?: number; dayMs?: number };
   /**
@@ -82,7 +112,7 @@ export interface SchedulerOptions {
   marginMs?: number;
   /**
    * How long a shared store trusts a reservation of this process.
-   * @default minuteMs + 30_000
+   * @default minuteMs + 30_000 × timeScale
    */
   leaseMs?: number;
   /**
@@ -119,9 +149,15 @@ export interface ScheduleOptions {
   idempotent?: boolean;
 }
 
-export interface ResolvedOptions {
+/** The time settings of a scheduler, as a client or a store built on it reads them (`scheduler.timing`). */
+export interface SchedulerTiming {
+  /** See `SchedulerOptions.timeScale`. */
+  timeScale: number;
   minuteMs: number;
   dayMs: number;
+}
+
+export interface ResolvedOptions extends SchedulerTiming {
   seeds: { minute: number | undefined; daily: number | undefined };
   maxConcurrent: number;
   smooth: boolean;
@@ -133,8 +169,9 @@ export interface ResolvedOptions {
   leaseMs: number;
 }
 
-/** The one defaults object. */
+/** The one defaults object. Time values are at `timeScale` 1 (see `scaled`). */
 export const defaults = {
+  timeScale: 1,
   minuteMs: 60_000,
   dayMs: 86_400_000,
   maxConcurrent: 64,
@@ -143,150 +180,97 @@ export const defaults = {
   retry: { maxAttempts: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryTimeMs: 300_000 },
   gateJitter: 0.05,
   timeoutMs: 0,
+  /** The part of the default `leaseMs` beyond one minute window. */
+  leaseExtraMs: 30_000,
 } as const;
 
-const KNOWN = new Set([
-  'limits',
-  'windows',
-  'maxConcurrent',
-  'smooth',
-  'onDailyLimit',
-  'retry',
-  'gateJitter',
-  'timeoutMs',
-  'marginMs',
-  'leaseMs',
-  'store',
-  'logger',
-  'clock',
-  'random',
-]);
-
-function describe(value: unknown): string {
-  let shown: string;
-  try {
-    shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  } catch {
-    shown = Object.prototype.toString.call(value);
-  }
-  return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
+/** A time default (ms at `timeScale` 1) in this scheduler's time. */
+export function scaled(ms: number, timeScale: number): number {
+  return ms * timeScale;
 }
 
-/** Throws the one message shape for a bad option. */
-export function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
-}
+const SCHEDULER_KEYS = keyList({
+  limits: true,
+  timeScale: true,
+  windows: true,
+  maxConcurrent: true,
+  smooth: true,
+  onDailyLimit: true,
+  retry: true,
+  gateJitter: true,
+  timeoutMs: true,
+  marginMs: true,
+  leaseMs: true,
+  store: true,
+  logger: true,
+  clock: true,
+  random: true,
+} satisfies Keys<SchedulerOptions>);
+const WINDOW_KEYS = keyList({ minuteMs: true, dayMs: true } satisfies Keys<NonNullable<SchedulerOptions['windows']>>);
+const LIMIT_KEYS = keyList({ minute: true, daily: true } satisfies Keys<NonNullable<SchedulerOptions['limits']>>);
+const RETRY_KEYS = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
+const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true } satisfies Keys<ScheduleOptions>);
 
-export function checkNumber(
-  name: string,
-  value: unknown,
-  { min = 0, integer = false, allowInfinity = false, exclusiveMin = false } = {},
-): number {
-  const ok =
-    typeof value === 'number' &&
-    !Number.isNaN(value) &&
-    (allowInfinity || Number.isFinite(value)) &&
-    (exclusiveMin ? value > min : value >= min) &&
-    (!integer || Number.isInteger(value) || (allowInfinity && value === Infinity));
-  if (!ok) {
-    const kind = integer ? 'an integer' : 'a number';
-    invalid(name, `${kind} ${exclusiveMin ? '>' : '>='} ${min}${allowInfinity ? ' (or Infinity)' : ''}`, value);
-  }
-  return value as number;
-}
-
-function checkObject(name: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(name, 'an object', value);
-  for (const key of Object.keys(value)) {
-    if (!keys.includes(key)) {
-      throw new TypeError(`Unknown option \`${name}.${key}\`; expected one of ${keys.map((k) => `\`${k}\``).join(', ')}`);
-    }
-  }
-  return value as Record<string, unknown>;
+/** `timeScale` alone, checked: a client or store reads it before the scheduler is built. */
+export function resolveTimeScale(value: unknown): number {
+  return num('timeScale', value, defaults.timeScale, { min: 0, exclusiveMin: true });
 }
 
 /** Validates eagerly and fills in defaults. Unknown keys throw: a typo must not vanish. */
 export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) invalid('options', 'an object', options);
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new TypeError(`Unknown option \`${key}\`; expected one of ${[...KNOWN].map((k) => `\`${k}\``).join(', ')}`);
-  }
-  const windows = options.windows === undefined ? {} : checkObject('windows', options.windows, ['minuteMs', 'dayMs']);
-  const minuteMs =
-    windows.minuteMs === undefined ? defaults.minuteMs : checkNumber('windows.minuteMs', windows.minuteMs, { min: 0, exclusiveMin: true });
-  const dayMs = windows.dayMs === undefined ? defaults.dayMs : checkNumber('windows.dayMs', windows.dayMs, { min: 0, exclusiveMin: true });
+  const o = rootOptions(options, SCHEDULER_KEYS);
+  const timeScale = resolveTimeScale(o.timeScale);
+  const t = (ms: number): number => scaled(ms, timeScale);
+  const gt0 = { min: 0, exclusiveMin: true };
+
+  const windows = object('windows', o.windows, WINDOW_KEYS);
+  const minuteMs = num('windows.minuteMs', windows.minuteMs, t(defaults.minuteMs), gt0);
+  const dayMs = num('windows.dayMs', windows.dayMs, t(defaults.dayMs), gt0);
   if (dayMs < minuteMs) invalid('windows.dayMs', `at least windows.minuteMs (${minuteMs})`, dayMs);
 
-  const limits = options.limits === undefined ? {} : checkObject('limits', options.limits, ['minute', 'daily']);
+  const limits = object('limits', o.limits, LIMIT_KEYS);
   const seedMinute = limits.minute === undefined ? undefined : checkNumber('limits.minute', limits.minute, { min: 1, integer: true });
   const seedDaily = limits.daily === undefined ? undefined : checkNumber('limits.daily', limits.daily, { min: 1, integer: true });
 
-  const retry = options.retry === undefined ? {} : checkObject('retry', options.retry, ['maxAttempts', 'baseDelayMs', 'maxDelayMs', 'maxRetryTimeMs']);
+  const retry = object('retry', o.retry, RETRY_KEYS);
+  const d = defaults.retry;
   const resolvedRetry = {
-    maxAttempts: retry.maxAttempts === undefined ? defaults.retry.maxAttempts : checkNumber('retry.maxAttempts', retry.maxAttempts, { min: 1, integer: true }),
-    baseDelayMs: retry.baseDelayMs === undefined ? defaults.retry.baseDelayMs : checkNumber('retry.baseDelayMs', retry.baseDelayMs),
-    maxDelayMs: retry.maxDelayMs === undefined ? defaults.retry.maxDelayMs : checkNumber('retry.maxDelayMs', retry.maxDelayMs),
-    maxRetryTimeMs:
-      retry.maxRetryTimeMs === undefined
-        ? defaults.retry.maxRetryTimeMs
-        : checkNumber('retry.maxRetryTimeMs', retry.maxRetryTimeMs, { allowInfinity: true }),
+    maxAttempts: num('retry.maxAttempts', retry.maxAttempts, d.maxAttempts, { min: 1, integer: true }),
+    baseDelayMs: num('retry.baseDelayMs', retry.baseDelayMs, t(d.baseDelayMs)),
+    maxDelayMs: num('retry.maxDelayMs', retry.maxDelayMs, t(d.maxDelayMs)),
+    maxRetryTimeMs: num('retry.maxRetryTimeMs', retry.maxRetryTimeMs, t(d.maxRetryTimeMs), { allowInfinity: true }),
   };
 
-  const onDailyLimit = options.onDailyLimit ?? defaults.onDailyLimit;
-  if (onDailyLimit !== 'wait' && onDailyLimit !== 'reject') invalid('onDailyLimit', "'wait' or 'reject'", onDailyLimit);
-  if (options.smooth !== undefined && typeof options.smooth !== 'boolean') invalid('smooth', 'a boolean', options.smooth);
-  if (options.store !== undefined) {
-    const s = options.store as unknown as Record<string, unknown>;
-    if (typeof s !== 'object' || s === null || typeof s.reserve !== 'function' || typeof s.settle !== 'function') {
-      invalid('store', 'a Store (MemoryStore or RedisStore)', options.store);
-    }
+  const onDailyLimit = oneOf('onDailyLimit', o.onDailyLimit, defaults.onDailyLimit, ['wait', 'reject']);
+  const smooth = bool('smooth', o.smooth, defaults.smooth);
+  if (o.store !== undefined && (typeof o.store !== 'object' || !hasMethods(o.store, ['reserve', 'settle']))) {
+    invalid('store', 'a Store (MemoryStore or RedisStore)', o.store);
   }
-  if (options.clock !== undefined) {
-    const c = options.clock as unknown as Record<string, unknown>;
-    if (typeof c !== 'object' || c === null || typeof c.now !== 'function' || typeof c.setTimeout !== 'function' || typeof c.clearTimeout !== 'function') {
-      invalid('clock', 'an object with now(), setTimeout() and clearTimeout()', options.clock);
-    }
-  }
-  if (options.random !== undefined && typeof options.random !== 'function') invalid('random', 'a function returning [0, 1)', options.random);
-  if (options.logger !== undefined) {
-    const l = options.logger as unknown as Record<string, unknown>;
-    if (typeof l !== 'object' || l === null || typeof l.child !== 'function' || typeof l.debug !== 'function') {
-      invalid('logger', 'a pino logger', options.logger);
-    }
-  }
+  checkClock(o.clock, undefined);
+  checkRandom(o.random, undefined);
+  checkLogger(o.logger, undefined);
 
   return {
+    timeScale,
     minuteMs,
     dayMs,
     seeds: { minute: seedMinute, daily: seedDaily },
-    maxConcurrent:
-      options.maxConcurrent === undefined
-        ? defaults.maxConcurrent
-        : checkNumber('maxConcurrent', options.maxConcurrent, { min: 1, integer: true, allowInfinity: true }),
-    smooth: options.smooth ?? defaults.smooth,
+    maxConcurrent: num('maxConcurrent', o.maxConcurrent, defaults.maxConcurrent, { min: 1, integer: true, allowInfinity: true }),
+    smooth,
     onDailyLimit,
     retry: resolvedRetry,
-    gateJitter: options.gateJitter === undefined ? defaults.gateJitter : checkNumber('gateJitter', options.gateJitter),
-    timeoutMs: options.timeoutMs === undefined ? defaults.timeoutMs : checkNumber('timeoutMs', options.timeoutMs),
-    marginMs: options.marginMs === undefined ? Math.min(250, Math.max(1, minuteMs / 500)) : checkNumber('marginMs', options.marginMs),
-    leaseMs: options.leaseMs === undefined ? minuteMs + 30_000 : checkNumber('leaseMs', options.leaseMs, { min: 0, exclusiveMin: true }),
+    gateJitter: num('gateJitter', o.gateJitter, defaults.gateJitter),
+    timeoutMs: num('timeoutMs', o.timeoutMs, defaults.timeoutMs),
+    marginMs: num('marginMs', o.marginMs, Math.min(250, Math.max(1, minuteMs / 500))),
+    leaseMs: num('leaseMs', o.leaseMs, minuteMs + t(defaults.leaseExtraMs), gt0),
   };
 }
 
-const SCHEDULE_KEYS = ['priority', 'signal', 'timeoutMs', 'idempotent'];
-
 /** Validates per-task options. Unknown keys throw, as for the scheduler's options. */
 export function checkScheduleOptions(options: ScheduleOptions): void {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', 'an object', options);
-  for (const key of Object.keys(options)) {
-    if (!SCHEDULE_KEYS.includes(key)) {
-      throw new TypeError(`Unknown option \`${key}\`; expected one of ${SCHEDULE_KEYS.map((k) => `\`${k}\``).join(', ')}`);
-    }
-  }
-  if (options.priority !== undefined && (typeof options.priority !== 'number' || !Number.isFinite(options.priority))) {
-    invalid('priority', 'a finite number', options.priority);
-  }
-  if (options.timeoutMs !== undefined) checkNumber('timeoutMs', options.timeoutMs);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', options.signal);
-  if (options.idempotent !== undefined && typeof options.idempotent !== 'boolean') invalid('idempotent', 'a boolean', options.idempotent);
+  const o = rootOptions(options, SCHEDULE_KEYS);
+  if (o.priority !== undefined) checkNumber('priority', o.priority, { min: -Infinity });
+  num('timeoutMs', o.timeoutMs, 0);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', o.signal);
+  bool('idempotent', o.idempotent, false);
 }

@@ -24,7 +24,7 @@ import {
   type ResponseInfo,
 } from './classify.js';
 import { TypedEmitter, type RetryReason, type SchedulerEvents } from './events.js';
-import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions } from './options.js';
+import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
 import { PriorityQueue, type Queueable } from './queue.js';
 
 /** What a task receives on each attempt. */
@@ -432,6 +432,12 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   async ready(): Promise<void> {
     await this.#init;
     if (this.#stopped) throw this.#stopped;
+  }
+
+  /** The time settings (`timeScale` and window lengths) that a client built on this scheduler follows. */
+  get timing(): SchedulerTiming {
+    const { timeScale, minuteMs, dayMs } = this.#options;
+    return { timeScale, minuteMs, dayMs };
   }
 
   /** Queued tasks, not counting those in flight. */

@@ -4,7 +4,7 @@
  * `TypeError` naming the option before anything is queued or sent, as for the
  * constructor's options.
  */
-import { invalid } from '../engine/options.js';
+import { invalid, unknownOption } from '../internal/validate.js';
 
 type Check = (name: string, value: unknown) => void;
 
@@ -38,7 +38,7 @@ export function checkCallOptions(options: unknown, checks: Readonly<Record<strin
   if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', 'an object', options);
   for (const [key, value] of Object.entries(options)) {
     const check = checks[key];
-    if (!check) throw new TypeError(`Unknown option \`${key}\`; expected one of ${Object.keys(checks).map((k) => `\`${k}\``).join(', ')}`);
+    if (!check) unknownOption('', key, Object.keys(checks));
     if (value !== undefined) check(key, value);
   }
 }

@@ -11,6 +11,7 @@ import { OutcomeUnknownError } from '../errors/outcome-unknown-error.js';
 import { ParamsValidationError } from '../errors/params-validation-error.js';
 import { QueueClosedError } from '../errors/queue-closed-error.js';
 import type { Logger } from '../internal/logger.js';
+import { checkHttpUrl } from '../internal/validate.js';
 import { encodeBody, prepareParams, type PreparedParams } from './body.js';
 import { CALL_OPTIONS, checkCallOptions } from './call-options.js';
 import { Downloader, type DownloadOptions } from './download.js';
@@ -32,7 +33,7 @@ import { runGenerate, type GenerateResult, type SubmittedJob } from './generate.
 import { JobTracker, type TrackerCounters } from './job-tracker.js';
 import { copyResultFields, hasOutput, parseJobStatus, readRequestId, toJobResult, unwrapData, type JobResult, type JobStatus } from './jobs.js';
 import { linkSignals } from './lru.js';
-import { resolveClientOptions, shownUrl, type ModelBeamClientOptions, type ResolvedClientOptions } from './options.js';
+import { MAX_URL_LENGTH, resolveClientOptions, type ModelBeamClientOptions, type ResolvedClientOptions } from './options.js';
 import { PollGate } from './poll-gate.js';
 import { DurationEstimator, type PlannerConfig } from './poll-planner.js';
 import { Poller } from './poller.js';
@@ -531,10 +532,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
    */
   setWebhookUrl(url: string): void {
     if (this.#o.webhook === undefined) throw new TypeError('Expected the `webhook` option to be set before `setWebhookUrl()`');
-    if (typeof url !== 'string' || url.length > 2048 || !/^https?:\/\//i.test(url) || !URL.canParse(url)) {
-      throw new TypeError(`Expected \`url\` to be an http(s) URL of at most 2048 characters, got \`${String(shownUrl(url))}\``);
-    }
-    this.#webhookUrl = url;
+    this.#webhookUrl = checkHttpUrl('url', url, MAX_URL_LENGTH);
   }
 
   // ---- stats and lifecycle --------------------------------------------------------

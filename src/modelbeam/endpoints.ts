@@ -181,7 +181,7 @@ export interface EndpointParams {
 }
 
 /** Every job-creating endpoint the docs name (paths under the base URL). */
-export const KNOWN_ENDPOINTS: readonly string[] = [
+const KNOWN = [
   ...TYPED_ENDPOINTS,
   'aud2video',
   'aud2txt',
@@ -191,7 +191,9 @@ export const KNOWN_ENDPOINTS: readonly string[] = [
   'img-upscale',
   'img-rmbg',
   'videos/replace',
-];
+] as const;
+export type KnownEndpoint = (typeof KNOWN)[number];
+export const KNOWN_ENDPOINTS: readonly string[] = KNOWN;
 
 /** `endpoint` must be a relative path of plain segments: no `..`, no query, no scheme. */
 const ENDPOINT_RE = /^[a-z0-9][a-z0-9_-]*(?:\/[a-z0-9][a-z0-9_-]*)*$/i;

@@ -2,11 +2,28 @@
  * Options of `ModelBeamClient` (types with TSDoc), their defaults in one
  * object, and eager validation in the project's one message shape.
  */
-import { checkNumber, invalid } from '../engine/options.js';
-import type { SchedulerOptions } from '../engine/options.js';
+import { defaults as schedulerDefaults, resolveOptions as resolveSchedulerOptions, scaled } from '../engine/options.js';
+import type { SchedulerOptions, SchedulerTiming } from '../engine/options.js';
 import { RateLimitScheduler } from '../engine/scheduler.js';
 import { systemClock, type Clock, type Random } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
+import {
+  bool,
+  checkClock,
+  checkHttpUrl,
+  checkLogger,
+  checkRandom,
+  invalid,
+  invalidSecret,
+  keyList,
+  missing,
+  num,
+  object,
+  oneOf,
+  checkKeys,
+  type Keys,
+  type NumberRule,
+} from '../internal/validate.js';
 
 /**
  * How often `generate()` resubmits a job that failed with each retryable
@@ -22,6 +39,9 @@ export interface JobRetryOptions {
   UNKNOWN_ERROR?: number;
 }
 
+/** The longest URL the API takes (`webhook_url` is documented as ≤ 2048 characters). */
+export const MAX_URL_LENGTH = 2048;
+
 /** The most `jobRetries.WORKER_TIMEOUT` may be: each retry is a new billed job. */
 export const MAX_WORKER_TIMEOUT_RETRIES = 10;
 
@@ -36,7 +56,7 @@ export interface PollingOptions {
   maxShare?: number;
   /**
    * The shortest time between two polls of one job, and before its first.
-   * @default 1000
+   * @default 1000 × the scheduler's timeScale
    */
   minIntervalMs?: number;
   /**
@@ -44,7 +64,7 @@ export interface PollingOptions {
    * poll (whatever duration has been learned) and between two polls. Jobs
    * that take longer are polled this often. With webhooks, safety-net polls
    * may wait `overdueFactor` times longer.
-   * @default 60_000
+   * @default 60_000 × the scheduler's timeScale
    */
   maxIntervalMs?: number;
   /**
@@ -56,12 +76,12 @@ export interface PollingOptions {
   /**
    * The duration assumed for an endpoint + model before any job of it has
    * finished. The first job of each polls then; the others wait for what it learns.
-   * @default 5000
+   * @default 5000 × the scheduler's timeScale
    */
   initialEstimateMs?: number;
   /**
    * Length of the window `maxShare` is counted over.
-   * @default the scheduler's `windows.minuteMs` when the client builds it, else 60_000
+   * @default the scheduler's minute window (`scheduler.timing.minuteMs`), whether the client builds it or is given it
    */
   windowMs?: number;
 }
@@ -77,7 +97,8 @@ export interface WebhookClientOptions {
   /** The account's signing secret. Required to receive deliveries (`startWebhookServer`, `webhookHandler`). Never logged. */
   secret?: string;
   /**
-   * Largest accepted |now − X-ModelBeam-Timestamp|, in seconds.
+   * Largest accepted |now − X-ModelBeam-Timestamp|, in seconds. Not scaled by
+   * `timeScale`: it bounds the skew between two real clocks.
    * @default 300
    */
   toleranceSec?: number;
@@ -99,7 +120,10 @@ export interface ModelBeamClientOptions {
   baseUrl?: string;
   /**
    * The scheduler every request goes through, or options for a new one. A
-   * scheduler passed in is shared and is not closed by `close()`.
+   * scheduler passed in is shared and is not closed by `close()`. The
+   * client's time defaults follow the scheduler's `timeScale` and its
+   * minute window either way (see `SchedulerOptions.timeScale`): compress
+   * time there, once.
    * @default new RateLimitScheduler() (with this client's clock, random and logger)
    */
   scheduler?: RateLimitScheduler | SchedulerOptions;
@@ -108,7 +132,11 @@ export interface ModelBeamClientOptions {
    * @default 16
    */
   connections?: number;
-  /** @default 10_000 */
+  /**
+   * Time to open a connection. Like the other I/O timeouts below, not scaled
+   * by `timeScale` (a round trip costs the same in compressed time).
+   * @default 10_000
+   */
   connectTimeoutMs?: number;
   /**
    * Time to wait for response headers. A timeout on a submission is an unknown outcome.
@@ -136,7 +164,7 @@ export interface ModelBeamClientOptions {
   maxResubmissions?: number;
   /**
    * Base of the wait before a job-level resubmission (doubling, ±50 % jitter).
-   * @default 2000
+   * @default 2000 × the scheduler's timeScale
    */
   jobRetryDelayMs?: number;
   /**
@@ -157,7 +185,7 @@ export interface ModelBeamClientOptions {
   /**
    * While paused on the balance, check `/balance` this often and resume when
    * it rises (0: never; resume by hand).
-   * @default 60_000
+   * @default 60_000 × the scheduler's timeScale
    */
   balanceCheckIntervalMs?: number;
   polling?: PollingOptions;
@@ -189,7 +217,7 @@ export interface ModelBeamClientOptions {
   random?: Random;
 }
 
-/** The one defaults object. */
+/** The one defaults object. Time values are at `timeScale` 1: the client multiplies them by its scheduler's. */
 export const CLIENT_DEFAULTS = {
   baseUrl: 'https://api.modelbeam.ai/api/v1/client',
   connections: 16,
@@ -203,7 +231,7 @@ export const CLIENT_DEFAULTS = {
   resubmitOnUnknownOutcome: false,
   onInsufficientBalance: 'wait',
   balanceCheckIntervalMs: 60_000,
-  polling: { maxShare: 0.5, minIntervalMs: 1000, maxIntervalMs: 60_000, overdueFactor: 3, initialEstimateMs: 5000, windowMs: 60_000 },
+  polling: { maxShare: 0.5, minIntervalMs: 1000, maxIntervalMs: 60_000, overdueFactor: 3, initialEstimateMs: 5000, windowMs: schedulerDefaults.minuteMs },
   webhook: { toleranceSec: 300, maxBodyBytes: 1024 * 1024 },
   validate: true,
   maxUploadBytes: 100 * 1024 * 1024,
@@ -236,55 +264,40 @@ export interface ResolvedClientOptions {
   random: Random;
 }
 
-const KNOWN = [
-  'apiKey',
-  'baseUrl',
-  'scheduler',
-  'connections',
-  'connectTimeoutMs',
-  'headersTimeoutMs',
-  'bodyTimeoutMs',
-  'keepAliveTimeoutMs',
-  'jobRetries',
-  'maxResubmissions',
-  'jobRetryDelayMs',
-  'resubmitOnUnknownOutcome',
-  'onInsufficientBalance',
-  'balanceCheckIntervalMs',
-  'polling',
-  'webhook',
-  'validate',
-  'maxUploadBytes',
-  'rememberFinishedJobs',
-  'logger',
-  'clock',
-  'random',
-];
-
-function checkKeys(name: string, value: object, keys: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!keys.includes(key)) {
-      const path = name ? `${name}.${key}` : key;
-      throw new TypeError(`Unknown option \`${path}\`; expected one of ${keys.map((k) => `\`${k}\``).join(', ')}`);
-    }
-  }
-}
-
-function checkObject(name: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(name, 'an object', value);
-  checkKeys(name, value, keys);
-  return value as Record<string, unknown>;
-}
-
-function checkBoolean(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') invalid(name, 'a boolean', value);
-  return value;
-}
-
-function num(name: string, value: unknown, fallback: number, rules: Parameters<typeof checkNumber>[2] = {}): number {
-  return value === undefined ? fallback : checkNumber(name, value, rules);
-}
+const KNOWN = keyList({
+  apiKey: true,
+  baseUrl: true,
+  scheduler: true,
+  connections: true,
+  connectTimeoutMs: true,
+  headersTimeoutMs: true,
+  bodyTimeoutMs: true,
+  keepAliveTimeoutMs: true,
+  jobRetries: true,
+  maxResubmissions: true,
+  jobRetryDelayMs: true,
+  resubmitOnUnknownOutcome: true,
+  onInsufficientBalance: true,
+  balanceCheckIntervalMs: true,
+  polling: true,
+  webhook: true,
+  validate: true,
+  maxUploadBytes: true,
+  rememberFinishedJobs: true,
+  logger: true,
+  clock: true,
+  random: true,
+} satisfies Keys<ModelBeamClientOptions>);
+const JOB_RETRY_KEYS = keyList({ WORKER_TIMEOUT: true, PROCESSING_ERROR: true, UNKNOWN_ERROR: true } satisfies Keys<JobRetryOptions>);
+const POLLING_KEYS = keyList({
+  maxShare: true,
+  minIntervalMs: true,
+  maxIntervalMs: true,
+  overdueFactor: true,
+  initialEstimateMs: true,
+  windowMs: true,
+} satisfies Keys<PollingOptions>);
+const WEBHOOK_KEYS = keyList({ url: true, secret: true, toleranceSec: true, maxBodyBytes: true } satisfies Keys<WebhookClientOptions>);
 
 /**
  * A `jobRetries` count: an integer from 0 to `max`. Above it the message says
@@ -308,23 +321,11 @@ function checkApiKey(value: unknown): string {
       'Expected `apiKey` to be a non-empty string, e.g. `new ModelBeamClient({ apiKey: process.env.MODELBEAM_API_KEY })`',
     );
   }
-  if (typeof value !== 'string') throw new TypeError(`Expected \`apiKey\` to be a non-empty string, got a value of type ${typeof value}`);
+  if (typeof value !== 'string') invalidSecret('apiKey', 'a non-empty string', value);
   if (!/^[\x21-\x7e]+$/.test(value)) {
     throw new TypeError(
       `Expected \`apiKey\` to be printable ASCII without spaces or line breaks, got a string of length ${value.length} that is not (check for a stray newline)`,
     );
-  }
-  return value;
-}
-
-/** A URL as an error message may show it: any credentials (`user:password@`) masked. */
-export function shownUrl(value: unknown): unknown {
-  return typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/i, '$1***@') : value;
-}
-
-function checkUrl(name: string, value: unknown, maxLength = 2048): string {
-  if (typeof value !== 'string' || value.length > maxLength || !/^https?:\/\//i.test(value) || !URL.canParse(value)) {
-    invalid(name, `an http(s) URL of at most ${maxLength} characters`, shownUrl(value));
   }
   return value;
 }
@@ -335,95 +336,87 @@ function isScheduler(value: unknown): value is RateLimitScheduler {
   return typeof v === 'object' && v !== null && typeof v.schedule === 'function' && typeof v.stats === 'function' && typeof v.on === 'function';
 }
 
+/** The time settings of a scheduler the client is given (defaults for a look-alike without `timing`). */
+function timingOf(scheduler: RateLimitScheduler): SchedulerTiming {
+  const t = (scheduler as { timing?: SchedulerTiming }).timing;
+  return t ?? { timeScale: schedulerDefaults.timeScale, minuteMs: schedulerDefaults.minuteMs, dayMs: schedulerDefaults.dayMs };
+}
+
 /** Validates eagerly and fills in the defaults. Unknown keys throw: a typo must not vanish. */
 export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedClientOptions {
-  if (typeof options !== 'object' || options === null) {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('Expected `options` to be an object, e.g. `new ModelBeamClient({ apiKey: process.env.MODELBEAM_API_KEY })`');
   }
   checkKeys('', options, KNOWN);
   const d = CLIENT_DEFAULTS;
   const apiKey = checkApiKey(options.apiKey);
-  const baseUrl = options.baseUrl === undefined ? d.baseUrl : checkUrl('baseUrl', options.baseUrl);
+  const baseUrl = options.baseUrl === undefined ? d.baseUrl : checkHttpUrl('baseUrl', options.baseUrl, MAX_URL_LENGTH);
 
-  const clock = options.clock ?? systemClock;
-  const c = clock as unknown as Record<string, unknown>;
-  if (typeof c !== 'object' || c === null || typeof c.now !== 'function' || typeof c.setTimeout !== 'function' || typeof c.clearTimeout !== 'function') {
-    invalid('clock', 'an object with now(), setTimeout() and clearTimeout()', options.clock);
-  }
-  if (options.random !== undefined && typeof options.random !== 'function') invalid('random', 'a function returning [0, 1)', options.random);
-  const random = options.random ?? Math.random;
-  const logger = options.logger ?? silentLogger;
-  const l = logger as unknown as Record<string, unknown>;
-  if (typeof l !== 'object' || l === null || typeof l.child !== 'function' || typeof l.debug !== 'function') {
-    invalid('logger', 'a pino logger', options.logger);
-  }
+  const clock = checkClock<Clock>(options.clock, systemClock);
+  const random = checkRandom<Random>(options.random, Math.random);
+  const logger = checkLogger<Logger>(options.logger, silentLogger);
 
   const given = options.scheduler !== undefined && isScheduler(options.scheduler) ? options.scheduler : undefined;
   if (!given && options.scheduler !== undefined && (typeof options.scheduler !== 'object' || options.scheduler === null)) {
     invalid('scheduler', 'a RateLimitScheduler or scheduler options', options.scheduler);
   }
-  const schedulerOptions = given ? undefined : ((options.scheduler ?? {}) as SchedulerOptions);
-  const schedulerWindowMs = schedulerOptions?.windows?.minuteMs;
+  const schedulerOptions = given ? undefined : { clock, random, logger, ...(options.scheduler as SchedulerOptions | undefined) };
+  // The scheduler's time settings, read before anything is built (its options are checked here, once more when it is built).
+  const timing: SchedulerTiming = given ? timingOf(given) : resolveSchedulerOptions(schedulerOptions ?? {});
+  const t = (ms: number): number => scaled(ms, timing.timeScale);
 
-  const retriesIn = options.jobRetries === undefined ? {} : checkObject('jobRetries', options.jobRetries, Object.keys(d.jobRetries));
+  const retriesIn = object('jobRetries', options.jobRetries, JOB_RETRY_KEYS);
   const jobRetries = {
     WORKER_TIMEOUT: retryCount('WORKER_TIMEOUT', retriesIn.WORKER_TIMEOUT, d.jobRetries.WORKER_TIMEOUT, MAX_WORKER_TIMEOUT_RETRIES),
     PROCESSING_ERROR: retryCount('PROCESSING_ERROR', retriesIn.PROCESSING_ERROR, d.jobRetries.PROCESSING_ERROR, 1),
     UNKNOWN_ERROR: retryCount('UNKNOWN_ERROR', retriesIn.UNKNOWN_ERROR, d.jobRetries.UNKNOWN_ERROR, 1),
   };
 
-  const pollingIn = options.polling === undefined ? {} : checkObject('polling', options.polling, Object.keys(d.polling));
-  const maxShare = num('polling.maxShare', pollingIn.maxShare, d.polling.maxShare, { min: 0, exclusiveMin: true });
-  if (maxShare > 1) invalid('polling.maxShare', 'a share in (0, 1]', maxShare);
-  const minIntervalMs = num('polling.minIntervalMs', pollingIn.minIntervalMs, d.polling.minIntervalMs);
-  const maxIntervalMs = num('polling.maxIntervalMs', pollingIn.maxIntervalMs, d.polling.maxIntervalMs, { min: 0, exclusiveMin: true });
+  const gt0: NumberRule = { min: 0, exclusiveMin: true };
+  const pollingIn = object('polling', options.polling, POLLING_KEYS);
+  const minIntervalMs = num('polling.minIntervalMs', pollingIn.minIntervalMs, t(d.polling.minIntervalMs));
+  const maxIntervalMs = num('polling.maxIntervalMs', pollingIn.maxIntervalMs, t(d.polling.maxIntervalMs), gt0);
   if (maxIntervalMs < minIntervalMs) invalid('polling.maxIntervalMs', `at least polling.minIntervalMs (${minIntervalMs})`, maxIntervalMs);
   const polling = {
-    maxShare,
+    maxShare: num('polling.maxShare', pollingIn.maxShare, d.polling.maxShare, { min: 0, exclusiveMin: true, max: 1 }),
     minIntervalMs,
     maxIntervalMs,
     overdueFactor: num('polling.overdueFactor', pollingIn.overdueFactor, d.polling.overdueFactor, { min: 1 }),
-    initialEstimateMs: num('polling.initialEstimateMs', pollingIn.initialEstimateMs, d.polling.initialEstimateMs, { min: 0, exclusiveMin: true }),
-    windowMs: num('polling.windowMs', pollingIn.windowMs, schedulerWindowMs ?? d.polling.windowMs, { min: 0, exclusiveMin: true }),
+    initialEstimateMs: num('polling.initialEstimateMs', pollingIn.initialEstimateMs, t(d.polling.initialEstimateMs), gt0),
+    windowMs: num('polling.windowMs', pollingIn.windowMs, timing.minuteMs, gt0),
   };
 
   let webhook: ResolvedClientOptions['webhook'];
   if (options.webhook !== undefined) {
-    const w = checkObject('webhook', options.webhook, ['url', 'secret', 'toleranceSec', 'maxBodyBytes']);
-    if (w.url === undefined) {
-      throw new TypeError("Expected `webhook.url` to be set, e.g. `{ webhook: { url: 'https://example.com/modelbeam-hook', secret: process.env.MODELBEAM_WEBHOOK_SECRET } }`");
-    }
-    if (w.secret !== undefined && (typeof w.secret !== 'string' || w.secret === '')) {
-      throw new TypeError(`Expected \`webhook.secret\` to be a non-empty string, got a value of type ${typeof w.secret}`);
-    }
+    const w = object('webhook', options.webhook, WEBHOOK_KEYS);
+    if (w.url === undefined) missing('webhook.url', "`{ webhook: { url: 'https://example.com/modelbeam-hook', secret: process.env.MODELBEAM_WEBHOOK_SECRET } }`");
+    if (w.secret !== undefined && (typeof w.secret !== 'string' || w.secret === '')) invalidSecret('webhook.secret', 'a non-empty string', w.secret);
     webhook = {
-      url: checkUrl('webhook.url', w.url),
+      url: checkHttpUrl('webhook.url', w.url, MAX_URL_LENGTH),
       secret: w.secret as string | undefined,
-      toleranceSec: num('webhook.toleranceSec', w.toleranceSec, d.webhook.toleranceSec, { min: 0, exclusiveMin: true }),
+      toleranceSec: num('webhook.toleranceSec', w.toleranceSec, d.webhook.toleranceSec, gt0),
       maxBodyBytes: num('webhook.maxBodyBytes', w.maxBodyBytes, d.webhook.maxBodyBytes, { min: 1, integer: true }),
     };
   }
 
-  const onInsufficientBalance = options.onInsufficientBalance ?? d.onInsufficientBalance;
-  if (onInsufficientBalance !== 'wait' && onInsufficientBalance !== 'reject') invalid('onInsufficientBalance', "'wait' or 'reject'", onInsufficientBalance);
-
+  const onInsufficientBalance = oneOf('onInsufficientBalance', options.onInsufficientBalance, d.onInsufficientBalance, ['wait', 'reject']);
   const connections = num('connections', options.connections, d.connections, { min: 1, integer: true });
   const rest = {
     connectTimeoutMs: num('connectTimeoutMs', options.connectTimeoutMs, d.connectTimeoutMs),
     headersTimeoutMs: num('headersTimeoutMs', options.headersTimeoutMs, d.headersTimeoutMs),
     bodyTimeoutMs: num('bodyTimeoutMs', options.bodyTimeoutMs, d.bodyTimeoutMs),
     // undici refuses 0 here (it would mean "close at once"), so the bound is > 0, unlike the other timeouts.
-    keepAliveTimeoutMs: num('keepAliveTimeoutMs', options.keepAliveTimeoutMs, d.keepAliveTimeoutMs, { min: 0, exclusiveMin: true }),
+    keepAliveTimeoutMs: num('keepAliveTimeoutMs', options.keepAliveTimeoutMs, d.keepAliveTimeoutMs, gt0),
     maxResubmissions: num('maxResubmissions', options.maxResubmissions, d.maxResubmissions, { integer: true, allowInfinity: true }),
-    jobRetryDelayMs: num('jobRetryDelayMs', options.jobRetryDelayMs, d.jobRetryDelayMs),
-    resubmitOnUnknownOutcome: checkBoolean('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome, d.resubmitOnUnknownOutcome),
-    balanceCheckIntervalMs: num('balanceCheckIntervalMs', options.balanceCheckIntervalMs, d.balanceCheckIntervalMs),
-    validate: checkBoolean('validate', options.validate, d.validate),
+    jobRetryDelayMs: num('jobRetryDelayMs', options.jobRetryDelayMs, t(d.jobRetryDelayMs)),
+    resubmitOnUnknownOutcome: bool('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome, d.resubmitOnUnknownOutcome),
+    balanceCheckIntervalMs: num('balanceCheckIntervalMs', options.balanceCheckIntervalMs, t(d.balanceCheckIntervalMs)),
+    validate: bool('validate', options.validate, d.validate),
     maxUploadBytes: num('maxUploadBytes', options.maxUploadBytes, d.maxUploadBytes, { min: 1, integer: true }),
     rememberFinishedJobs: num('rememberFinishedJobs', options.rememberFinishedJobs, d.rememberFinishedJobs, { min: 0, integer: true }),
   };
   // Built last, once every option is known to be valid (a throwing constructor leaves nothing behind).
-  const scheduler = given ?? new RateLimitScheduler({ clock, random, logger, ...schedulerOptions });
+  const scheduler = given ?? new RateLimitScheduler(schedulerOptions);
 
   return {
     apiKey,

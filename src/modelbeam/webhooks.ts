@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { WebhookVerificationError, type WebhookRejectReason } from '../errors/webhook-verification-error.js';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
+import { checkClock, checkKeys, checkNumber, checkLogger, fn, invalid, keyList, num, type Keys } from '../internal/validate.js';
 import { BoundedSet } from './lru.js';
 
 /** A verified delivery. Values are read from the signed body first; unsigned headers only fill gaps. */
@@ -99,14 +100,9 @@ export function verifyWebhook(rawBody: Buffer | Uint8Array | string, headers: We
   // Bad options fail closed: an empty secret would accept anyone's signature, a NaN tolerance or clock would
   // switch the replay window off (every comparison with NaN is false).
   const secrets = checkSecrets(options?.secret);
-  const tolerance = options.toleranceSec ?? 300;
-  if (typeof tolerance !== 'number' || !(tolerance > 0)) {
-    throw new TypeError(`Expected \`toleranceSec\` to be a number > 0, got \`${String(tolerance)}\` (${typeof tolerance})`);
-  }
+  const tolerance = num('toleranceSec', options.toleranceSec, 300, { min: 0, exclusiveMin: true });
   const nowMs = options.now ?? Date.now();
-  if (typeof nowMs !== 'number' || !Number.isFinite(nowMs)) {
-    throw new TypeError(`Expected \`now\` to be a finite number of ms since the epoch, got \`${String(nowMs)}\` (${typeof nowMs})`);
-  }
+  if (typeof nowMs !== 'number' || !Number.isFinite(nowMs)) invalid('now', 'a finite number of ms since the epoch', nowMs);
   const signature = header(headers, SIGNATURE_HEADER);
   const timestamp = header(headers, TIMESTAMP_HEADER);
   if (signature === undefined) throw new WebhookVerificationError('missing-signature', 'Webhook rejected: no X-ModelBeam-Signature header');
@@ -220,7 +216,18 @@ export interface WebhookHandler {
   process(rawBody: Buffer | Uint8Array | string, headers: WebhookHeaders, remoteAddress?: string): WebhookProcessResult;
 }
 
-const HANDLER_KEYS = ['secret', 'toleranceSec', 'maxBodyBytes', 'bodyTimeoutMs', 'dedupeSize', 'onEvent', 'onRejected', 'onDuplicate', 'clock', 'logger'];
+const HANDLER_KEYS = keyList({
+  secret: true,
+  toleranceSec: true,
+  maxBodyBytes: true,
+  bodyTimeoutMs: true,
+  dedupeSize: true,
+  onEvent: true,
+  onRejected: true,
+  onDuplicate: true,
+  clock: true,
+  logger: true,
+} satisfies Keys<WebhookHandlerOptions>);
 
 const OK = JSON.stringify({ received: true });
 const DUPLICATE = JSON.stringify({ received: true, duplicate: true });
@@ -236,34 +243,19 @@ export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHan
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('Expected `options` to be an object, e.g. `createWebhookHandler({ secret: process.env.MODELBEAM_WEBHOOK_SECRET, onEvent })`');
   }
-  for (const key of Object.keys(options)) {
-    if (!HANDLER_KEYS.includes(key)) throw new TypeError(`Unknown option \`${key}\`; expected one of ${HANDLER_KEYS.map((k) => `\`${k}\``).join(', ')}`);
-  }
+  checkKeys('', options, HANDLER_KEYS);
   const secrets = checkSecrets(options.secret);
-  if (typeof options.onEvent !== 'function') throw new TypeError('Expected `onEvent` to be a function');
-  for (const name of ['onRejected', 'onDuplicate'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`Expected \`${name}\` to be a function`);
-  }
-  const toleranceSec = options.toleranceSec ?? 300;
-  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
-  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
-  for (const [name, value] of [['toleranceSec', toleranceSec], ['maxBodyBytes', maxBodyBytes], ['bodyTimeoutMs', bodyTimeoutMs]] as const) {
-    if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`Expected \`${name}\` to be a number > 0, got \`${String(value)}\` (${typeof value})`);
-  }
-  const dedupeSize = options.dedupeSize ?? 10_000;
-  if (typeof dedupeSize !== 'number' || !Number.isSafeInteger(dedupeSize) || dedupeSize < 1) {
-    // (NaN would make the dedupe memory unbounded.)
-    throw new TypeError(`Expected \`dedupeSize\` to be an integer >= 1, got \`${String(dedupeSize)}\` (${typeof dedupeSize})`);
-  }
-  const clock = options.clock ?? systemClock;
-  const c = clock as unknown as Record<string, unknown> | null;
-  if (typeof c !== 'object' || c === null || typeof c['now'] !== 'function' || typeof c['setTimeout'] !== 'function' || typeof c['clearTimeout'] !== 'function') {
-    throw new TypeError('Expected `clock` to be an object with now(), setTimeout() and clearTimeout()');
-  }
-  const baseLogger = options.logger ?? silentLogger;
-  if (typeof baseLogger !== 'object' || baseLogger === null || typeof baseLogger.child !== 'function' || typeof baseLogger.debug !== 'function') {
-    throw new TypeError('Expected `logger` to be a pino logger');
-  }
+  if (typeof options.onEvent !== 'function') invalid('onEvent', 'a function', options.onEvent);
+  fn('onRejected', options.onRejected);
+  fn('onDuplicate', options.onDuplicate);
+  const gt0 = { min: 0, exclusiveMin: true };
+  const toleranceSec = num('toleranceSec', options.toleranceSec, 300, gt0);
+  const maxBodyBytes = num('maxBodyBytes', options.maxBodyBytes, 1024 * 1024, gt0);
+  const bodyTimeoutMs = num('bodyTimeoutMs', options.bodyTimeoutMs, 10_000, gt0);
+  // (NaN would make the dedupe memory unbounded.)
+  const dedupeSize = num('dedupeSize', options.dedupeSize, 10_000, { min: 1, integer: true });
+  const clock = checkClock<Clock>(options.clock, systemClock);
+  const baseLogger = checkLogger<Logger>(options.logger, silentLogger);
   const logger = baseLogger.child({ component: 'modelbeam-webhooks' });
   const deliveries = new BoundedSet<string>(dedupeSize);
   const pairs = new BoundedSet<string>(dedupeSize);
@@ -407,9 +399,7 @@ export interface WebhookServerOptions {
 /** Serves `handler` on every path of a small `node:http` server. */
 export async function listenWebhookServer(handler: WebhookHandler, options: WebhookServerOptions): Promise<WebhookServer> {
   const { port } = options;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new TypeError(`Expected \`port\` to be an integer in 0-65535, got \`${String(port)}\` (${typeof port})`);
-  }
+  checkNumber('port', port, { integer: true, max: 65535 });
   const host = options.host ?? '127.0.0.1';
   const server: Server = createServer(handler);
   server.headersTimeout = 15_000;

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../internal/logger.js';
+import { bool, checkLogger, invalid, keyList, num, oneOf, options as rootOptions, type Keys } from '../internal/validate.js';
 
 export interface RedisStoreOptions {
   /**
@@ -14,8 +15,8 @@ export interface RedisStoreOptions {
    */
   redis?: Redis | string;
   /**
-   * Prefix of every key. The keys of one account are
-   * `${keyPrefix}{${account}}:state|log|leases` (one hash tag, so one cluster slot).
+   * Prefix of every key. The shared budget of one account is the hash
+   * `${keyPrefix}{${account}}:budget` (a hash tag, so a cluster puts it in one slot).
    * @default 'mbs:'
    */
   keyPrefix?: string;
@@ -40,6 +41,8 @@ export interface RedisStoreOptions {
   localShare?: number;
   /**
    * A command without an answer after this long counts as "Redis unreachable".
+   * Not scaled by the scheduler's `timeScale` (a round trip to Redis costs the
+   * same in compressed time); nor is `connectTimeoutMs`.
    * @default 2000
    */
   commandTimeoutMs?: number;
@@ -51,7 +54,9 @@ export interface RedisStoreOptions {
   /**
    * `view()` answers from the view that came back with the last
    * reserve/settle when it is at most this old (engine clock), instead of a
-   * round trip. 0 always asks Redis.
+   * round trip. 0 always asks Redis. Not scaled by the scheduler's
+   * `timeScale`: it bounds Redis round trips, whose cost does not compress
+   * (every reserve/settle refreshes the view anyway).
    * @default 1000
    */
   viewCacheMs?: number;
@@ -64,7 +69,7 @@ export interface RedisStoreOptions {
    * While this process is blocked on the shared budget, ask Redis again this
    * often: other processes' answers raise the budget without telling it.
    * 0 turns polling off (only the budget's own next raise wakes it).
-   * @default minuteMs / 100, at least 5 ms
+   * @default minuteMs / 100, at least 5 ms (follows the scheduler's windows, so its `timeScale`)
    */
   pollMs?: number;
   /**
@@ -114,19 +119,19 @@ const DEFAULTS = {
   clockOverride: false,
 };
 
-const OPTION_KEYS = [
-  'redis',
-  'keyPrefix',
-  'account',
-  'onUnavailable',
-  'localShare',
-  'commandTimeoutMs',
-  'connectTimeoutMs',
-  'viewCacheMs',
-  'logger',
-  'pollMs',
-  'clockOverride',
-] as const;
+const OPTION_KEYS = keyList({
+  redis: true,
+  keyPrefix: true,
+  account: true,
+  onUnavailable: true,
+  localShare: true,
+  commandTimeoutMs: true,
+  connectTimeoutMs: true,
+  viewCacheMs: true,
+  logger: true,
+  pollMs: true,
+  clockOverride: true,
+} satisfies Keys<RedisStoreOptions>);
 
 /** Options after defaults and validation. */
 export interface ResolvedRedisStoreOptions {
@@ -138,66 +143,42 @@ export interface ResolvedRedisStoreOptions {
   commandTimeoutMs: number;
   connectTimeoutMs: number;
   viewCacheMs: number;
-  /** undefined: derive from the window length. */
+  /** undefined: derive from the window length (the scheduler's, so it follows `timeScale`). */
   pollMs: number | undefined;
   clockOverride: boolean;
   logger: Logger | undefined;
 }
 
-function checkPollMs(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalid('pollMs', 'a number >= 0', value);
-  return value as number;
-}
-
 /** Validates eagerly: a typo or a value out of range throws a TypeError naming it. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedRedisStoreOptions {
-  if (typeof options !== 'object' || options === null) invalid('options', 'an object', options);
-  for (const key of Object.keys(options)) {
-    if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-      throw new TypeError(`Unknown option \`${key}\`. Known options: ${OPTION_KEYS.join(', ')}`);
-    }
-  }
-  const redis = options.redis ?? DEFAULTS.redis;
+  const o = rootOptions(options, OPTION_KEYS);
+  const redis = (o.redis ?? DEFAULTS.redis) as Redis | string;
   if (typeof redis === 'string') checkRedisUrl(redis);
   else if (!isRedisClient(redis)) invalid('redis', 'an ioredis client or a redis:// URL', redis);
-  const keyPrefix = options.keyPrefix ?? DEFAULTS.keyPrefix;
+  const keyPrefix = o.keyPrefix ?? DEFAULTS.keyPrefix;
   if (typeof keyPrefix !== 'string') invalid('keyPrefix', 'a string', keyPrefix);
-  const account = options.account ?? DEFAULTS.account;
+  const account = o.account ?? DEFAULTS.account;
   if (typeof account !== 'string' || account === '' || /[{}]/.test(account)) {
     invalid('account', 'a non-empty string without `{` or `}`', account);
   }
-  const mode = options.onUnavailable ?? DEFAULTS.onUnavailable;
-  if (mode !== 'pause' && mode !== 'local-share') invalid('onUnavailable', "'pause' or 'local-share'", mode);
-  if (options.localShare !== undefined) {
-    if (typeof options.localShare !== 'number' || !(options.localShare > 0 && options.localShare <= 1)) {
-      invalid('localShare', 'a number in (0, 1]', options.localShare);
-    }
-    if (mode !== 'local-share') {
-      throw new TypeError("`localShare` only applies with `onUnavailable: 'local-share'`; remove it or set that mode");
-    }
+  const mode = oneOf('onUnavailable', o.onUnavailable, DEFAULTS.onUnavailable, ['pause', 'local-share']);
+  const localShare = num('localShare', o.localShare, DEFAULTS.localShare, { min: 0, exclusiveMin: true, max: 1 });
+  if (o.localShare !== undefined && mode !== 'local-share') {
+    throw new TypeError("`localShare` only applies with `onUnavailable: 'local-share'`; remove it or set that mode");
   }
-  const positive = (name: string, value: unknown, fallback: number, allowZero = false): number => {
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-      invalid(name, allowZero ? 'a non-negative number' : 'a positive number', value);
-    }
-    return value;
-  };
-  if (options.clockOverride !== undefined && typeof options.clockOverride !== 'boolean') {
-    invalid('clockOverride', 'a boolean', options.clockOverride);
-  }
+  const gt0 = { min: 0, exclusiveMin: true };
   return {
     redis,
     keyPrefix,
     account,
     onUnavailable: mode,
-    localShare: options.localShare ?? DEFAULTS.localShare,
-    commandTimeoutMs: positive('commandTimeoutMs', options.commandTimeoutMs, DEFAULTS.commandTimeoutMs),
-    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
-    viewCacheMs: positive('viewCacheMs', options.viewCacheMs, DEFAULTS.viewCacheMs, true),
-    clockOverride: options.clockOverride ?? DEFAULTS.clockOverride,
-    pollMs: options.pollMs === undefined ? undefined : checkPollMs(options.pollMs),
-    logger: options.logger,
+    localShare,
+    commandTimeoutMs: num('commandTimeoutMs', o.commandTimeoutMs, DEFAULTS.commandTimeoutMs, gt0),
+    connectTimeoutMs: num('connectTimeoutMs', o.connectTimeoutMs, DEFAULTS.connectTimeoutMs, gt0),
+    viewCacheMs: num('viewCacheMs', o.viewCacheMs, DEFAULTS.viewCacheMs),
+    clockOverride: bool('clockOverride', o.clockOverride, DEFAULTS.clockOverride),
+    pollMs: o.pollMs === undefined ? undefined : num('pollMs', o.pollMs, 0),
+    logger: checkLogger<Logger | undefined>(o.logger, undefined),
   };
 }
 
@@ -261,20 +242,6 @@ export class StoreEmitter<Events extends object> {
       }
     }
   }
-}
-
-function describe(value: unknown): string {
-  let shown: string;
-  try {
-    shown = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
-  } catch {
-    shown = String(value);
-  }
-  return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
-}
-
-function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
 }
 
 /** The URL without user name or password, for messages. */

@@ -20,9 +20,10 @@ import { FaultInjector, type FaultFilter, type FaultKind, type FaultRequestInfo 
 import { gatewayPage, json, parseParams, readBody, storableParams, type Reply } from './http-util.js';
 import { processingEvent, terminalEvent } from './job-events.js';
 import { CONTENT_TYPES, JobStore, resultBytes, type FakeJob, type FakeJobView } from './jobs.js';
-import { AccountLimiter, DEFAULT_MINUTE_MS, type LimitDecision } from './limiter.js';
+import { AccountLimiter, DEFAULT_DAILY_MS, DEFAULT_MINUTE_MS, type LimitDecision } from './limiter.js';
 import { listModels } from './models.js';
-import { resolveOptions, invalid, type FakeServerOptions, type FaultOptions, type ResolvedOptions } from './options.js';
+import { invalid } from '../internal/validate.js';
+import { resolveOptions, type FakeServerOptions, type FaultOptions, type ResolvedOptions } from './options.js';
 import { Prng } from './prng.js';
 import { API_PREFIX, matchRoute, type Route } from './routes.js';
 import { Counters, type FakeServerStats } from './stats.js';
@@ -86,10 +87,27 @@ export interface FakeModelBeamServer {
   setWebhook(account: string, url: string | undefined): void;
   /** Re-enables an auto-disabled webhook and resets its failure count. */
   enableWebhook(account: string): void;
+  /**
+   * The client options that match this server: its `baseUrl`, an `apiKey` of
+   * `account`, and scheduler options whose `timeScale` is the server's minute
+   * window over 60 s, with its windows. `new ModelBeamClient(server.clientOptions())`
+   * runs in the server's compressed time with no other time option; spread it
+   * to add more (`{ ...server.clientOptions(), webhook }`), or build a shared
+   * scheduler from its `scheduler`. Reads the windows as they are now.
+   * @param account default: the first configured account
+   */
+  clientOptions(account?: string): FakeClientOptions;
   /** Every webhook attempt so far. */
   webhookLog(): readonly WebhookAttempt[];
   /** Resolves when no webhook attempt is in flight (scheduled retries are not awaited). */
   flushWebhooks(): Promise<void>;
+}
+
+/** What `server.clientOptions()` returns: assignable to `ModelBeamClientOptions`. */
+export interface FakeClientOptions {
+  apiKey: string;
+  baseUrl: string;
+  scheduler: { timeScale: number; windows: { minuteMs: number; dayMs?: number } };
 }
 
 interface AccountState {
@@ -242,11 +260,22 @@ class FakeModelBeam implements FakeModelBeamServer {
     for (const name of ['minute', 'daily'] as const) {
       const v = limits[name];
       if (v !== undefined && v !== false && (!Number.isSafeInteger(v) || v < 0)) {
-        invalid(`limits.${name}`, 'a non-negative integer or false', v);
+        invalid(`limits.${name}`, 'an integer >= 0 or false', v);
       }
     }
     const targets = account === undefined ? [...this.#accounts.values()] : [this.#account(account)];
     for (const state of targets) state.limiter.setLimits(limits);
+  }
+
+  clientOptions(account?: string): FakeClientOptions {
+    const state = account === undefined ? this.#firstAccount() : this.#account(account);
+    const apiKey = [...this.#keys].find(([, id]) => id === state.id)?.[0];
+    if (apiKey === undefined) throw new TypeError(`The account \`${state.id}\` has no API key (see \`addKey\`)`);
+    const { minute, daily } = state.limiter;
+    const timeScale = minute ? minute.windowMs / DEFAULT_MINUTE_MS : daily ? daily.windowMs / DEFAULT_DAILY_MS : 1;
+    const minuteMs = minute?.windowMs ?? DEFAULT_MINUTE_MS * timeScale;
+    const windows = daily && daily.windowMs >= minuteMs ? { minuteMs, dayMs: daily.windowMs } : { minuteMs };
+    return { apiKey, baseUrl: this.baseUrl, scheduler: { timeScale, windows } };
   }
 
   setFaults(patch: FaultOptions): void {

@@ -2,6 +2,7 @@
  * Fault injection: scripted (`failNext`) faults first, then random ones drawn
  * from the seeded PRNG. At most one fault per request.
  */
+import { checkNumber } from '../internal/validate.js';
 import type { Error5xxStatus, FakeEndpoint, FaultOptions } from './options.js';
 import { mergeFaults } from './options.js';
 import type { Prng } from './prng.js';
@@ -84,9 +85,7 @@ export class FaultInjector {
     if (!FAULT_KINDS.includes(kind)) {
       throw new TypeError(`Expected \`kind\` to be one of ${FAULT_KINDS.join(', ')}, got \`${String(kind)}\``);
     }
-    if (!Number.isSafeInteger(count) || count < 1) {
-      throw new TypeError(`Expected \`count\` to be a positive integer, got \`${String(count)}\` (${typeof count})`);
-    }
+    checkNumber('count', count, { min: 1, integer: true });
     this.#queue.push({ kind, remaining: count, filter });
   }
 

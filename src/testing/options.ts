@@ -4,52 +4,34 @@
  */
 import { systemClock, type Clock } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
+import {
+  bool,
+  checkClock,
+  checkHttpUrl,
+  checkLogger,
+  fn,
+  invalid,
+  keyList,
+  missing,
+  num,
+  object,
+  oneOf,
+  options as rootOptions,
+  text,
+  type Keys,
+  type NumberRule,
+} from '../internal/validate.js';
+import { TYPED_ENDPOINTS, type KnownEndpoint } from '../modelbeam/endpoints.js';
+import { JOB_ERROR_CODES, type JobErrorCode } from '../modelbeam/jobs.js';
 import { DEFAULT_DAILY_MS, DEFAULT_MINUTE_MS } from './limiter.js';
 import type { ResolvedWindowOptions, WindowKind, WindowOptions } from './windows.js';
 
-/** The job error codes of the API (§6.2). */
-export type JobErrorCode =
-  | 'WORKER_TIMEOUT'
-  | 'PROCESSING_ERROR'
-  | 'AGE_RESTRICTED'
-  | 'CONTEXT_LENGTH_EXCEEDED'
-  | 'INVALID_INPUT'
-  | 'UNKNOWN_ERROR';
+/** The job error codes of the API (§6.2): the client's list, the one definition. */
+export { JOB_ERROR_CODES, type JobErrorCode } from '../modelbeam/jobs.js';
 
-export const JOB_ERROR_CODES: readonly JobErrorCode[] = [
-  'WORKER_TIMEOUT',
-  'PROCESSING_ERROR',
-  'AGE_RESTRICTED',
-  'CONTEXT_LENGTH_EXCEEDED',
-  'INVALID_INPUT',
-  'UNKNOWN_ERROR',
-];
-
-/** The job-creating endpoints the fake serves (`POST /api/v1/client/{endpoint}`). */
-export type FakeEndpoint =
-  | 'txt2img'
-  | 'img2img'
-  | 'txt2embedding'
-  | 'txt2audio'
-  | 'transcribe'
-  | 'img2txt'
-  | 'txt2video'
-  | 'img2video'
-  | 'txt2music'
-  | 'aud2video';
-
-export const FAKE_ENDPOINTS: readonly FakeEndpoint[] = [
-  'txt2img',
-  'img2img',
-  'txt2embedding',
-  'txt2audio',
-  'transcribe',
-  'img2txt',
-  'txt2video',
-  'img2video',
-  'txt2music',
-  'aud2video',
-];
+/** The job-creating endpoints the fake serves (`POST /api/v1/client/{endpoint}`): the client's typed ones and `aud2video`. */
+export const FAKE_ENDPOINTS = [...TYPED_ENDPOINTS, 'aud2video'] as const satisfies readonly KnownEndpoint[];
+export type FakeEndpoint = (typeof FAKE_ENDPOINTS)[number];
 
 /** Request parameters as the server stored them: uploaded files are replaced by `{filename, size, type}`. */
 export type JobParams = Readonly<Record<string, unknown>>;
@@ -390,94 +372,14 @@ export const FAKE_SERVER_DEFAULTS = {
 
 // ---------------------------------------------------------------- validation
 
-function describe(value: unknown): string {
-  let shown: string;
-  try {
-    // (JSON would show NaN and Infinity as `null`.)
-    shown = typeof value === 'string' ? value : typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
-  } catch {
-    shown = String(value);
-  }
-  return `\`${shown}\` (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
-}
-
-export function invalid(path: string, expected: string, value: unknown): never {
-  throw new TypeError(`Expected \`${path}\` to be ${expected}, got ${describe(value)}`);
-}
-
-function checkKeys(path: string, value: object, allowed: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(`Unknown option \`${path ? `${path}.` : ''}${key}\`. Known options: ${allowed.join(', ')}`);
-    }
-  }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function object(path: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (value === undefined) return {};
-  if (!isObject(value)) invalid(path, 'an object', value);
-  checkKeys(path, value, allowed);
-  return value;
-}
-
-function nonNegInt(path: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) invalid(path, 'a non-negative integer', value);
-  return value;
-}
-
-function posInt(path: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) invalid(path, 'a positive integer', value);
-  return value;
-}
-
-function nonNegNumber(path: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalid(path, 'a non-negative finite number', value);
-  return value;
-}
-
-function finiteNumber(path: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) invalid(path, 'a finite number', value);
-  return value;
-}
-
-function probability(path: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) invalid(path, 'a probability between 0 and 1', value);
-  return value;
-}
-
-function bool(path: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') invalid(path, 'a boolean', value);
-  return value;
-}
-
-function str(path: string, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || value === '') invalid(path, 'a non-empty string', value);
-  return value;
-}
-
-function httpUrl(path: string, value: unknown): string {
-  if (typeof value !== 'string' || !/^https?:\/\//i.test(value) || !URL.canParse(value)) invalid(path, 'an http(s) URL', value);
-  return value;
-}
-
-function fn<T>(path: string, value: unknown): T | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'function') invalid(path, 'a function', value);
-  return value as T;
-}
+const INT_GE0: NumberRule = { integer: true };
+const INT_GE1: NumberRule = { min: 1, integer: true };
+const GE0: NumberRule = {};
+const FINITE: NumberRule = { min: -Infinity };
+const SHARE: NumberRule = { max: 1 };
 
 const WINDOW_KINDS: readonly WindowKind[] = ['fixed', 'sliding', 'first-hit'];
+const WINDOW_KEYS = keyList({ limit: true, windowMs: true, kind: true, phaseMs: true } satisfies Keys<WindowOptions>);
 
 export function resolveWindow(
   path: string,
@@ -487,55 +389,80 @@ export function resolveWindow(
 ): ResolvedWindowOptions | false {
   if (value === undefined) return fallback;
   if (value === false) return false;
-  const o = object(path, value, ['limit', 'windowMs', 'kind', 'phaseMs']);
-  if (o['limit'] === undefined) {
-    throw new TypeError(`Expected \`${path}.limit\` to be set, e.g. \`{ limit: 300, windowMs: 60_000 }\``);
-  }
-  const kind = o['kind'] ?? 'fixed';
-  if (typeof kind !== 'string' || !WINDOW_KINDS.includes(kind as WindowKind)) {
-    invalid(`${path}.kind`, `one of ${WINDOW_KINDS.join(', ')}`, kind);
-  }
+  const o = object(path, value, WINDOW_KEYS);
+  if (o['limit'] === undefined) missing(`${path}.limit`, '`{ limit: 300, windowMs: 60_000 }`');
   return {
-    limit: nonNegInt(`${path}.limit`, o['limit'], 0),
-    windowMs: posInt(`${path}.windowMs`, o['windowMs'], defaultWindowMs),
-    kind: kind as WindowKind,
-    phaseMs: finiteNumber(`${path}.phaseMs`, o['phaseMs'], 0),
+    limit: num(`${path}.limit`, o['limit'], 0, INT_GE0),
+    windowMs: num(`${path}.windowMs`, o['windowMs'], defaultWindowMs, INT_GE1),
+    kind: oneOf(`${path}.kind`, o['kind'], 'fixed', WINDOW_KINDS),
+    phaseMs: num(`${path}.phaseMs`, o['phaseMs'], 0, FINITE),
   };
 }
 
-const TOP_KEYS = [
-  'port',
-  'host',
-  'clock',
-  'seed',
-  'logger',
-  'accounts',
-  'balance',
-  'limits',
-  'countPolls',
-  'headers',
-  'jobs',
-  'webhook',
-  'faults',
-  'pricing',
-  'strictModels',
-  'maxBodyBytes',
-] as const;
+const TOP_KEYS = keyList({
+  port: true,
+  host: true,
+  clock: true,
+  seed: true,
+  logger: true,
+  accounts: true,
+  balance: true,
+  limits: true,
+  countPolls: true,
+  headers: true,
+  jobs: true,
+  webhook: true,
+  faults: true,
+  pricing: true,
+  strictModels: true,
+  maxBodyBytes: true,
+} satisfies Keys<FakeServerOptions>);
+const LIMITS_KEYS = keyList({ minute: true, daily: true } satisfies Keys<LimitsOptions>);
+const HEADER_KEYS = keyList({ onSuccess: true, daily: true, missingRate: true, retryAfterMs: true, retryAfterFormat: true } satisfies Keys<HeaderOptions>);
+const JOB_KEYS = keyList({
+  pendingMs: true,
+  processingMs: true,
+  jitter: true,
+  failureRate: true,
+  failureCodes: true,
+  script: true,
+  failMarkers: true,
+  errorFieldsInStatus: true,
+} satisfies Keys<JobOptions>);
+const WEBHOOK_KEYS = keyList({
+  url: true,
+  accountUrls: true,
+  secret: true,
+  timeoutMs: true,
+  retryBaseMs: true,
+  maxAttempts: true,
+  disableAfterFailures: true,
+  duplicateRate: true,
+  reorder: true,
+} satisfies Keys<WebhookOptions>);
+const FAULT_KEYS = keyList({
+  error5xxRate: true,
+  error5xxStatuses: true,
+  resetRate: true,
+  acceptThenResetRate: true,
+  slowRate: true,
+  slowMs: true,
+  malformedJsonRate: true,
+} satisfies Keys<FaultOptions>);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 /** Validates `options` eagerly (unknown keys throw) and fills in the defaults. */
 export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions {
-  const top = object('', options, TOP_KEYS);
+  const top = rootOptions(options, TOP_KEYS);
   const d = FAKE_SERVER_DEFAULTS;
 
-  const port = nonNegInt('port', top['port'], d.port);
-  if (port > 65535) invalid('port', 'a port number (0-65535)', port);
+  const port = num('port', top['port'], d.port, { integer: true, max: 65535 });
 
-  const clock = (top['clock'] ?? systemClock) as Clock;
-  if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function') {
-    invalid('clock', 'a Clock ({ now, setTimeout, clearTimeout })', clock);
-  }
-  const logger = (top['logger'] ?? silentLogger) as Logger;
-  if (typeof logger.child !== 'function') invalid('logger', 'a pino-compatible logger', logger);
+  const clock = checkClock<Clock>(top['clock'], systemClock);
+  const logger = checkLogger<Logger>(top['logger'], silentLogger);
 
   const accountsIn = top['accounts'] ?? d.accounts;
   if (!isObject(accountsIn) || Object.keys(accountsIn).length === 0) {
@@ -543,24 +470,14 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
   }
   const accounts = new Map<string, string>();
   for (const [key, account] of Object.entries(accountsIn)) {
-    accounts.set(key, str(`accounts.${key}`, account, ''));
+    accounts.set(key, text(`accounts.${key}`, account, ''));
   }
 
-  const limitsIn = object('limits', top['limits'], ['minute', 'daily']);
-  const headersIn = object('headers', top['headers'], ['onSuccess', 'daily', 'missingRate', 'retryAfterMs', 'retryAfterFormat']);
-  const format = headersIn['retryAfterFormat'] ?? d.headers.retryAfterFormat;
-  if (format !== 'seconds' && format !== 'http-date') invalid('headers.retryAfterFormat', "'seconds' or 'http-date'", format);
+  const limitsIn = object('limits', top['limits'], LIMITS_KEYS);
+  const headersIn = object('headers', top['headers'], HEADER_KEYS);
+  const format = oneOf('headers.retryAfterFormat', headersIn['retryAfterFormat'], d.headers.retryAfterFormat, ['seconds', 'http-date']);
 
-  const jobsIn = object('jobs', top['jobs'], [
-    'pendingMs',
-    'processingMs',
-    'jitter',
-    'failureRate',
-    'failureCodes',
-    'script',
-    'failMarkers',
-    'errorFieldsInStatus',
-  ]);
+  const jobsIn = object('jobs', top['jobs'], JOB_KEYS);
   const processingMs = jobsIn['processingMs'];
   const failureCodes = jobsIn['failureCodes'] ?? d.jobs.failureCodes;
   if (
@@ -570,37 +487,17 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
   ) {
     invalid('jobs.failureCodes', `a non-empty array of ${JOB_ERROR_CODES.join(', ')}`, failureCodes);
   }
-  const jitter = nonNegNumber('jobs.jitter', jobsIn['jitter'], d.jobs.jitter);
-  if (jitter > 1) invalid('jobs.jitter', 'a fraction between 0 and 1', jitter);
 
-  const webhookIn = object('webhook', top['webhook'], [
-    'url',
-    'accountUrls',
-    'secret',
-    'timeoutMs',
-    'retryBaseMs',
-    'maxAttempts',
-    'disableAfterFailures',
-    'duplicateRate',
-    'reorder',
-  ]);
+  const webhookIn = object('webhook', top['webhook'], WEBHOOK_KEYS);
   const accountUrls = new Map<string, string>();
   if (webhookIn['accountUrls'] !== undefined) {
     if (!isObject(webhookIn['accountUrls'])) invalid('webhook.accountUrls', 'an object', webhookIn['accountUrls']);
     for (const [account, url] of Object.entries(webhookIn['accountUrls'])) {
-      accountUrls.set(account, httpUrl(`webhook.accountUrls.${account}`, url));
+      accountUrls.set(account, checkHttpUrl(`webhook.accountUrls.${account}`, url));
     }
   }
 
-  const faultsIn = object('faults', top['faults'], [
-    'error5xxRate',
-    'error5xxStatuses',
-    'resetRate',
-    'acceptThenResetRate',
-    'slowRate',
-    'slowMs',
-    'malformedJsonRate',
-  ]);
+  const faultsIn = object('faults', top['faults'], FAULT_KEYS);
   const statuses = faultsIn['error5xxStatuses'] ?? d.faults.error5xxStatuses;
   if (!Array.isArray(statuses) || statuses.length === 0 || !statuses.every((s) => [500, 502, 503, 504].includes(s as number))) {
     invalid('faults.error5xxStatuses', 'a non-empty array of 500, 502, 503, 504', statuses);
@@ -608,12 +505,12 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
 
   return {
     port,
-    host: str('host', top['host'], d.host),
+    host: text('host', top['host'], d.host),
     clock,
-    seed: finiteNumber('seed', top['seed'], d.seed),
+    seed: num('seed', top['seed'], d.seed, FINITE),
     logger,
     accounts,
-    balance: nonNegNumber('balance', top['balance'], d.balance),
+    balance: num('balance', top['balance'], d.balance, GE0),
     limits: {
       minute: resolveWindow('limits.minute', limitsIn['minute'], DEFAULT_MINUTE_MS, d.minute),
       daily: resolveWindow('limits.daily', limitsIn['daily'], DEFAULT_DAILY_MS, false),
@@ -622,46 +519,46 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
     headers: {
       onSuccess: bool('headers.onSuccess', headersIn['onSuccess'], d.headers.onSuccess),
       daily: bool('headers.daily', headersIn['daily'], d.headers.daily),
-      missingRate: probability('headers.missingRate', headersIn['missingRate'], d.headers.missingRate),
+      missingRate: num('headers.missingRate', headersIn['missingRate'], d.headers.missingRate, SHARE),
       retryAfterMs: bool('headers.retryAfterMs', headersIn['retryAfterMs'], d.headers.retryAfterMs),
       retryAfterFormat: format,
     },
     jobs: {
-      pendingMs: nonNegNumber('jobs.pendingMs', jobsIn['pendingMs'], d.jobs.pendingMs),
+      pendingMs: num('jobs.pendingMs', jobsIn['pendingMs'], d.jobs.pendingMs, GE0),
       processingMs:
         typeof processingMs === 'function'
           ? (processingMs as (endpoint: FakeEndpoint, params: JobParams) => number)
-          : nonNegNumber('jobs.processingMs', processingMs, d.jobs.processingMs),
-      jitter,
-      failureRate: probability('jobs.failureRate', jobsIn['failureRate'], d.jobs.failureRate),
+          : num('jobs.processingMs', processingMs, d.jobs.processingMs, GE0),
+      jitter: num('jobs.jitter', jobsIn['jitter'], d.jobs.jitter, SHARE),
+      failureRate: num('jobs.failureRate', jobsIn['failureRate'], d.jobs.failureRate, SHARE),
       failureCodes: failureCodes as readonly JobErrorCode[],
       script: fn<JobScript>('jobs.script', jobsIn['script']),
       failMarkers: bool('jobs.failMarkers', jobsIn['failMarkers'], d.jobs.failMarkers),
       errorFieldsInStatus: bool('jobs.errorFieldsInStatus', jobsIn['errorFieldsInStatus'], d.jobs.errorFieldsInStatus),
     },
     webhook: {
-      url: webhookIn['url'] === undefined ? undefined : httpUrl('webhook.url', webhookIn['url']),
+      url: webhookIn['url'] === undefined ? undefined : checkHttpUrl('webhook.url', webhookIn['url']),
       accountUrls,
-      secret: str('webhook.secret', webhookIn['secret'], d.webhook.secret),
-      timeoutMs: posInt('webhook.timeoutMs', webhookIn['timeoutMs'], d.webhook.timeoutMs),
-      retryBaseMs: nonNegNumber('webhook.retryBaseMs', webhookIn['retryBaseMs'], d.webhook.retryBaseMs),
-      maxAttempts: posInt('webhook.maxAttempts', webhookIn['maxAttempts'], d.webhook.maxAttempts),
-      disableAfterFailures: posInt('webhook.disableAfterFailures', webhookIn['disableAfterFailures'], d.webhook.disableAfterFailures),
-      duplicateRate: probability('webhook.duplicateRate', webhookIn['duplicateRate'], d.webhook.duplicateRate),
+      secret: text('webhook.secret', webhookIn['secret'], d.webhook.secret),
+      timeoutMs: num('webhook.timeoutMs', webhookIn['timeoutMs'], d.webhook.timeoutMs, INT_GE1),
+      retryBaseMs: num('webhook.retryBaseMs', webhookIn['retryBaseMs'], d.webhook.retryBaseMs, GE0),
+      maxAttempts: num('webhook.maxAttempts', webhookIn['maxAttempts'], d.webhook.maxAttempts, INT_GE1),
+      disableAfterFailures: num('webhook.disableAfterFailures', webhookIn['disableAfterFailures'], d.webhook.disableAfterFailures, INT_GE1),
+      duplicateRate: num('webhook.duplicateRate', webhookIn['duplicateRate'], d.webhook.duplicateRate, SHARE),
       reorder: bool('webhook.reorder', webhookIn['reorder'], d.webhook.reorder),
     },
     faults: {
-      error5xxRate: probability('faults.error5xxRate', faultsIn['error5xxRate'], d.faults.error5xxRate),
+      error5xxRate: num('faults.error5xxRate', faultsIn['error5xxRate'], d.faults.error5xxRate, SHARE),
       error5xxStatuses: statuses as readonly Error5xxStatus[],
-      resetRate: probability('faults.resetRate', faultsIn['resetRate'], d.faults.resetRate),
-      acceptThenResetRate: probability('faults.acceptThenResetRate', faultsIn['acceptThenResetRate'], d.faults.acceptThenResetRate),
-      slowRate: probability('faults.slowRate', faultsIn['slowRate'], d.faults.slowRate),
-      slowMs: nonNegNumber('faults.slowMs', faultsIn['slowMs'], d.faults.slowMs),
-      malformedJsonRate: probability('faults.malformedJsonRate', faultsIn['malformedJsonRate'], d.faults.malformedJsonRate),
+      resetRate: num('faults.resetRate', faultsIn['resetRate'], d.faults.resetRate, SHARE),
+      acceptThenResetRate: num('faults.acceptThenResetRate', faultsIn['acceptThenResetRate'], d.faults.acceptThenResetRate, SHARE),
+      slowRate: num('faults.slowRate', faultsIn['slowRate'], d.faults.slowRate, SHARE),
+      slowMs: num('faults.slowMs', faultsIn['slowMs'], d.faults.slowMs, GE0),
+      malformedJsonRate: num('faults.malformedJsonRate', faultsIn['malformedJsonRate'], d.faults.malformedJsonRate, SHARE),
     },
     pricing: fn<(endpoint: FakeEndpoint, params: JobParams) => number>('pricing', top['pricing']),
     strictModels: bool('strictModels', top['strictModels'], false),
-    maxBodyBytes: posInt('maxBodyBytes', top['maxBodyBytes'], d.maxBodyBytes),
+    maxBodyBytes: num('maxBodyBytes', top['maxBodyBytes'], d.maxBodyBytes, INT_GE1),
   };
 }
 
