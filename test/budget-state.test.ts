@@ -140,3 +140,104 @@ describe('budget state: a server count above its limit', () => {
     expect(state.reserve(4, 7, 0).granted).toBe(4);
   });
 });
+
+describe('budget state: resets the server states', () => {
+  const minuteSnap = (limit: number, remaining: number, resetInMs?: number): Outcome['snapshot'] => ({
+    minute: resetInMs === undefined ? { limit, remaining } : { limit, remaining, resetInMs },
+    daily: {},
+    present: true,
+  });
+  const cfg = { ...config, minuteMs: 60_000, marginMs: 50 };
+
+  it('a stated reset in whole seconds brackets the next reset within the second before it', () => {
+    const state = new BudgetState(cfg);
+    const first = state.reserve(1, 1000);
+    state.settle(ticketOf(first), { ...outcome(1040, 200), snapshot: minuteSnap(10, 9, 30_000) });
+    // Rounded up: the reset is after sentAt + 29 s and no later than now + 30 s.
+    expect(state.view(1041).minute).toMatchObject({ kind: 'fixed', nextResetAfter: 30_000, nextResetBy: 31_040 });
+  });
+
+  it('the budget comes back right after the stated reset, one read first', () => {
+    const state = new BudgetState(cfg);
+    const first = state.reserve(1, 1000);
+    state.settle(ticketOf(first), { ...outcome(1040, 200), snapshot: minuteSnap(10, 0, 30_000) });
+    expect(state.reserve(5, 31_000, 0).granted).toBe(0);
+    expect(state.reserve(5, 31_040 + 50, 0).granted).toBe(1);
+  });
+
+  it('a later answer narrows the bracket; one that contradicts it replaces it', () => {
+    const state = new BudgetState(cfg);
+    const a = state.reserve(2, 1000, 0);
+    const [t1, t2] = [ticketOf(a), ticketOf(a)];
+    state.settle(t1, { ...outcome(1040, 200), snapshot: minuteSnap(10, 9, 30_000) });
+    const b = state.reserve(1, 1500, 0);
+    state.settle(ticketOf(b), { ...outcome(1530, 200), snapshot: minuteSnap(10, 8, 30_000) });
+    expect(state.view(1531).minute).toMatchObject({ nextResetAfter: 30_500, nextResetBy: 31_040 });
+    void t2;
+    const c = state.reserve(1, 2000, 0);
+    state.settle(ticketOf(c), { ...outcome(2010, 200), snapshot: minuteSnap(10, 7, 45_000) });
+    expect(state.view(2011).minute).toMatchObject({ nextResetAfter: 46_000, nextResetBy: 47_010 });
+  });
+
+  it('a stated reset further away than the window is long is not used', () => {
+    const state = new BudgetState(cfg);
+    const first = state.reserve(1, 1000);
+    state.settle(ticketOf(first), { ...outcome(1040, 200), snapshot: minuteSnap(10, 9, 120_000) });
+    expect(state.view(1041).minute.kind).toBe('unknown');
+  });
+});
+
+describe('budget state: the day', () => {
+  const DAY = 86_400_000;
+  const midnight = 20_000 * DAY; // a UTC midnight
+  const dailySnap = (limit: number, remaining: number, extra: Partial<NonNullable<Outcome['snapshot']>> = {}): Outcome['snapshot'] => ({
+    minute: {},
+    daily: { limit, remaining },
+    present: true,
+    ...extra,
+  });
+
+  it('spent on a guessed reset, it sends one probe instead of parking on the guess', () => {
+    const state = new BudgetState({ ...config, dayMs: 20_000 });
+    const a = state.reserve(1, 100);
+    state.settle(ticketOf(a), { ...outcome(110, 200), snapshot: dailySnap(2, 1) });
+    const b = state.reserve(1, 200);
+    state.settle(ticketOf(b), { ...outcome(210, 200), snapshot: dailySnap(2, 2) }); // a jump: a day began; its end is a guess
+    const c = state.reserve(2, 300, 0);
+    expect(c.granted).toBe(2);
+    for (const t of [ticketOf(c), ticketOf(c)]) state.settle(t, { ...outcome(310, 200), snapshot: dailySnap(2, 0) });
+    const probe = state.reserve(1, 400);
+    expect(probe).toMatchObject({ granted: 1, dailyUnknownReset: true });
+    expect(state.reserve(1, 401).granted).toBe(0); // only one probe
+    // Its refusal says when the day resets: parked until then.
+    const settled = state.settle(ticketOf(probe), { ...outcome(420, 429), snapshot: dailySnap(2, 0, { type: 'daily', retryAfterMs: 5000 }) });
+    expect(settled.parked?.until).toBe(5420);
+    expect(state.reserve(1, 5000)).toMatchObject({ granted: 0, blockedBy: 'park' });
+  });
+
+  it('a stated daily reset is the server\'s word: spent, it parks until then', () => {
+    const state = new BudgetState({ ...config, dayMs: 20_000 });
+    const a = state.reserve(1, 100);
+    const r = state.settle(ticketOf(a), { ...outcome(110, 200), snapshot: { minute: {}, daily: { limit: 1, remaining: 0, resetInMs: 7000 }, present: true } });
+    expect(r.parked?.until).toBe(7110 + config.marginMs);
+  });
+
+  it('a real day is predicted to end at midnight UTC; a daily 429 without Retry-After parks until then', () => {
+    const state = new BudgetState({ ...config, dayMs: DAY });
+    const t = midnight + 5 * 3_600_000;
+    const a = state.reserve(1, t);
+    const r = state.settle(ticketOf(a), { ...outcome(t + 10, 429), snapshot: dailySnap(100, 0, { type: 'daily' }) });
+    expect(r.parked?.until).toBe(midnight + DAY);
+  });
+
+  it('a real day that began (a jump) is guessed to end at the next midnight UTC, not a whole day later', () => {
+    const state = new BudgetState({ ...config, dayMs: DAY });
+    const t = midnight + 23 * 3_600_000;
+    const a = state.reserve(1, t);
+    state.settle(ticketOf(a), { ...outcome(t + 10, 200), snapshot: dailySnap(100, 50) });
+    const b = state.reserve(1, t + 20);
+    state.settle(ticketOf(b), { ...outcome(t + 30, 200), snapshot: dailySnap(100, 99) });
+    expect(state.data.nextDailyReset).toBe(midnight + DAY);
+    expect(state.data.dailyResetKnown).toBe(0);
+  });
+});

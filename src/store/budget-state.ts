@@ -101,6 +101,13 @@ export interface BudgetStateData {
   nextDailyReset: number;
   /** 1 once the probe that learns the daily reset has been sent. */
   dailyProbe: number;
+  /**
+   * 1 when `nextDailyReset` is the server's word (a daily 429's `Retry-After`,
+   * a stated reset, or one of those carried forward a day at a time); 0 when
+   * it is a guess. The queue parks on the server's word only: on a guess it
+   * sends the one probe whose refusal says when the day resets.
+   */
+  dailyResetKnown: number;
 }
 
 /** What `settle` may trust of an answer (shared stores; the memory store trusts everything). */
@@ -117,6 +124,14 @@ export interface SettleTrust {
 }
 
 const TRUSTED: SettleTrust = { countDone: true, trusted: true };
+
+/** A real day: its reset is predicted at midnight UTC. Compressed days (tests) have no calendar. */
+const DAY_MS = 86_400_000;
+
+/** Milliseconds from `now` (epoch ms) to the next midnight UTC (a whole day at midnight itself). */
+function untilMidnightUtc(now: number): number {
+  return DAY_MS - (((now % DAY_MS) + DAY_MS) % DAY_MS);
+}
 
 /** The serialisable state: what `BudgetState.toJSON` gives and `BudgetState.restore` takes. */
 export interface BudgetStateJSON {
@@ -150,6 +165,7 @@ export class BudgetState {
       parked: 0,
       nextDailyReset: 0,
       dailyProbe: 0,
+      dailyResetKnown: 0,
     };
   }
 
@@ -289,7 +305,7 @@ export class BudgetState {
         if (a <= 0) {
           if (inFlight === 0) {
             // Exhausted: park where the reset is known, else let one probe learn it from the 429.
-            if (s.nextDailyReset > now) {
+            if (s.nextDailyReset > now && s.dailyResetKnown === 1) {
               this.#park(s.nextDailyReset + this.#config.marginMs);
               result.blockedBy = 'park';
               result.retryAt = s.parkUntil;
@@ -388,8 +404,11 @@ export class BudgetState {
       const daily = snap?.type === 'daily' || (snap?.type === undefined && snap?.daily.remaining === 0);
       const wait = (snap?.retryAfterMs ?? outcome.fallbackGateMs) + outcome.jitterMs;
       if (daily) {
-        this.#park(now + wait);
-        s.nextDailyReset = now + (snap?.retryAfterMs ?? outcome.fallbackGateMs);
+        // Without Retry-After: a real day resets at midnight UTC (ModelBeam's docs), a compressed one is not known.
+        const realDay = s.daily.windowMs === DAY_MS;
+        s.nextDailyReset = now + (snap?.retryAfterMs ?? (realDay ? untilMidnightUtc(now) : outcome.fallbackGateMs));
+        s.dailyResetKnown = snap?.retryAfterMs !== undefined || realDay ? 1 : 0;
+        this.#park(s.nextDailyReset + outcome.jitterMs);
         result.parked = { until: s.parkUntil };
         result.gateWindow = 'daily';
         result.gateUntil = s.parkUntil;
@@ -407,7 +426,7 @@ export class BudgetState {
 
     const d = s.daily;
     if (d.limit >= 0 && d.rem === 0 && s.sent === s.done && s.parked === 0) {
-      if (s.nextDailyReset > now) {
+      if (s.nextDailyReset > now && s.dailyResetKnown === 1) {
         this.#park(s.nextDailyReset + this.#config.marginMs);
         result.parked = { until: s.parkUntil };
       } else {
@@ -482,14 +501,23 @@ export class BudgetState {
     setSnapshot(w, r, unc, ticket.sentAt, now);
     if (minute && counted) phase.onCounted(w);
     if (!minute) {
+      const d = this.data;
       if (jump && !limitChanged) {
-        // Keep a reset already predicted (from a daily 429's Retry-After, carried
-        // forward a day at a time); otherwise the latest this one can have been.
-        if (!(this.data.nextDailyReset > now)) this.data.nextDailyReset = now + w.windowMs;
-        this.data.parked = 0;
-        this.data.parkUntil = 0;
-        this.data.dailyProbe = 0;
+        // Keep a reset already predicted (from a daily 429's Retry-After, carried forward a day at a time);
+        // otherwise guess: the next midnight UTC for a real day, else the latest this one can have been.
+        if (!(d.nextDailyReset > now)) {
+          d.nextDailyReset = w.windowMs === DAY_MS ? now + untilMidnightUtc(now) : now + w.windowMs;
+          d.dailyResetKnown = 0;
+        }
+        d.parked = 0;
+        d.parkUntil = 0;
+        d.dailyProbe = 0;
         w.epoch++;
+      }
+      // The server said when the day resets (no further away than a day: a longer wait contradicts the window).
+      if (snap.resetInMs !== undefined && snap.resetInMs > 0 && snap.resetInMs <= w.windowMs) {
+        d.nextDailyReset = now + snap.resetInMs;
+        d.dailyResetKnown = 1;
       }
       return true;
     }
@@ -517,6 +545,12 @@ export class BudgetState {
       this.#forget(w, freed);
     } else {
       phase.onNoJump(w, ticket.sentAt);
+    }
+    if (snap.resetInMs !== undefined && snap.resetInMs <= w.windowMs + 1000) {
+      // (A reset further away than the window is long contradicts the window: it is not used.) The server's limiter processed the request between its sending and now. Whole seconds are rounded up
+      // (every limiter we know does), so the reset is then up to a second before what they say.
+      const grain = snap.resetInMs % 1000 === 0 ? 1000 : 1;
+      phase.onStatedReset(w, ticket.sentAt + snap.resetInMs - grain, now + snap.resetInMs, now);
     }
     return true;
   }

@@ -169,6 +169,26 @@ export function onJump(w: Window, j: Jump): void {
   w.scoutAt = nextHold(w, j.now);
 }
 
+/**
+ * A fresh answer said the window resets between `lo` and `hi`: the server's
+ * word. The window is fixed (or starts at a first hit, which predicts the
+ * same), and the bracket of the next reset is narrowed to what was said, or
+ * set from it where the two disagree. A narrow enough bracket needs no scout.
+ */
+export function onStatedReset(w: Window, lo: number, hi: number, now: number): void {
+  if (w.kind === 1 && w.raised === 0 && w.nextHi > 0 && lo <= w.nextHi && hi >= w.nextLo) {
+    w.nextLo = Math.max(w.nextLo, lo);
+    w.nextHi = Math.min(w.nextHi, hi);
+  } else {
+    w.kind = 1;
+    w.nextLo = lo;
+    w.nextHi = hi;
+    w.raised = 0;
+  }
+  w.probed = 1;
+  w.scoutAt = nextHold(w, now);
+}
+
 /** A fresh answer was counted in the same window as the previous one. */
 export function onNoJump(w: Window, sentAt: number): void {
   if (sentAt > w.lastNoJumpSentAt) w.lastNoJumpSentAt = sentAt;

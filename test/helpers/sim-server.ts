@@ -38,6 +38,12 @@ export class SimServer {
   daily: { limit: number; used: number; resetAt: number; dayMs: number } | undefined;
   /** Statuses to answer with next, in order, instead of the normal answer. */
   script: number[] = [];
+  /**
+   * Successful answers state the window's reset as `x-ratelimit-reset`, in
+   * whole seconds rounded up (as express-rate-limit, @fastify/rate-limit and
+   * Laravel do); `'ms'` states it to the millisecond.
+   */
+  statesReset: 'seconds' | 'ms' | undefined = undefined;
 
   constructor(clock: Clock, window: SimWindow, latencyMs = 5) {
     this.#clock = clock;
@@ -114,6 +120,10 @@ export class SimServer {
       if (this.daily) {
         headers['x-ratelimit-daily-limit'] = String(this.daily.limit);
         headers['x-ratelimit-daily-remaining'] = String(this.daily.limit - this.daily.used);
+      }
+      if (this.statesReset && w.kind !== 'sliding') {
+        const ms = this.#msUntilFree(now);
+        headers['x-ratelimit-reset'] = this.statesReset === 'seconds' ? String(Math.ceil(ms / 1000)) : String(ms / 1000);
       }
     }
     return { status: 200, headers };

@@ -239,12 +239,15 @@ function simRun(opts: {
   script?: { step: number; statuses: number[] };
   /** Another client on the same account, unseen by the store: one request every this many steps. */
   otherEvery?: number;
+  /** The server states its reset (see SimServer.statesReset). */
+  statesReset?: 'seconds' | 'ms';
 }): Scenario {
   return async (d) => {
     let now = T0;
     const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
     const server = new SimServer(clock, { limit: opts.limit, windowMs: opts.windowMs, kind: opts.kind, phaseMs: opts.phaseMs });
     if (opts.dropHeadersEvery) server.dropHeadersEvery = opts.dropHeadersEvery;
+    if (opts.statesReset) server.statesReset = opts.statesReset;
     if (opts.daily) server.daily = { limit: opts.daily.limit, used: 0, resetAt: T0 + opts.daily.dayMs, dayMs: opts.daily.dayMs };
     type Flight = { ticket: Ticket; arriveAt: number; answerAt: number; status?: number; headers?: Record<string, string> };
     let flights: Flight[] = [];
@@ -584,6 +587,16 @@ export const scenarios: NamedScenario[] = [
     name: 'first-hit windows over 20 windows: the bracket follows the read that starts each window',
     config: config({ minuteMs: 500 }),
     run: simRun({ limit: 10, windowMs: 500, kind: 'first-hit', phaseMs: 0, latency: (i) => 3 + (i % 4), steps: 1000, stepMs: 10, want: 12 }),
+  },
+  {
+    name: 'stated resets in whole seconds (rounded up) on a fixed grid',
+    config: config({ minuteMs: 2000 }),
+    run: simRun({ limit: 10, windowMs: 2000, kind: 'fixed', phaseMs: 700, latency: (i) => 3 + (i % 4), steps: 1200, stepMs: 10, want: 12, statesReset: 'seconds' }),
+  },
+  {
+    name: 'stated resets to the millisecond on first-hit windows',
+    config: config({ minuteMs: 2000 }),
+    run: simRun({ limit: 10, windowMs: 2000, kind: 'first-hit', phaseMs: 0, latency: (i) => 3 + (i % 4), steps: 1200, stepMs: 10, want: 12, statesReset: 'ms' }),
   },
   {
     name: 'header-less answers to the probes after a gate: they stop at the limit and stay uncounted a window',
