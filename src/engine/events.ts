@@ -115,8 +115,10 @@ export interface TypedEmitter<Events extends object> {
   removeAllListeners(name?: EventName<Events>): this;
   listeners<K extends EventName<Events>>(name: K): Listener<Events[K]>[];
   rawListeners<K extends EventName<Events>>(name: K): Listener<Events[K]>[];
-  /** Listeners of `name`, or of every event when `name` is left out. */
-  listenerCount(name?: EventName<Events>, listener?: Listener<never>): number;
+  /** Listeners of `name` (that are `listener`, when given). */
+  listenerCount(name: EventName<Events>, listener?: Listener<never>): number;
+  /** Listeners of every event. */
+  listenerCount(): number;
   eventNames(): EventName<Events>[];
   emit<K extends EventName<Events>>(name: K, event: Events[K]): boolean;
 }

@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'STORE_UNAVAILABLE'
   | 'INVALID_INPUT'
   | 'BATCH_SETUP_FAILED'
-  | 'JOURNAL_WRITE_FAILED';
+  | 'JOURNAL_WRITE_FAILED'
+  | 'MISSING_DEPENDENCY';
 
 const kSchedulerError = Symbol.for('modelbeam-scheduler.error');
 
