@@ -149,6 +149,7 @@ export type {
 
 // ---- batch runs ----------------------------------------------------------------------
 export { runBatch, BATCH_DEFAULTS, type Batch } from './batch/run-batch.js';
+export { readJsonlLines } from './batch/input.js';
 export { formatSummary, type FormatSummaryOptions } from './batch/summary.js';
 export type { JournalRecord, SubmittingRecord, SubmittedRecord, ReleasedRecord, TerminalRecord } from './batch/journal.js';
 export type {
