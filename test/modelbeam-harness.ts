@@ -1,3 +1,4 @@
+import type { Txt2ImgParams } from '../src/modelbeam/endpoints.js';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ModelBeamClient, type ModelBeamClientOptions } from '../src/modelbeam/index.js';
@@ -38,7 +39,7 @@ export async function harness(server: FakeServerOptions = {}, client: Partial<Mo
   return { server: fake, client: make(), make };
 }
 
-export const img = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
+export const img = (over: Record<string, unknown> = {}): Txt2ImgParams & Record<string, unknown> => ({
   prompt: 'a red fox',
   model: 'Flux1schnell',
   width: 512,

@@ -127,9 +127,9 @@ describe('ModelBeamClient methods: bad arguments reject with a TypeError naming 
 
   const fine = img();
   const cases: [string, (c: ModelBeamClient) => unknown, string | RegExp][] = [
-    ['submit: endpoint not a path', (c) => c.submit('../balance', fine), "Expected `endpoint` to be an endpoint path such as 'txt2img' or 'videos/replace', got `../balance`"],
-    ['submit: endpoint a number', (c) => c.submit(5 as never, fine), /^Expected `endpoint` to be an endpoint path/],
-    ['submit: endpoint with a query', (c) => c.submit('txt2img?x=1', fine), /^Expected `endpoint` to be an endpoint path/],
+    ['submit: endpoint not a path', (c) => c.submit('../balance' as never, fine as never), "Expected `endpoint` to be an endpoint path such as 'txt2img' or 'videos/replace', got `../balance`"],
+    ['submit: endpoint a number', (c) => c.submit(5 as never, fine as never), /^Expected `endpoint` to be an endpoint path/],
+    ['submit: endpoint with a query', (c) => c.submit('txt2img?x=1' as never, fine as never), /^Expected `endpoint` to be an endpoint path/],
     ['submit: params null', (c) => c.submit('txt2img', null as never), 'Expected `params` to be an object, got null'],
     ['submit: params an array', (c) => c.submit('txt2img', [] as never), 'Expected `params` to be an object, got an array'],
     ['submit: params a string', (c) => c.submit('txt2img', 'a fox' as never), 'Expected `params` to be an object, got string'],
@@ -146,7 +146,7 @@ describe('ModelBeamClient methods: bad arguments reject with a TypeError naming 
     ['balance: signal a boolean', (c) => c.balance({ signal: true as never }), /^Expected `signal` to be an AbortSignal, got/],
     ['status: a typo in the options', (c) => c.status('r-1', { timeout: 5 } as never), /^Unknown option `timeout`; expected one of `signal`/],
     ['models: options null', (c) => c.models({}, null as never), 'Expected `options` to be an object, got `null` (null)'],
-    ['generate: endpoint empty', (c) => c.generate('', fine), /^Expected `endpoint` to be an endpoint path/],
+    ['generate: endpoint empty', (c) => c.generate('' as never, fine as never), /^Expected `endpoint` to be an endpoint path/],
     ['generate: params undefined', (c) => c.generate('txt2img', undefined as never), 'Expected `params` to be an object, got undefined'],
     ['wait: empty id', (c) => c.wait(''), 'Expected `requestId` to be a non-empty string, got `` (string)'],
     ['wait: blank id', (c) => c.wait('   '), 'Expected `requestId` to be a non-empty string, got `   ` (string)'],
@@ -171,7 +171,7 @@ describe('ModelBeamClient methods: bad arguments reject with a TypeError naming 
 
   it('local parameter checks name every bad field, and send nothing', async () => {
     const before = h.server.stats().requests;
-    const error = (await errorOf(() => h.client.submit('txt2img', { prompt: '', model: 'Flux1schnell', width: 100_000, height: 'tall', steps: -1 }))) as Error & { fieldErrors?: Record<string, string[]> };
+    const error = (await errorOf(() => h.client.submit('txt2img', { prompt: '', model: 'Flux1schnell', width: 100_000, height: 'tall', steps: -1 } as never))) as Error & { fieldErrors?: Record<string, string[]> };
     expect(error.name).toBe('ParamsValidationError');
     expect(Object.keys(error.fieldErrors ?? {}).sort()).toEqual(expect.arrayContaining(['height', 'steps', 'width']));
     expect(error.message).toMatch(/width/);

@@ -19,6 +19,7 @@
  *    fields and causes, JSON), every event payload and the client's own
  *    inspection are searched, for the whole secret and for either half of it.
  */
+import type { Txt2ImgParams } from '../src/modelbeam/endpoints.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -196,7 +197,7 @@ describe('library flows of every layer with a pino logger at trace, no scrubbing
       closers.push(() => client.close());
       return client;
     };
-    const img = (prompt: string, over: Record<string, unknown> = {}): Record<string, unknown> => ({ prompt, model: 'Flux1schnell', width: 512, height: 512, steps: 4, ...over });
+    const img = (prompt: string, over: Record<string, unknown> = {}): Txt2ImgParams & Record<string, unknown> => ({ prompt, model: 'Flux1schnell', width: 512, height: 512, steps: 4, ...over });
 
     // ---- the client: success through webhooks, then every error the API gives
     const client = make(KEY);
@@ -207,7 +208,7 @@ describe('library flows of every layer with a pino logger at trace, no scrubbing
     await capture(client.generate('txt2img', img('unknown model', { model: 'NoSuchModel' }))); // local check: ParamsValidationError
     await capture(make(KEY, { validate: false }).submit('txt2img', img('server 422', { model: 'NoSuchModel' }))); // the server's 422
     await capture(client.wait('00000000-0000-0000-0000-000000000000')); // 404s
-    await capture(client.submit('txt2nothing', { prompt: 'x' })); // 404 route
+    await capture(client.submit('txt2nothing' as never, { prompt: 'x' } as never)); // 404 route
     server.failNext('503', 5);
     await capture(client.balance()); // 503 until retries run out
     server.failNext('accept-then-reset', 1, (r) => r.submit);

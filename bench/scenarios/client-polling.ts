@@ -25,6 +25,7 @@ import { startFakeModelBeam, type FakeModelBeamServer, type FakeServerOptions } 
 import { fmt, max, quantile } from '../lib/stats.js';
 import { formatMarkdown } from '../lib/table.js';
 import type { Scenario, ScenarioContext, ScenarioResult, Table } from '../lib/types.js';
+import type { Txt2ImgParams } from '../../src/modelbeam/endpoints.js';
 
 /** Compression: one real minute is `60_000 × SCALE` ms here. Every duration, interval and timeout is scaled by it. */
 const SCALE = 1 / 20;
@@ -101,7 +102,7 @@ interface Outcome {
   meanDurationMs: number;
 }
 
-const params = (i: number): Record<string, unknown> => ({ prompt: `bench job ${i}`, model: 'Flux1schnell', width: 512, height: 512, steps: 4 });
+const params = (i: number): Txt2ImgParams => ({ prompt: `bench job ${i}`, model: 'Flux1schnell', width: 512, height: 512, steps: 4 });
 
 function serverOptions(seed: number): FakeServerOptions {
   return {

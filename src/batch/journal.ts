@@ -44,11 +44,9 @@ import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js'
 import { IdTable } from './id-table.js';
 import { describeFsError } from './input.js';
 import type { ItemError, JobOutput, StateCounts, TerminalState } from './types.js';
+import { JournalWriteError } from '../errors/journal-write-error.js';
 
-/** A record could not be written: the checkpoint cannot advance, so the run must stop. */
-export class JournalWriteError extends Error {
-  override readonly name = 'JournalWriteError';
-}
+export { JournalWriteError };
 
 /** Codes kept in the id table. The low two bits are the terminal state. */
 export const STATE_CODE = { done: 1, failed: 2, invalid: 3 } as const satisfies Record<TerminalState, number>;

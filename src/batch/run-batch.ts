@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { sleep, systemClock, type Clock } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
+import { BatchSetupError } from '../errors/batch-setup-error.js';
 import { KNOWN_ENDPOINTS, validateParams } from '../modelbeam/endpoints.js';
 import { classifyError, dailyMessage, errorCode, mayResubmit, stopFor, toItemError } from './classify.js';
 import { parseInput, type InvalidItem, type ParsedItem } from './input.js';
@@ -93,10 +94,7 @@ export interface Batch extends AsyncIterable<BatchResult> {
   abort(message?: string): void;
 }
 
-/** Thrown by `summary` when the run cannot start. Nothing was sent. */
-export class BatchSetupError extends Error {
-  override readonly name = 'BatchSetupError';
-}
+export { BatchSetupError };
 
 class Stopped extends Error {
   override readonly name = 'AbortError';

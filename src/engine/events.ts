@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { WindowName } from '../headers/types.js';
 import type { WindowView } from '../store/types.js';
 
@@ -94,68 +95,80 @@ export interface SchedulerEvents {
 }
 
 type Listener<T> = (event: T) => void;
+/** The event names of a map, as `node:events` sees them. */
+type EventName<Events> = keyof Events & string;
 
 /**
- * A small typed emitter. `has()` lets hot paths skip building payloads that
- * nobody listens to. A throwing listener is reported, never propagated into
- * the scheduler.
+ * The typed face of {@link TypedEmitter}: `on`, `once`, `off`, `emit` and
+ * friends accept only the names of the event map, and each listener gets
+ * that event's one payload object. Merged into the class below.
  */
-export class TypedEmitter<Events extends object> {
-  #listeners = new Map<keyof Events, Listener<never>[]>();
-  #onListenerError: (error: unknown) => void;
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface TypedEmitter<Events extends object> {
+  on<K extends EventName<Events>>(name: K, listener: Listener<Events[K]>): this;
+  addListener<K extends EventName<Events>>(name: K, listener: Listener<Events[K]>): this;
+  prependListener<K extends EventName<Events>>(name: K, listener: Listener<Events[K]>): this;
+  once<K extends EventName<Events>>(name: K, listener: Listener<Events[K]>): this;
+  prependOnceListener<K extends EventName<Events>>(name: K, listener: Listener<Events[K]>): this;
+  off<K extends EventName<Events>>(name: K, listener: Listener<Events[K]>): this;
+  removeListener<K extends EventName<Events>>(name: K, listener: Listener<Events[K]>): this;
+  removeAllListeners(name?: EventName<Events>): this;
+  listeners<K extends EventName<Events>>(name: K): Listener<Events[K]>[];
+  rawListeners<K extends EventName<Events>>(name: K): Listener<Events[K]>[];
+  /** Listeners of `name` (that are `listener`, when given). */
+  listenerCount(name: EventName<Events>, listener?: Listener<never>): number;
+  /** Listeners of every event. */
+  listenerCount(): number;
+  eventNames(): EventName<Events>[];
+  emit<K extends EventName<Events>>(name: K, event: Events[K]): boolean;
+}
+
+/**
+ * A `node:events` `EventEmitter` with a typed event map, so `events.once()`,
+ * `events.on()` (with an abort signal) and every other `EventEmitter`
+ * consumer work with it. Each event carries one payload object.
+ *
+ * `has()` lets hot paths skip building payloads that nobody listens to. A
+ * throwing listener is reported to `onListenerError`, never propagated into
+ * the emitter's owner, and the other listeners still run.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class TypedEmitter<Events extends object> extends EventEmitter {
+  /** Called with what a listener threw. */
+  protected onListenerError: (error: unknown) => void;
 
   constructor(onListenerError: (error: unknown) => void = () => {}) {
-    this.#onListenerError = onListenerError;
+    super();
+    this.onListenerError = onListenerError;
+    // Every task or call may wait on `events.once()`; the default cap of 10 would warn for a busy queue.
+    this.setMaxListeners(0);
   }
 
-  on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const list = this.#listeners.get(name);
-    if (list) list.push(listener as Listener<never>);
-    else this.#listeners.set(name, [listener as Listener<never>]);
-    return this;
+  /** True when at least one listener waits for `name`. */
+  has(name: EventName<Events>): boolean {
+    return super.listenerCount(name) > 0;
   }
 
-  once<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const wrapped: Listener<Events[K]> = (event) => {
-      this.off(name, wrapped);
-      listener(event);
-    };
-    return this.on(name, wrapped);
-  }
-
-  off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const list = this.#listeners.get(name);
-    if (!list) return this;
-    const i = list.indexOf(listener as Listener<never>);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.#listeners.delete(name);
-    return this;
-  }
-
-  has(name: keyof Events): boolean {
-    return this.#listeners.has(name);
-  }
-
-  listenerCount(name?: keyof Events): number {
-    if (name !== undefined) return this.#listeners.get(name)?.length ?? 0;
+  override listenerCount(name?: string | symbol, listener?: (...args: never[]) => void): number {
+    if (name !== undefined) return super.listenerCount(name, listener);
     let n = 0;
-    for (const list of this.#listeners.values()) n += list.length;
+    for (const each of super.eventNames()) n += super.listenerCount(each);
     return n;
   }
 
-  removeAllListeners(): void {
-    this.#listeners.clear();
-  }
-
-  protected emit<K extends keyof Events>(name: K, event: Events[K]): void {
-    const list = this.#listeners.get(name);
-    if (!list) return;
-    for (const listener of [...list]) {
+  override emit(name: string | symbol, ...args: unknown[]): boolean {
+    const list = super.rawListeners(name);
+    if (list.length === 0) {
+      // Keeps `'error'` semantics for anyone emitting it by hand (no listener: it throws).
+      return name === 'error' ? super.emit(name, ...args) : false;
+    }
+    for (const listener of list) {
       try {
-        (listener as Listener<Events[K]>)(event);
+        Reflect.apply(listener, this, args);
       } catch (error) {
-        this.#onListenerError(error);
+        this.onListenerError(error);
       }
     }
+    return true;
   }
 }

@@ -1,6 +1,5 @@
 export { SchedulerError, isSchedulerError, type ErrorCode } from './scheduler-error.js';
 export { HttpError, type HttpErrorInit } from './http-error.js';
-export { RateLimitError } from './rate-limit-error.js';
 export { AuthenticationError } from './authentication-error.js';
 export { NotFoundError } from './not-found-error.js';
 export { ValidationError, readFieldErrors, type FieldErrors } from './validation-error.js';
@@ -14,3 +13,5 @@ export { StoreUnavailableError } from './store-unavailable-error.js';
 export { JobFailedError, type JobFailedErrorInit } from './job-failed-error.js';
 export { WebhookVerificationError, type WebhookRejectReason } from './webhook-verification-error.js';
 export { ParamsValidationError } from './params-validation-error.js';
+export { BatchSetupError } from './batch-setup-error.js';
+export { JournalWriteError } from './journal-write-error.js';

@@ -1,7 +1,6 @@
 /** Stable error codes. They are part of the public API: never rename one. */
 export type ErrorCode =
   | 'HTTP_ERROR'
-  | 'RATE_LIMITED'
   | 'AUTHENTICATION_FAILED'
   | 'NOT_FOUND'
   | 'VALIDATION_FAILED'
@@ -14,7 +13,10 @@ export type ErrorCode =
   | 'JOB_FAILED'
   | 'WEBHOOK_INVALID'
   | 'STORE_UNAVAILABLE'
-  | 'INVALID_INPUT';
+  | 'INVALID_INPUT'
+  | 'BATCH_SETUP_FAILED'
+  | 'JOURNAL_WRITE_FAILED'
+  | 'MISSING_DEPENDENCY';
 
 const kSchedulerError = Symbol.for('modelbeam-scheduler.error');
 

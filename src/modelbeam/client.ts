@@ -19,6 +19,8 @@ import {
   isValidEndpointName,
   validateParams,
   type Img2ImgParams,
+  type KnownEndpoint,
+  type ParamsOf,
   type Img2TxtParams,
   type Img2VideoParams,
   type TranscribeParams,
@@ -268,6 +270,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
    * `OutcomeUnknownError` (the job may exist); a 422 about the balance pauses
    * submissions and rejects with `InsufficientBalanceError`.
    */
+  submit<E extends KnownEndpoint>(endpoint: E, params: ParamsOf<E>, options?: SubmitOptions): Promise<SubmitResult>;
   async submit(endpoint: string, params: Record<string, unknown>, options: SubmitOptions = {}): Promise<SubmitResult> {
     checkCallOptions(options, CALL_OPTIONS.submit);
     const prepared = await this.#prepare(endpoint, params, true);
@@ -285,31 +288,31 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
   }
 
   txt2img(params: Txt2ImgParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('txt2img', params as unknown as Record<string, unknown>, options);
+    return this.submit('txt2img', params, options);
   }
   img2img(params: Img2ImgParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('img2img', params as unknown as Record<string, unknown>, options);
+    return this.submit('img2img', params, options);
   }
   txt2embedding(params: Txt2EmbeddingParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('txt2embedding', params as unknown as Record<string, unknown>, options);
+    return this.submit('txt2embedding', params, options);
   }
   txt2audio(params: Txt2AudioParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('txt2audio', params as unknown as Record<string, unknown>, options);
+    return this.submit('txt2audio', params, options);
   }
   transcribe(params: TranscribeParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('transcribe', params as unknown as Record<string, unknown>, options);
+    return this.submit('transcribe', params, options);
   }
   img2txt(params: Img2TxtParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('img2txt', params as unknown as Record<string, unknown>, options);
+    return this.submit('img2txt', params, options);
   }
   txt2video(params: Txt2VideoParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('txt2video', params as unknown as Record<string, unknown>, options);
+    return this.submit('txt2video', params, options);
   }
   img2video(params: Img2VideoParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('img2video', params as unknown as Record<string, unknown>, options);
+    return this.submit('img2video', params, options);
   }
   txt2music(params: Txt2MusicParams, options?: SubmitOptions): Promise<SubmitResult> {
-    return this.submit('txt2music', params as unknown as Record<string, unknown>, options);
+    return this.submit('txt2music', params, options);
   }
 
   /**
@@ -339,6 +342,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
    * `resubmitOnUnknownOutcome`, which submits again and marks the result
    * `possibleDuplicate`.
    */
+  generate<E extends KnownEndpoint>(endpoint: E, params: ParamsOf<E>, options?: GenerateOptions): Promise<GenerateResult>;
   async generate(endpoint: string, params: Record<string, unknown>, options: GenerateOptions = {}): Promise<GenerateResult> {
     checkCallOptions(options, CALL_OPTIONS.generate);
     const prepared = await this.#prepare(endpoint, params, true);

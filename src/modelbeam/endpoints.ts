@@ -180,9 +180,8 @@ export interface EndpointParams {
   txt2music: Txt2MusicParams;
 }
 
-/** Every job-creating endpoint the docs name (paths under the base URL). */
-const KNOWN = [
-  ...TYPED_ENDPOINTS,
+/** Job-creating endpoints the docs name whose parameters are not typed here (any object is sent as given). */
+export const UNTYPED_ENDPOINTS = [
   'aud2video',
   'aud2txt',
   'vid2txt',
@@ -192,8 +191,16 @@ const KNOWN = [
   'img-rmbg',
   'videos/replace',
 ] as const;
-export type KnownEndpoint = (typeof KNOWN)[number];
-export const KNOWN_ENDPOINTS: readonly string[] = KNOWN;
+export type UntypedEndpoint = (typeof UNTYPED_ENDPOINTS)[number];
+
+/** Every endpoint name `submit()` and `generate()` accept at the type level. */
+export type KnownEndpoint = TypedEndpoint | UntypedEndpoint;
+
+/** The parameters of `endpoint`: typed for a {@link TypedEndpoint}, any object for the others. */
+export type ParamsOf<E extends KnownEndpoint> = E extends TypedEndpoint ? EndpointParams[E] : Record<string, unknown>;
+
+/** Every job-creating endpoint the docs name (paths under the base URL). */
+export const KNOWN_ENDPOINTS: readonly string[] = [...TYPED_ENDPOINTS, ...UNTYPED_ENDPOINTS];
 
 /** `endpoint` must be a relative path of plain segments: no `..`, no query, no scheme. */
 const ENDPOINT_RE = /^[a-z0-9][a-z0-9_-]*(?:\/[a-z0-9][a-z0-9_-]*)*$/i;

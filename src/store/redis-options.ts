@@ -3,6 +3,7 @@
  * eager validation, its events, and a tiny typed emitter.
  */
 import type { Redis } from 'ioredis';
+import { TypedEmitter } from '../engine/events.js';
 import type { Logger } from '../internal/logger.js';
 import { bool, checkLogger, invalid, keyList, num, oneOf, options as rootOptions, type Keys } from '../internal/validate.js';
 
@@ -204,45 +205,11 @@ function checkRedisUrl(value: string): void {
   );
 }
 
-type Listener<T> = (event: T) => void;
-
-/** A tiny typed emitter: listeners observe; one that throws is logged, never propagated. */
-export class StoreEmitter<Events extends object> {
-  readonly #listeners = new Map<keyof Events, Listener<never>[]>();
-  protected onListenerError: (error: unknown) => void = () => {};
-
-  on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const list = this.#listeners.get(name) ?? [];
-    list.push(listener as Listener<never>);
-    this.#listeners.set(name, list);
-    return this;
-  }
-
-  off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const list = this.#listeners.get(name);
-    const i = list?.indexOf(listener as Listener<never>) ?? -1;
-    if (list && i >= 0) list.splice(i, 1);
-    return this;
-  }
-
-  once<K extends keyof Events>(name: K, listener: Listener<Events[K]>): this {
-    const wrapped: Listener<Events[K]> = (event) => {
-      this.off(name, wrapped);
-      listener(event);
-    };
-    return this.on(name, wrapped);
-  }
-
-  protected emit<K extends keyof Events>(name: K, event: Events[K]): void {
-    for (const listener of [...(this.#listeners.get(name) ?? [])]) {
-      try {
-        (listener as Listener<Events[K]>)(event);
-      } catch (error) {
-        this.onListenerError(error);
-      }
-    }
-  }
-}
+/**
+ * The store's typed `node:events` emitter (the scheduler's {@link TypedEmitter}):
+ * listeners observe; one that throws is logged, never propagated.
+ */
+export class StoreEmitter<Events extends object> extends TypedEmitter<Events> {}
 
 /** The URL without user name or password, for messages. */
 export function safeUrl(url: string): string {

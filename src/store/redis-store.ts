@@ -22,7 +22,7 @@
  *   Either way it reconnects by itself and emits `unavailable`/`recovered`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis } from './ioredis.js';
 import { StoreUnavailableError } from '../errors/store-unavailable-error.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
 import { silentLogger, type Logger } from '../internal/logger.js';

@@ -10,7 +10,6 @@ export type {
   FakeServerOptions,
   FaultOptions,
   HeaderOptions,
-  JobErrorCode,
   JobOptions,
   JobOutcome,
   JobParams,
@@ -19,13 +18,17 @@ export type {
   LimitsOptions,
   WebhookOptions,
 } from './options.js';
-export { FAKE_ENDPOINTS, FAKE_SERVER_DEFAULTS, JOB_ERROR_CODES } from './options.js';
-export type { FakeJob, FakeJobView, JobStatus, RequestStatusData } from './jobs.js';
+export { FAKE_ENDPOINTS, FAKE_SERVER_DEFAULTS } from './options.js';
+// The same list (and the same object) as the root's: one meaning per name across entry points.
+export { JOB_ERROR_CODES, type JobErrorCode } from '../modelbeam/jobs.js';
+// `FakeJobStatus` (a job's state in the fake) is not the root's `JobStatus` (a parsed status response).
+export type { FakeJob, FakeJobView, JobStatus as FakeJobStatus, RequestStatusData } from './jobs.js';
 export type { FaultFilter, FaultKind, FaultRequestInfo } from './faults.js';
 export { FAULT_KINDS } from './faults.js';
 export type { FakeServerStats } from './stats.js';
 export { signWebhook } from './webhooks.js';
-export type { WebhookAttempt, WebhookCounters, WebhookEvent } from './webhooks.js';
+// `FakeWebhookEvent` (an event name the fake sends) is not the root's `WebhookEvent` (a verified delivery).
+export type { WebhookAttempt, WebhookCounters, WebhookEvent as FakeWebhookEvent } from './webhooks.js';
 export { RateWindow, maxInAnyWindow, retryAfterSeconds } from './windows.js';
 export type { MaxInWindowOptions, ResolvedWindowOptions, WindowKind, WindowOptions } from './windows.js';
 export { FAKE_MODELS } from './models.js';
