@@ -241,3 +241,57 @@ describe('budget state: the day', () => {
     expect(state.data.dailyResetKnown).toBe(0);
   });
 });
+
+describe('budget state: requests the daily window does not count (countsDaily false)', () => {
+  const both = (mRem: number, dRem: number, extra: Partial<NonNullable<Outcome['snapshot']>> = {}): Outcome['snapshot'] => ({
+    minute: { limit: 100, remaining: mRem },
+    daily: { limit: 5, remaining: dRem },
+    present: true,
+    ...extra,
+  });
+  /** A day spent with its reset known (a daily 429): parked. */
+  function parked(): BudgetState {
+    const state = new BudgetState({ ...config, dayMs: 50_000 });
+    const a = state.reserve(1, 100);
+    state.settle(ticketOf(a), { ...outcome(110, 429), snapshot: both(99, 0, { type: 'daily', retryAfterMs: 30_000 }) });
+    return state;
+  }
+
+  it('a daily park holds daily requests only', () => {
+    const state = parked();
+    expect(state.reserve(3, 200, 0)).toMatchObject({ granted: 0, blockedBy: 'park' });
+    const polls = state.reserve(3, 200, 0, false);
+    expect(polls.granted).toBe(3);
+    expect(polls.ticket.minuteOnly).toBe(true);
+    expect(state.data.daily.unc).toBe(0);
+    expect(state.data.minute.unc).toBe(3);
+  });
+
+  it('their answers never pass for a new day, and their give-backs give nothing back to the day', () => {
+    const state = parked();
+    const polls = state.reserve(2, 200, 0, false);
+    state.settle(ticketOf(polls), { ...outcome(210, 200), snapshot: both(97, 0) }); // Daily-Remaining unchanged: no jump
+    state.settle(ticketOf(polls), { ...outcome(211, undefined, false) });
+    expect(state.data.daily.unc).toBe(0);
+    expect(state.data.parked).toBe(1);
+    expect(state.reserve(1, 300, 0)).toMatchObject({ granted: 0, blockedBy: 'park' });
+  });
+
+  it('a day spent with daily answers in flight blocks daily requests (`daily`), not the others', () => {
+    const state = new BudgetState({ ...config, dayMs: 50_000 });
+    const a = state.reserve(1, 100);
+    state.settle(ticketOf(a), { ...outcome(110, 200), snapshot: both(99, 1) });
+    const last = state.reserve(2, 200, 0);
+    expect(last.granted).toBe(1);
+    expect(state.reserve(1, 201, 0)).toMatchObject({ granted: 0, blockedBy: 'daily' });
+    expect(state.reserve(1, 201, 0, false).granted).toBe(1);
+  });
+
+  it('the minute window still holds them', () => {
+    const state = new BudgetState({ ...config, dayMs: 50_000 });
+    const a = state.reserve(1, 100);
+    state.settle(ticketOf(a), { ...outcome(110, 200), snapshot: { minute: { limit: 3, remaining: 2 }, daily: { limit: 5, remaining: 0 }, present: true } });
+    expect(state.reserve(2, 200, 0, false).granted).toBe(2);
+    expect(state.reserve(1, 201, 0, false)).toMatchObject({ granted: 0, blockedBy: 'budget' });
+  });
+});

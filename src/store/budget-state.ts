@@ -210,8 +210,12 @@ export class BudgetState {
     }
   }
 
-  /** Grants up to `want` requests now; `backlog` tasks wait beyond those. */
-  reserve(want: number, now: number, backlog = Infinity): ReserveResult {
+  /**
+   * Grants up to `want` requests now; `backlog` tasks wait beyond those.
+   * `countsDaily: false`: requests the daily window does not count (its
+   * budget and its park do not hold them; their tickets say `minuteOnly`).
+   */
+  reserve(want: number, now: number, backlog = Infinity, countsDaily = true): ReserveResult {
     const s = this.data;
     const result: ReserveResult = {
       now,
@@ -239,13 +243,14 @@ export class BudgetState {
     if (s.gated === 1) this.#reopenGate();
 
     if (s.parked === 1) {
-      if (s.parkUntil > now) {
+      if (s.parkUntil <= now) {
+        if (s.parkUntil > 0) this.#unpark(now);
+      } else if (countsDaily) {
         result.blockedBy = 'park';
         result.retryAt = s.parkUntil;
         result.parkedUntil = s.parkUntil;
         return result;
       }
-      if (s.parkUntil > 0) this.#unpark(now);
     }
 
     this.#tick(now);
@@ -259,6 +264,7 @@ export class BudgetState {
       epochMinute: s.minute.epoch,
       epochDaily: s.daily.epoch,
       sentAt: now,
+      ...(countsDaily ? {} : { minuteOnly: true }),
     };
 
     let avail = Infinity;
@@ -299,7 +305,7 @@ export class BudgetState {
         avail = Math.min(avail, Math.max(0, a));
       }
       const d = s.daily;
-      if (d.limit >= 0 && d.rem >= 0) {
+      if (countsDaily && d.limit >= 0 && d.rem >= 0) {
         let a = d.rem - d.unc;
         if (a <= 0 && inFlight === 0 && d.rem > 0) a = 1;
         if (a <= 0) {
@@ -321,8 +327,9 @@ export class BudgetState {
               blockedBy = 'park';
             }
           } else {
+            // Spent, with answers in flight that may say more (a reset).
             avail = 0;
-            blockedBy = 'budget';
+            blockedBy = 'daily';
           }
         } else {
           avail = Math.min(avail, a);
@@ -334,7 +341,7 @@ export class BudgetState {
     if (granted > 0) {
       s.sent += granted;
       s.minute.unc += granted;
-      s.daily.unc += granted;
+      if (countsDaily) s.daily.unc += granted;
       phase.onGrant(s.minute, now);
       if (probe) {
         s.dailyProbe = 1;
@@ -356,6 +363,8 @@ export class BudgetState {
     const now = outcome.now;
     const result: SettleResult = { now, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
     const trusted = trust.trusted;
+    /** The request counted in the daily window (it was granted there). */
+    const daily = ticket.minuteOnly !== true;
     if (trust.countDone) s.done++;
     // The daily probe is answered (or never left): unless this answer parks the
     // queue below, another may go; otherwise reserve() would refuse forever.
@@ -363,7 +372,7 @@ export class BudgetState {
     if (!outcome.sent) {
       // Never left: give its unit back where no snapshot has counted it since.
       if (trusted && ticket.verMinute === s.minute.ver && s.minute.unc > 0) s.minute.unc--;
-      if (trusted && ticket.verDaily === s.daily.ver && s.daily.unc > 0) s.daily.unc--;
+      if (trusted && daily && ticket.verDaily === s.daily.ver && s.daily.unc > 0) s.daily.unc--;
       return result;
     }
 
@@ -378,7 +387,8 @@ export class BudgetState {
     if (snap?.present && trusted) {
       s.headers = 1;
       appliedMinute = this.#apply(s.minute, snap.minute, ticket.verMinute, ticket.epochMinute, ticket, counted, now, true);
-      appliedDaily = this.#apply(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily, ticket, counted, now, false);
+      // An answer the daily window did not count is no count there: an unchanged `Daily-Remaining` is no reset.
+      appliedDaily = this.#apply(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily, ticket, counted && daily, now, false);
       result.changed = appliedMinute || appliedDaily;
     } else if (snap?.present) {
       s.headers = 1;
@@ -393,7 +403,7 @@ export class BudgetState {
         if (ticket.verMinute === s.minute.ver && (outcome.status as number) < 500) hide(s.minute, s.done);
         absorb(s.minute, snap?.minute.remaining !== undefined, now);
       }
-      if (!appliedDaily) absorb(s.daily, snap?.daily.remaining !== undefined, now);
+      if (!appliedDaily && daily) absorb(s.daily, snap?.daily.remaining !== undefined, now);
     }
     if (counted && trusted && s.minute.limit >= 0) {
       this.#log.push(ticket.sentAt, now);

@@ -13,8 +13,8 @@ export class MemoryStore implements Store {
     this.#state = new BudgetState(config);
   }
 
-  reserve(want: number, now: number, backlog?: number): ReserveResult {
-    return this.#require().reserve(want, now, backlog);
+  reserve(want: number, now: number, backlog?: number, countsDaily?: boolean): ReserveResult {
+    return this.#require().reserve(want, now, backlog, countsDaily);
   }
 
   settle(ticket: Ticket, outcome: Outcome): SettleResult {

@@ -300,8 +300,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  async reserve(want: number, now: number, backlog = Infinity): Promise<ReserveResult> {
-    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog);
+  async reserve(want: number, now: number, backlog = Infinity, countsDaily = true): Promise<ReserveResult> {
+    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog, countsDaily);
     const prefix = `${this.#pid}.${++this.#seq}:`;
     const config = this.#require();
     type Reserved = ReturnType<SharedBudget['reserve']>;
@@ -310,12 +310,12 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       result = await this.#enqueue<Reserved>(
         'reserve',
         now,
-        (b) => b.reserve(want, backlog, prefix, config.leaseMs),
+        (b) => b.reserve(want, backlog, prefix, config.leaseMs, countsDaily),
         (late) => this.#giveBackLate(late as Reserved, prefix),
       );
     } catch (error) {
       this.#markDown(error);
-      return this.#reserveOffline(want, now, backlog);
+      return this.#reserveOffline(want, now, backlog, countsDaily);
     }
     if (result.granted > 0) {
       this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
@@ -329,7 +329,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     // one: while blocked on the budget, ask again soon rather than at the
     // next time-based raise (or a lease expiry a whole lease TTL away).
     const pollMs = this.#pollMs ?? Math.max(5, config.minuteMs / 100);
-    if (pollMs > 0 && out.granted < want && (out.blockedBy === 'budget' || out.blockedBy === 'unknown-limit')) {
+    const waitsForOthers = out.blockedBy === 'budget' || out.blockedBy === 'daily' || out.blockedBy === 'unknown-limit';
+    if (pollMs > 0 && out.granted < want && waitsForOthers) {
       const poll = out.now + pollMs;
       if (out.retryAt === undefined || out.retryAt > poll) out.retryAt = poll;
     }
@@ -338,7 +339,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     if (
       oldestLease &&
       out.granted < want &&
-      (out.blockedBy === 'budget' || out.blockedBy === 'unknown-limit') &&
+      waitsForOthers &&
       !oldestLease.id.startsWith(`${this.#pid}.`) &&
       (out.retryAt === undefined || oldestLease.expiresAt < out.retryAt)
     ) {
@@ -713,11 +714,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return { now: engineNow + this.#offset, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
   }
 
-  #reserveOffline(want: number, now: number, backlog = Infinity): ReserveResult {
+  #reserveOffline(want: number, now: number, backlog = Infinity, countsDaily = true): ReserveResult {
     const storeNow = now + this.#offset;
     if (this.#mode === 'local-share' && this.#lastView) {
       this.#local ??= this.#seedLocal(this.#lastView, storeNow);
-      const result = this.#local.reserve(want, storeNow, backlog);
+      const result = this.#local.reserve(want, storeNow, backlog, countsDaily);
       if (result.granted > 0) {
         const prefix = `${this.#pid}.L${++this.#seq}:`;
         this.#localGroups.set(prefix, { state: this.#local, open: result.granted });

@@ -28,9 +28,16 @@ export interface Ticket {
   sentAt: number;
   /** Lease id (shared stores); empty for the memory store. */
   lease: string;
+  /** Present (true) when the request counts against the minute window only, not the daily one. */
+  minuteOnly?: boolean;
 }
 
-export type BlockReason = 'gate' | 'park' | 'budget' | 'unknown-limit' | 'scout' | 'store';
+/**
+ * Why fewer were granted than wanted. `'park'` and `'daily'` are about the
+ * daily window alone (a request that does not count there may still go):
+ * parked until the day resets, or spent with answers in flight that may say more.
+ */
+export type BlockReason = 'gate' | 'park' | 'daily' | 'budget' | 'unknown-limit' | 'scout' | 'store';
 
 export interface ReserveResult {
   /** Store time of this answer; `retryAt` and `parkedUntil` are on the same clock. */
@@ -112,9 +119,10 @@ export interface Store {
   /**
    * Grants up to `want` requests now. `backlog` counts tasks queued beyond
    * `want`: a unit is held back for a scout only when there is more work than
-   * budget (default: assume there is).
+   * budget (default: assume there is). `countsDaily: false` grants requests
+   * the daily window does not count: its budget and its park do not hold them.
    */
-  reserve(want: number, now: number, backlog?: number): ReserveResult | Promise<ReserveResult>;
+  reserve(want: number, now: number, backlog?: number, countsDaily?: boolean): ReserveResult | Promise<ReserveResult>;
   settle(ticket: Ticket, outcome: Outcome): SettleResult | Promise<SettleResult>;
   view(now: number): BudgetView | Promise<BudgetView>;
   close(): void | Promise<void>;

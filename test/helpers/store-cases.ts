@@ -180,7 +180,7 @@ export function invariantProblems(step: Step): string[] {
     if (!Number.isInteger(r.granted) || r.granted < 0 || r.granted > step.want) problems.push(`granted ${r.granted} of ${step.want}`);
     finite('retryAt', r.retryAt, 0);
     finite('parkedUntil', r.parkedUntil, 0);
-    for (const [k, v] of Object.entries(r.ticket)) finite(`ticket.${k}`, v, 0);
+    for (const [k, v] of Object.entries(r.ticket)) if (typeof v === 'number') finite(`ticket.${k}`, v, 0);
   } else if (step.op === 'view') {
     const v = step.result;
     for (const name of ['minute', 'daily'] as const) {
