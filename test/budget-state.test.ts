@@ -256,19 +256,48 @@ describe('budget state: requests the daily window does not count (countsDaily fa
     state.settle(ticketOf(a), { ...outcome(110, 429), snapshot: both(99, 0, { type: 'daily', retryAfterMs: 30_000 }) });
     return state;
   }
-
-  it('a daily park holds daily requests only', () => {
+  /** Parked, and one request said not to count daily was answered (the word is proven). */
+  function proven(): BudgetState {
     const state = parked();
+    const test = state.reserve(1, 150, 0, false);
+    state.settle(ticketOf(test), { ...outcome(160, 200), snapshot: both(98, 0) });
+    return state;
+  }
+
+  it('while the day is spent, the first goes alone: the test of their word', () => {
+    const state = parked();
+    expect(state.reserve(3, 200, 0)).toMatchObject({ granted: 0, blockedBy: 'park' });
+    const test = state.reserve(3, 200, 0, false);
+    expect(test.granted).toBe(1);
+    expect(test.ticket).toMatchObject({ minuteOnly: true, minuteOnlyTest: true });
+    expect(state.reserve(3, 201, 0, false)).toMatchObject({ granted: 0, blockedBy: 'daily' });
+    expect(state.data.daily.unc).toBe(0);
+    expect(state.data.minute.unc).toBe(1);
+  });
+
+  it('answered, the word is proven: a daily park holds daily requests only', () => {
+    const state = proven();
+    expect(state.data.minuteOnly).toBe(1);
     expect(state.reserve(3, 200, 0)).toMatchObject({ granted: 0, blockedBy: 'park' });
     const polls = state.reserve(3, 200, 0, false);
     expect(polls.granted).toBe(3);
-    expect(polls.ticket.minuteOnly).toBe(true);
+    expect(polls.ticket.minuteOnlyTest).toBeUndefined();
     expect(state.data.daily.unc).toBe(0);
-    expect(state.data.minute.unc).toBe(3);
+  });
+
+  it('refused by the daily window, the word is revoked until the day resets', () => {
+    const state = parked();
+    const test = state.reserve(1, 150, 0, false);
+    state.settle(ticketOf(test), { ...outcome(160, 429), snapshot: both(98, 0, { type: 'daily', retryAfterMs: 29_900 }) });
+    expect(state.data.minuteOnly).toBe(2);
+    expect(state.reserve(3, 200, 0, false)).toMatchObject({ granted: 0, blockedBy: 'park' });
+    // The day resets: their word is heard again.
+    expect(state.reserve(1, 30_200, 0).granted).toBe(1);
+    expect(state.data.minuteOnly).toBe(0);
   });
 
   it('their answers never pass for a new day, and their give-backs give nothing back to the day', () => {
-    const state = parked();
+    const state = proven();
     const polls = state.reserve(2, 200, 0, false);
     state.settle(ticketOf(polls), { ...outcome(210, 200), snapshot: both(97, 0) }); // Daily-Remaining unchanged: no jump
     state.settle(ticketOf(polls), { ...outcome(211, undefined, false) });
@@ -284,14 +313,14 @@ describe('budget state: requests the daily window does not count (countsDaily fa
     const last = state.reserve(2, 200, 0);
     expect(last.granted).toBe(1);
     expect(state.reserve(1, 201, 0)).toMatchObject({ granted: 0, blockedBy: 'daily' });
-    expect(state.reserve(1, 201, 0, false).granted).toBe(1);
+    expect(state.reserve(1, 201, 0, false)).toMatchObject({ granted: 1, ticket: { minuteOnlyTest: true } });
   });
 
   it('the minute window still holds them', () => {
-    const state = new BudgetState({ ...config, dayMs: 50_000 });
-    const a = state.reserve(1, 100);
-    state.settle(ticketOf(a), { ...outcome(110, 200), snapshot: { minute: { limit: 3, remaining: 2 }, daily: { limit: 5, remaining: 0 }, present: true } });
-    expect(state.reserve(2, 200, 0, false).granted).toBe(2);
-    expect(state.reserve(1, 201, 0, false)).toMatchObject({ granted: 0, blockedBy: 'budget' });
+    const state = proven();
+    const b = state.reserve(1, 300, 0, false);
+    state.settle(ticketOf(b), { ...outcome(310, 200), snapshot: { minute: { limit: 3, remaining: 2 }, daily: { limit: 5, remaining: 0 }, present: true } });
+    expect(state.reserve(2, 400, 0, false).granted).toBe(2);
+    expect(state.reserve(1, 401, 0, false)).toMatchObject({ granted: 0, blockedBy: 'budget' });
   });
 });

@@ -301,3 +301,59 @@ describe('liveness: the queue never waits forever', () => {
   });
 });
 
+
+describe('tasks the daily window does not count (countsDaily: false)', () => {
+  function dailyServer(clock: ManualClock, limit: number, dayMs: number) {
+    const server = new SimServer(clock, { limit: 1000, windowMs: 1000, kind: 'fixed' }, 4);
+    server.daily = { limit, used: 0, resetAt: T0 + dayMs, dayMs };
+    return server;
+  }
+
+  it('go on while the day is spent and parked; the daily tasks wait for the reset', async () => {
+    const dayMs = 10_000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs } });
+    const server = dailyServer(clock, 3, dayMs);
+    const submissions = Array.from({ length: 6 }, () => track(scheduler.schedule(server.task)));
+    await clock.advance(100);
+    expect(submissions.filter((t) => t.state === 'fulfilled')).toHaveLength(3);
+    expect(scheduler.stats().parkedUntil).toBeGreaterThanOrEqual(T0 + dayMs);
+    // Polls of the jobs in flight, scheduled while parked (some ahead of the submissions in priority, some behind).
+    const polls = Array.from({ length: 8 }, (_, i) => track(scheduler.schedule(server.minuteOnlyTask, { countsDaily: false, priority: i % 2 })));
+    await clock.advance(100);
+    expect(polls.every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(submissions.filter((t) => t.state === 'pending')).toHaveLength(3);
+    expect(server.rejected).toBe(1); // the one probe that learned the day's reset
+    await clock.runUntil(() => submissions.every((t) => t.state !== 'pending'), 2 * dayMs, 100);
+    expect(submissions.every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(server.rejected).toBe(1);
+  });
+
+  it("with onDailyLimit 'reject', only the daily tasks are refused", async () => {
+    const dayMs = 10_000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs }, onDailyLimit: 'reject' });
+    const server = dailyServer(clock, 2, dayMs);
+    const submissions = Array.from({ length: 4 }, () => track(scheduler.schedule(server.task)));
+    const polls = Array.from({ length: 4 }, () => track(scheduler.schedule(server.minuteOnlyTask, { countsDaily: false })));
+    await clock.runUntil(() => [...submissions, ...polls].every((t) => t.state !== 'pending'), dayMs, 50);
+    expect(submissions.map((t) => t.state)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    expect(polls.every((t) => t.state === 'fulfilled')).toBe(true);
+  });
+
+  it('said not to count but refused by the daily window: one 429, then none goes on that word until the day resets', async () => {
+    const dayMs = 10_000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs } });
+    const server = dailyServer(clock, 2, dayMs);
+    const log = record(scheduler, clock, ['rateLimited']);
+    const first = Array.from({ length: 2 }, () => track(scheduler.schedule(server.task)));
+    await clock.advance(100);
+    expect(first.every((t) => t.state === 'fulfilled')).toBe(true);
+    // The server counts these daily after all (server.task), though the caller says otherwise.
+    const wrong = Array.from({ length: 6 }, () => track(scheduler.schedule(server.task, { countsDaily: false })));
+    await clock.advance(1000);
+    expect(of(log, 'rateLimited').filter((e) => e.window === 'daily')).toHaveLength(1);
+    expect(wrong.every((t) => t.state === 'pending')).toBe(true);
+    await clock.runUntil(() => wrong.every((t) => t.state !== 'pending'), 4 * dayMs, 100);
+    expect(wrong.every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(server.maxInWindow()).toBeLessThanOrEqual(1000);
+  });
+});

@@ -128,7 +128,8 @@ describe('schedule(): bad per-task input rejects with a TypeError', () => {
     ['timeoutMs -1', 'task', { timeoutMs: -1 }, 'Expected `timeoutMs` to be a number >= 0, got `-1` (number)'],
     ['signal not a signal', 'task', { signal: { aborted: false } }, 'Expected `signal` to be an AbortSignal, got `[object Object]` (object)'],
     ['idempotent "yes"', 'task', { idempotent: 'yes' }, 'Expected `idempotent` to be a boolean, got `"yes"` (string)'],
-    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`; did you mean `priority`?'],
+    ['countsDaily "no"', 'task', { countsDaily: 'no' }, 'Expected `countsDaily` to be a boolean, got `"no"` (string)'],
+    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`, `countsDaily`; did you mean `priority`?'],
   ];
 
   it.each(cases)('%s', async (_label, task, options, message) => {

@@ -147,6 +147,15 @@ export interface ScheduleOptions {
    * @default false
    */
   idempotent?: boolean;
+  /**
+   * Whether the request counts against the daily window. `false` for
+   * requests the server does not count there (a job's status polls, on an API
+   * whose daily quota counts submissions only): a spent day does not hold them
+   * back, and they spend no daily budget. One refused by the daily window all
+   * the same counts there from then on.
+   * @default true
+   */
+  countsDaily?: boolean;
 }
 
 /** The time settings of a scheduler, as a client or a store built on it reads them (`scheduler.timing`). */
@@ -209,7 +218,7 @@ const SCHEDULER_KEYS = keyList({
 const WINDOW_KEYS = keyList({ minuteMs: true, dayMs: true } satisfies Keys<NonNullable<SchedulerOptions['windows']>>);
 const LIMIT_KEYS = keyList({ minute: true, daily: true } satisfies Keys<NonNullable<SchedulerOptions['limits']>>);
 const RETRY_KEYS = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
-const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true } satisfies Keys<ScheduleOptions>);
+const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true } satisfies Keys<ScheduleOptions>);
 
 /** `timeScale` alone, checked: a client or store reads it before the scheduler is built. */
 export function resolveTimeScale(value: unknown): number {
@@ -273,4 +282,5 @@ export function checkScheduleOptions(options: ScheduleOptions): void {
   num('timeoutMs', o.timeoutMs, 0);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', o.signal);
   bool('idempotent', o.idempotent, false);
+  bool('countsDaily', o.countsDaily, true);
 }

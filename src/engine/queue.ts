@@ -32,6 +32,11 @@ class Deque<T> {
     this.#size++;
   }
 
+  /** The first item, left in place. */
+  peek(): T | undefined {
+    return this.#size === 0 ? undefined : this.#items[this.#head];
+  }
+
   shift(): T | undefined {
     if (this.#size === 0) return undefined;
     const item = this.#items[this.#head];
@@ -126,6 +131,18 @@ export class PriorityQueue<T extends Queueable> {
     return undefined;
   }
 
+  /** The item `shift` would return, left in place (cancelled items at the front are dropped on the way). */
+  peek(): T | undefined {
+    for (const priority of this.#order) {
+      const bucket = this.#buckets.get(priority) as Deque<T>;
+      for (let item = bucket.peek(); item !== undefined; item = bucket.peek()) {
+        if (!item.cancelled) return item;
+        bucket.shift();
+      }
+    }
+    return undefined;
+  }
+
   /** Removes and returns every live item, marking each as cancelled. */
   *drain(): Generator<T> {
     for (const priority of this.#order) {
@@ -149,5 +166,58 @@ export class PriorityQueue<T extends Queueable> {
     while (i < this.#order.length && (this.#order[i] as number) > priority) i++;
     this.#order.splice(i, 0, priority);
     return bucket;
+  }
+}
+
+/** Which windows a queued item counts against: both, or the minute window only. */
+export type Lane = 'daily' | 'minute';
+
+/**
+ * Two priority queues, one per lane: items that count against the daily
+ * window, and items that count against the minute window only (a daily park
+ * does not hold those). Across lanes, the higher priority goes first, then
+ * the earlier arrival, as in one queue.
+ */
+export class LanedQueue<T extends Queueable & { lane: Lane }> {
+  readonly #lanes: Record<Lane, PriorityQueue<T>> = { daily: new PriorityQueue<T>(), minute: new PriorityQueue<T>() };
+
+  get size(): number {
+    return this.#lanes.daily.size + this.#lanes.minute.size;
+  }
+
+  sizeOf(lane: Lane): number {
+    return this.#lanes[lane].size;
+  }
+
+  push(item: T): void {
+    this.#lanes[item.lane].push(item);
+  }
+
+  unshift(item: T): void {
+    this.#lanes[item.lane].unshift(item);
+  }
+
+  cancel(item: T): void {
+    this.#lanes[item.lane].cancel(item);
+  }
+
+  /** The lane whose first item goes next; with `dailyHeld`, only the minute lane is served. */
+  next(dailyHeld: boolean): Lane | undefined {
+    const minute = this.#lanes.minute.peek();
+    if (dailyHeld) return minute ? 'minute' : undefined;
+    const daily = this.#lanes.daily.peek();
+    if (!daily || !minute) return daily ? 'daily' : minute ? 'minute' : undefined;
+    if (daily.priority !== minute.priority) return daily.priority > minute.priority ? 'daily' : 'minute';
+    return daily.id < minute.id ? 'daily' : 'minute';
+  }
+
+  shift(lane: Lane): T | undefined {
+    return this.#lanes[lane].shift();
+  }
+
+  /** Removes and returns every live item of `lane` (of both when omitted), marking each as cancelled. */
+  *drain(lane?: Lane): Generator<T> {
+    if (lane !== 'minute') yield* this.#lanes.daily.drain();
+    if (lane !== 'daily') yield* this.#lanes.minute.drain();
   }
 }

@@ -25,7 +25,7 @@ import {
 } from './classify.js';
 import { TypedEmitter, type RetryReason, type SchedulerEvents } from './events.js';
 import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
-import { PriorityQueue, type Queueable } from './queue.js';
+import { LanedQueue, type Lane, type Queueable } from './queue.js';
 
 /** What a task receives on each attempt. */
 export interface TaskContext {
@@ -112,12 +112,17 @@ class Entry implements Queueable {
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
 
+  /** Which windows it counts against (`countsDaily`). */
+  readonly lane: Lane;
+
   constructor(
     readonly id: number,
     readonly task: Task<unknown>,
     readonly priority: number,
     readonly options: ScheduleOptions | undefined,
-  ) {}
+  ) {
+    this.lane = options?.countsDaily === false ? 'minute' : 'daily';
+  }
 
   /** Settles the caller's promise with success (and stops listening to its signal). */
   succeed(value: unknown): void {
@@ -324,6 +329,8 @@ function ticketFor(t: Omit<Ticket, 'lease'>, lease: string): Ticket {
     epochDaily: t.epochDaily,
     sentAt: t.sentAt,
     lease,
+    minuteOnly: t.minuteOnly === true,
+    minuteOnlyTest: t.minuteOnlyTest === true,
   };
 }
 
@@ -344,7 +351,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #logger: Logger;
-  readonly #queue = new PriorityQueue<Entry>();
+  readonly #queue = new LanedQueue<Entry>();
   readonly #aimd = new Aimd();
   #init: Promise<void> | undefined;
   #nextId = 1;
@@ -559,16 +566,20 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   // ---- dispatch -------------------------------------------------------------
 
-  /** `known`: the clock as the caller just read it (an answer's arrival), saving a reading for the first round. */
-  #pump(known?: number): void {
+  /**
+   * `known`: the clock as the caller just read it (an answer's arrival), saving a reading for the first round.
+   * `dailyHeld`: the daily window just refused (parked or spent): only tasks it does not count may go.
+   */
+  #pump(known?: number, dailyHeld = false): void {
     if (this.#pumping || this.#paused || this.#stopped || this.#dropping || this.#init) return;
     let at = known;
-    while (this.#queue.size > 0) {
+    for (let lane = this.#queue.next(dailyHeld); lane !== undefined; lane = this.#queue.next(dailyHeld)) {
       const room = this.#concurrency - this.#inFlight;
       if (room <= 0) return;
       const now = at ?? this.#clock.now();
       at = undefined; // dispatching ran tasks: later rounds read the clock again
-      let want = Math.min(this.#queue.size, room);
+      const queued = this.#queue.sizeOf(lane);
+      let want = Math.min(queued, room);
       if (this.#options.smooth) {
         if (now < this.#nextSmoothAt) return this.#wake(this.#nextSmoothAt - now);
         want = 1;
@@ -582,13 +593,14 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         want = this.#aimd.take(want, now);
         if (want === 0) return this.#wake(this.#aimd.nextAt(now) - now);
       }
-      const result = this.#store.reserve(want, now, this.#queue.size - want);
+      const result = this.#store.reserve(want, now, queued - want, lane === 'daily');
       if (isPromise(result)) {
         this.#pumping = true;
         result.then(
           (granted) => {
             this.#pumping = false;
-            if (this.#onGrant(granted, want, this.#clock.now())) this.#pump();
+            if (this.#onGrant(granted, want, this.#clock.now(), lane)) this.#pump(undefined, dailyHeld);
+            else if (this.#heldByDay(granted, lane)) this.#pump(undefined, true);
           },
           (error: unknown) => {
             this.#pumping = false;
@@ -597,8 +609,17 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         );
         return;
       }
-      if (!this.#onGrant(result, want, now)) return;
+      if (!this.#onGrant(result, want, now, lane)) {
+        if (!this.#heldByDay(result, lane)) return;
+        dailyHeld = true;
+      }
     }
+  }
+
+  /** The daily window alone held back daily tasks, and tasks it does not count are queued: they may still go. */
+  #heldByDay(result: ReserveResult, lane: Lane): boolean {
+    const byDay = result.blockedBy === 'park' || result.blockedBy === 'daily';
+    return lane === 'daily' && byDay && this.#queue.sizeOf('minute') > 0;
   }
 
   /**
@@ -606,18 +627,18 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
    * the clock is read as few times as possible per task, as it is a system call
    * on some machines). Returns false when the loop should stop and wait.
    */
-  #onGrant(result: ReserveResult, want: number, now: number): boolean {
+  #onGrant(result: ReserveResult, want: number, now: number, lane: Lane): boolean {
     if (result.blockedBy !== 'store' && this.#storeDown) {
       this.#storeDown = false;
       this.emit('storeRecovered', {});
     }
     // Granted outside a park (and not as the probe of an exhausted day): the park is over.
-    if (result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified = false;
+    if (lane === 'daily' && result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified = false;
     const shared = result.leasePrefix === '' ? ticketFor(result.ticket, '') : undefined;
     let dispatched = 0;
     for (let i = 0; i < result.granted; i++) {
       const ticket = shared ?? ticketFor(result.ticket, `${result.leasePrefix}${i}`);
-      const entry = this.#stopped || this.#dropping || this.#paused ? undefined : this.#queue.shift();
+      const entry = this.#stopped || this.#dropping || this.#paused ? undefined : this.#queue.shift(lane);
       if (!entry) {
         this.#giveBack(ticket, now);
         continue;
@@ -962,8 +983,9 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       this.emit('dailyQuotaExhausted', { resetAt: until, action });
     }
     if (action === 'reject') {
+      // Tasks the daily window does not count are not refused by it.
       const error = new DailyQuotaExhaustedError(until);
-      for (const entry of this.#queue.drain()) this.#finishAttempt(entry, false, error);
+      for (const entry of this.#queue.drain('daily')) this.#finishAttempt(entry, false, error);
       this.#checkWaiters();
     }
     this.#wake(Math.max(0, until - this.#clock.now()));

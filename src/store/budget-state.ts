@@ -22,6 +22,7 @@
  *   bracket of the next reset, so the bracket tightens window after window,
  *   and a held-back late probe reads a limit raised during the window.
  */
+import { refusedWindow } from '../headers/refusal.js';
 import type { WindowSnapshot } from '../headers/types.js';
 import { AnswerLog } from './answer-log.js';
 import * as phase from './phase.js';
@@ -108,6 +109,15 @@ export interface BudgetStateData {
    * sends the one probe whose refusal says when the day resets.
    */
   dailyResetKnown: number;
+  /**
+   * What requests said not to count against the daily window have shown:
+   * 0 nothing yet, 1 one was answered while the day was spent (proven),
+   * 2 one was refused by the daily window (revoked until the day resets:
+   * they are held like the rest).
+   */
+  minuteOnly: number;
+  /** Requests sent to test that word (while the day was spent, unproven), not answered yet. */
+  minuteOnlyTests: number;
 }
 
 /** What `settle` may trust of an answer (shared stores; the memory store trusts everything). */
@@ -166,6 +176,8 @@ export class BudgetState {
       nextDailyReset: 0,
       dailyProbe: 0,
       dailyResetKnown: 0,
+      minuteOnly: 0,
+      minuteOnlyTests: 0,
     };
   }
 
@@ -215,8 +227,12 @@ export class BudgetState {
    * `countsDaily: false`: requests the daily window does not count (its
    * budget and its park do not hold them; their tickets say `minuteOnly`).
    */
-  reserve(want: number, now: number, backlog = Infinity, countsDaily = true): ReserveResult {
+  reserve(want: number, now: number, backlog = Infinity, countsDailyAsked = true): ReserveResult {
     const s = this.data;
+    // Said not to count daily, but one such was refused by the daily window: held like the rest until the day resets.
+    const countsDaily = countsDailyAsked || s.minuteOnly === 2;
+    /** That word is tested first: while the day is spent and nothing proved it, one goes alone. */
+    let test = false;
     const result: ReserveResult = {
       now,
       granted: 0,
@@ -268,6 +284,15 @@ export class BudgetState {
     };
 
     let avail = Infinity;
+    if (!countsDaily && s.minuteOnly === 0 && this.#daySpent()) {
+      if (s.minuteOnlyTests > 0) {
+        avail = 0;
+        result.blockedBy = 'daily';
+        return result;
+      }
+      avail = 1;
+      test = true;
+    }
     /** The daily probe goes with this grant (spent only if something is granted). */
     let probe = false;
     let retryAt: number | undefined;
@@ -342,6 +367,10 @@ export class BudgetState {
       s.sent += granted;
       s.minute.unc += granted;
       if (countsDaily) s.daily.unc += granted;
+      if (test) {
+        s.minuteOnlyTests++;
+        result.ticket.minuteOnlyTest = true;
+      }
       phase.onGrant(s.minute, now);
       if (probe) {
         s.dailyProbe = 1;
@@ -366,6 +395,7 @@ export class BudgetState {
     /** The request counted in the daily window (it was granted there). */
     const daily = ticket.minuteOnly !== true;
     if (trust.countDone) s.done++;
+    if (ticket.minuteOnlyTest === true && s.minuteOnlyTests > 0) s.minuteOnlyTests--;
     // The daily probe is answered (or never left): unless this answer parks the
     // queue below, another may go; otherwise reserve() would refuse forever.
     if (s.dailyProbe === 1 && s.parkUntil === 0 && s.sent === s.done) s.dailyProbe = 0;
@@ -410,8 +440,15 @@ export class BudgetState {
       s.minute.lastRecv = now;
     }
 
+    if (!daily && (is429 ? refusedWindow(snap) === 'daily' : ticket.minuteOnlyTest === true && counted && (outcome.status as number) < 500)) {
+      // Said not to count daily: refused by the daily window, the word is revoked until the day resets;
+      // answered while the day was spent (the test), it is proven.
+      if (is429) s.minuteOnly = 2;
+      else if (s.minuteOnly === 0) s.minuteOnly = 1;
+    }
+
     if (is429) {
-      const daily = snap?.type === 'daily' || (snap?.type === undefined && snap?.daily.remaining === 0);
+      const daily = refusedWindow(snap) === 'daily';
       const wait = (snap?.retryAfterMs ?? outcome.fallbackGateMs) + outcome.jitterMs;
       if (daily) {
         // Without Retry-After: a real day resets at midnight UTC (ModelBeam's docs), a compressed one is not known.
@@ -522,6 +559,7 @@ export class BudgetState {
         d.parked = 0;
         d.parkUntil = 0;
         d.dailyProbe = 0;
+        if (d.minuteOnly === 2) d.minuteOnly = 0;
         w.epoch++;
       }
       // The server said when the day resets (no further away than a day: a longer wait contradicts the window).
@@ -631,6 +669,12 @@ export class BudgetState {
     return Number.isFinite(t) ? t : undefined;
   }
 
+  /** The daily window is spent: parked, or nothing left of what it allows. */
+  #daySpent(): boolean {
+    const d = this.data.daily;
+    return this.data.parked === 1 || (d.limit >= 0 && d.rem >= 0 && d.rem - d.unc <= 0);
+  }
+
   #reopenGate(): void {
     const s = this.data;
     s.gated = 0;
@@ -651,6 +695,7 @@ export class BudgetState {
     s.parked = 0;
     s.parkUntil = 0;
     s.dailyProbe = 0;
+    if (s.minuteOnly === 2) s.minuteOnly = 0;
     if (s.nextDailyReset > 0 && s.nextDailyReset <= now) s.nextDailyReset += d.windowMs;
     if (d.limit >= 0) {
       // (A limit of 0 still lets one request a day read whether it was raised.)

@@ -30,6 +30,8 @@ export interface Ticket {
   lease: string;
   /** Present (true) when the request counts against the minute window only, not the daily one. */
   minuteOnly?: boolean;
+  /** Present (true) when the request tests that word: sent alone while the day is spent. */
+  minuteOnlyTest?: boolean;
 }
 
 /**

@@ -80,8 +80,8 @@ export class SimServer {
     return this.#windowStart + w.windowMs - now;
   }
 
-  /** Processes one request at the current clock time. */
-  handle(): SimResponse {
+  /** Processes one request at the current clock time; `countsDaily: false`: the daily window neither counts nor refuses it. */
+  handle(countsDaily = true): SimResponse {
     const now = this.#clock.now();
     this.requests++;
     const scripted = this.script.shift();
@@ -90,10 +90,10 @@ export class SimServer {
     const headers: Record<string, string> = {};
     const dailyLeft = this.daily ? this.#dailyLeft(now) : undefined;
     if (scripted !== undefined && scripted !== 429) return { status: scripted, headers };
-    if (used >= w.limit || scripted === 429 || dailyLeft === 0) {
+    if (used >= w.limit || scripted === 429 || (dailyLeft === 0 && countsDaily)) {
       this.rejected++;
       this.rejectedAt.push(now);
-      const daily = dailyLeft === 0;
+      const daily = dailyLeft === 0 && countsDaily;
       const wait = daily && this.daily ? this.daily.resetAt - now : this.#msUntilFree(now);
       if (this.headersOn429 !== 'none') headers['retry-after-ms'] = String(Math.max(0, Math.ceil(wait)));
       if (this.headersOn429 !== 'all' || this.omitHeaders?.()) return { status: 429, headers };
@@ -111,7 +111,7 @@ export class SimServer {
       if (w.kind === 'first-hit' && this.#count === 0) this.#windowStart = now;
       this.#count++;
     }
-    if (this.daily) this.daily.used++;
+    if (this.daily && countsDaily) this.daily.used++;
     this.accepted.push(now);
     const omit = (this.dropHeadersEvery > 0 && this.requests % this.dropHeadersEvery === 0) || this.omitHeaders?.() === true;
     if (this.headers && !omit) {
@@ -139,13 +139,19 @@ export class SimServer {
   }
 
   /** A task for the scheduler: the request reaches the server halfway through the latency. */
-  task = (): Promise<SimResponse> =>
-    new Promise((resolve) => {
+  task = (): Promise<SimResponse> => this.#request(true);
+
+  /** A task whose request the daily window does not count (a status poll on an API that counts submissions only). */
+  minuteOnlyTask = (): Promise<SimResponse> => this.#request(false);
+
+  #request(countsDaily: boolean): Promise<SimResponse> {
+    return new Promise((resolve) => {
       this.#clock.setTimeout(() => {
-        const response = this.handle();
+        const response = this.handle(countsDaily);
         this.#clock.setTimeout(() => resolve(response), this.latencyMs / 2);
       }, this.latencyMs / 2);
     });
+  }
 
   /** The most accepted requests in any window of the server's kind. */
   maxInWindow(): number {
