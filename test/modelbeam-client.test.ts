@@ -915,3 +915,50 @@ describe('one time setting: the scheduler\'s timeScale, handed out by the fake s
     }
   });
 });
+
+describe('a daily quota that counts job submissions only, spent with jobs in flight', () => {
+  afterEach(closeAll);
+
+  async function run(dailyCounts: 'auto' | 'all'): Promise<{ doneAt: number[]; dayMs: number; start: number; rejectedDaily: number }> {
+    const clock = new ManualClock(Date.UTC(2026, 0, 5, 10, 0, 0));
+    const dayMs = 20_000;
+    const server = await startFakeModelBeam({
+      clock,
+      countPolls: 'minute',
+      limits: { minute: { limit: 60, windowMs: 2000 }, daily: { limit: 3, windowMs: dayMs } },
+      jobs: { pendingMs: 100, processingMs: 300 },
+    });
+    const client = new ModelBeamClient({ ...server.clientOptions(), clock, dailyCounts });
+    try {
+      const start = clock.now();
+      const doneAt: number[] = [];
+      let settled = false;
+      const all = Promise.all(['a', 'b', 'c', 'd'].map((prompt) => client.generate('txt2img', img({ prompt })).then(() => doneAt.push(clock.now() - start)))).finally(
+        () => (settled = true),
+      );
+      await advanceWhileQuiet(clock, client, () => settled, 3 * dayMs);
+      await all;
+      console.log(`[daily ${dailyCounts}] results at ${doneAt.join(', ')} ms (day ${dayMs} ms), daily 429s ${server.stats().rejected429.daily}, polls ${server.stats().polls}`);
+      return { doneAt, dayMs, start, rejectedDaily: server.stats().rejected429.daily };
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }
+
+  it("'auto': the three jobs submitted before the day ran out get their results the same day", async () => {
+    const { doneAt, dayMs, rejectedDaily } = await run('auto');
+    expect(doneAt).toHaveLength(4);
+    const sameDay = doneAt.filter((t) => t < 2000);
+    expect(sameDay).toHaveLength(3);
+    expect(doneAt.filter((t) => t >= dayMs / 2)).toHaveLength(1); // the fourth waits for the next day
+    expect(rejectedDaily).toBeLessThanOrEqual(1); // at most the one probe that learns the reset
+  });
+
+  it("'all': polls wait for the day too (the behaviour for an API that counts everything)", async () => {
+    const { doneAt, dayMs } = await run('all');
+    expect(doneAt).toHaveLength(4);
+    expect(doneAt.filter((t) => t < 2000).length).toBeLessThan(3);
+    expect(Math.max(...doneAt)).toBeGreaterThan(dayMs / 2);
+  });
+});

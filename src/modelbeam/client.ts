@@ -203,6 +203,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       scheduler: o.scheduler,
       logger: this.#logger,
       counters: this.#requests,
+      dailyCounts: o.dailyCounts,
     });
     const config: PlannerConfig = {
       minIntervalMs: o.polling.minIntervalMs,

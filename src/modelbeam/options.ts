@@ -168,6 +168,18 @@ export interface ModelBeamClientOptions {
    */
   jobRetryDelayMs?: number;
   /**
+   * Which requests the daily quota counts. `'auto'`: job submissions do;
+   * status polls and reads (`balance`, `models`, price calculations) are sent
+   * as not counting there, so a spent day does not hold back the results of
+   * jobs already submitted. The scheduler tests that once while the day is
+   * spent (one poll alone) and, if the daily window refuses it, holds them
+   * like the rest until the day resets. `'all'`: every request counts (never
+   * sent while the day is spent; saves that one test on an API that counts
+   * everything).
+   * @default 'auto'
+   */
+  dailyCounts?: 'auto' | 'all';
+  /**
    * When a submission's response is lost (the job may exist), submit again
    * and mark the result `possibleDuplicate`. Otherwise `generate()` rejects
    * with `OutcomeUnknownError`.
@@ -228,6 +240,7 @@ export const CLIENT_DEFAULTS = {
   jobRetries: { WORKER_TIMEOUT: 2, PROCESSING_ERROR: 1, UNKNOWN_ERROR: 1 },
   maxResubmissions: 2,
   jobRetryDelayMs: 2000,
+  dailyCounts: 'auto',
   resubmitOnUnknownOutcome: false,
   onInsufficientBalance: 'wait',
   balanceCheckIntervalMs: 60_000,
@@ -251,6 +264,7 @@ export interface ResolvedClientOptions {
   jobRetries: Required<JobRetryOptions>;
   maxResubmissions: number;
   jobRetryDelayMs: number;
+  dailyCounts: 'auto' | 'all';
   resubmitOnUnknownOutcome: boolean;
   onInsufficientBalance: 'wait' | 'reject';
   balanceCheckIntervalMs: number;
@@ -276,6 +290,7 @@ const KNOWN = keyList({
   jobRetries: true,
   maxResubmissions: true,
   jobRetryDelayMs: true,
+  dailyCounts: true,
   resubmitOnUnknownOutcome: true,
   onInsufficientBalance: true,
   balanceCheckIntervalMs: true,
@@ -409,6 +424,7 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
     keepAliveTimeoutMs: num('keepAliveTimeoutMs', options.keepAliveTimeoutMs, d.keepAliveTimeoutMs, gt0),
     maxResubmissions: num('maxResubmissions', options.maxResubmissions, d.maxResubmissions, { integer: true, allowInfinity: true }),
     jobRetryDelayMs: num('jobRetryDelayMs', options.jobRetryDelayMs, t(d.jobRetryDelayMs)),
+    dailyCounts: oneOf('dailyCounts', options.dailyCounts, d.dailyCounts, ['auto', 'all']),
     resubmitOnUnknownOutcome: bool('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome, d.resubmitOnUnknownOutcome),
     balanceCheckIntervalMs: num('balanceCheckIntervalMs', options.balanceCheckIntervalMs, t(d.balanceCheckIntervalMs)),
     validate: bool('validate', options.validate, d.validate),

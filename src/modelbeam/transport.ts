@@ -73,6 +73,8 @@ export interface TransportOptions {
   scheduler: RateLimitScheduler;
   logger: Logger;
   counters: TransportCounters;
+  /** See `ModelBeamClientOptions.dailyCounts`. */
+  dailyCounts: 'auto' | 'all';
 }
 
 /**
@@ -174,6 +176,7 @@ export class Transport {
   readonly #scheduler: RateLimitScheduler;
   readonly #logger: Logger;
   readonly #counters: TransportCounters;
+  readonly #dailyCounts: 'auto' | 'all';
   #closed = false;
 
   constructor(options: TransportOptions) {
@@ -195,6 +198,7 @@ export class Transport {
     this.#scheduler = options.scheduler;
     this.#logger = options.logger;
     this.#counters = options.counters;
+    this.#dailyCounts = options.dailyCounts;
   }
 
   /** Sends `call` through the scheduler; resolves with the parsed 2xx response. */
@@ -203,8 +207,11 @@ export class Transport {
     const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests);
     // Priority 0 is the scheduler's default; the options are built in one of two fixed shapes (no spreads).
     const priority = call.priority ?? 0;
+    // Only job submissions are sure to count against the daily quota (see dailyCounts).
+    const countsDaily = call.kind === 'submit' || this.#dailyCounts === 'all';
+    const { idempotent, signal } = call;
     const options: ScheduleOptions =
-      call.signal === undefined ? { idempotent: call.idempotent, priority } : { idempotent: call.idempotent, priority, signal: call.signal };
+      signal === undefined ? { idempotent, priority, countsDaily } : { idempotent, priority, countsDaily, signal };
     return this.#scheduler.schedule(task, options);
   }
 

@@ -406,17 +406,19 @@ class FakeModelBeam implements FakeModelBeamServer {
 
     const now = this.clock.now();
     const limiter = account.limiter;
-    const counts = route.kind !== 'status' || this.#opts.countPolls;
+    const poll = route.kind === 'status';
+    const counts = !poll || this.#opts.countPolls !== false;
+    const countsDaily = !poll || this.#opts.countPolls === true;
     const dropHeaders = fault === 'no-headers' || this.#headerPrng.chance(this.#opts.headers.missingRate);
     if (counts) {
-      const decision = limiter.check(now);
+      const decision = limiter.check(now, countsDaily);
       if (!decision.allowed) {
         if (decision.type === 'daily') c.rejectedDaily++;
         else c.rejectedMinute++;
         this.#send(res, this.#tooMany(limiter, decision, now, dropHeaders), fault);
         return;
       }
-      limiter.count(now);
+      limiter.count(now, countsDaily);
       c.accepted++;
     }
     const headers = dropHeaders || !this.#opts.headers.onSuccess ? {} : this.#rateHeaders(limiter, now);

@@ -36,19 +36,22 @@ export class AccountLimiter {
     this.daily = config.daily === false ? undefined : new RateWindow(config.daily);
   }
 
-  /** Whether a request at `now` is admitted. Daily wins when both windows are exhausted. */
-  check(now: number): LimitDecision {
-    const daily = this.daily?.retryAfterMs(now) ?? 0;
+  /**
+   * Whether a request at `now` is admitted. Daily wins when both windows are exhausted.
+   * `countsDaily: false`: the daily window neither refuses nor counts it.
+   */
+  check(now: number, countsDaily = true): LimitDecision {
+    const daily = countsDaily ? (this.daily?.retryAfterMs(now) ?? 0) : 0;
     if (daily > 0) return { allowed: false, type: 'daily', retryAfterMs: daily };
     const minute = this.minute?.retryAfterMs(now) ?? 0;
     if (minute > 0) return { allowed: false, type: 'minute', retryAfterMs: minute };
     return ALLOWED;
   }
 
-  /** Counts one admitted request in both windows and in the log. */
-  count(now: number): void {
+  /** Counts one admitted request in both windows (the minute one only, with `countsDaily: false`) and in the log. */
+  count(now: number, countsDaily = true): void {
     this.minute?.hit(now);
-    this.daily?.hit(now);
+    if (countsDaily) this.daily?.hit(now);
     this.accepted.push(now);
   }
 

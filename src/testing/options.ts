@@ -265,10 +265,11 @@ export interface FakeServerOptions {
   limits?: LimitsOptions;
   /**
    * Whether `GET /request-status/{id}` counts against (and is refused by) the limiter. When false, polls
-   * bypass the limiter entirely.
+   * bypass the limiter entirely; `'minute'`: they count in the minute window only (a daily quota that
+   * counts job submissions only, as the docs' per-endpoint RPD suggests).
    * @default true
    */
-  countPolls?: boolean;
+  countPolls?: boolean | 'minute';
   headers?: HeaderOptions;
   jobs?: JobOptions;
   webhook?: WebhookOptions;
@@ -301,7 +302,7 @@ export interface ResolvedOptions {
   accounts: Map<string, string>;
   balance: number;
   limits: { minute: ResolvedWindowOptions | false; daily: ResolvedWindowOptions | false };
-  countPolls: boolean;
+  countPolls: boolean | 'minute';
   headers: Required<HeaderOptions>;
   jobs: {
     pendingMs: number;
@@ -515,7 +516,7 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
       minute: resolveWindow('limits.minute', limitsIn['minute'], DEFAULT_MINUTE_MS, d.minute),
       daily: resolveWindow('limits.daily', limitsIn['daily'], DEFAULT_DAILY_MS, false),
     },
-    countPolls: bool('countPolls', top['countPolls'], d.countPolls),
+    countPolls: top['countPolls'] === 'minute' ? 'minute' : bool('countPolls', top['countPolls'], d.countPolls),
     headers: {
       onSuccess: bool('headers.onSuccess', headersIn['onSuccess'], d.headers.onSuccess),
       daily: bool('headers.daily', headersIn['daily'], d.headers.daily),
