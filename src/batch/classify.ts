@@ -1,4 +1,5 @@
-import type { ItemError, StopReason } from './types.js';
+import { CLIENT_DEFAULTS } from '../modelbeam/options.js';
+import type { ItemError, StopReason, TransientCause } from './types.js';
 
 /**
  * What an error from `submit` or `wait` means for a batch item:
@@ -60,6 +61,62 @@ export function classifyError(error: unknown): ErrorClass {
       if (error instanceof TypeError && e.code === undefined) return 'fatal';
       return 'transient';
   }
+}
+
+/**
+ * A transient error as plain data, for the summary: its message and code, and the lowest-level code in its
+ * `cause` chain (undici's `UND_ERR_HEADERS_TIMEOUT`, a socket's `ECONNREFUSED`, ...).
+ */
+export function transientCause(error: unknown): TransientCause {
+  const e = fields(error);
+  const out: TransientCause = { message: typeof e.message === 'string' ? e.message : String(error) };
+  if (typeof e.code === 'string') out.code = e.code;
+  let current: unknown = (error as { cause?: unknown } | null)?.cause;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') out.causeCode = code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return out;
+}
+
+/** The `name` of an error or of anything in its `cause` chain. */
+function causeNames(error: unknown): string[] {
+  const names: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const name = (current as { name?: unknown }).name;
+    if (typeof name === 'string') names.push(name);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return names;
+}
+
+/**
+ * Whether an error says the base URL is not the API, when nothing has worked there yet:
+ * a 404 (no such path), a 405 or a 410, or a 2xx whose body is not the API's JSON.
+ * After a request succeeded at the same base URL, the same 404 means the item's endpoint or job
+ * is unknown, and the item fails on its own.
+ */
+export function isConfigurationError(error: unknown): boolean {
+  const e = fields(error);
+  if (e.code === 'NOT_FOUND') return true;
+  if (e.code === 'HTTP_ERROR' && (e.status === 405 || e.status === 410)) return true;
+  return e.code === 'OUTCOME_UNKNOWN' && causeNames(error).includes('UnreadableResponseError');
+}
+
+/** The stop for a configuration error: it names the URL that was tried. */
+export function configurationStop(error: unknown, baseUrl: string | undefined, path: string, method: 'POST' | 'GET'): { reason: StopReason; message: string } {
+  const e = fields(error);
+  const base = baseUrl === undefined ? undefined : baseUrl.replace(/\/+$/, '');
+  const url = base === undefined ? `the API base URL + /${path}` : `${base}/${path}${method === 'GET' ? '/…' : ''}`;
+  const answer = typeof e.status === 'number' ? `HTTP ${e.status}` : 'a response that is not the API\'s JSON';
+  return {
+    reason: 'configuration',
+    message:
+      `${method} ${url} answered ${answer} before any request of this run succeeded: ${base ?? 'the base URL'} does not look like the ModelBeam API ` +
+      `(its base URL is ${CLIENT_DEFAULTS.baseUrl}). Nothing was marked finished. Fix the base URL (--base-url), then run the batch again to resume.`,
+  };
 }
 
 /** The stop an error of class `stop` calls for. */
