@@ -60,6 +60,15 @@ describe('configuration errors', () => {
     expect(terminalRecords(out).get('b')?.[0]).toMatchObject({ state: 'failed', error: { code: 'NOT_FOUND' } });
   });
 
+  test('a refused key (401) stays its own stop (exit 4 in the CLI), and its message names the base URL', async () => {
+    const client = new StubClient({ scheduler: { maxConcurrent: 1 } });
+    const out = join(dir, 'results.jsonl');
+    const summary = await runBatch(client, [item('k', 'AUTH'), item('l')], { out, maxInFlight: 1, apiBaseUrl: 'http://127.0.0.1:9/api' }).summary;
+    expect(summary.stopped?.reason).toBe('authentication');
+    expect(summary.stopped?.message).toMatch(/refused \(HTTP 401 from http:\/\/127\.0\.0\.1:9\/api\)\..*or the base URL \(--base-url\)/);
+    expect(terminalRecords(out).size).toBe(0);
+  });
+
   test.each([
     ['404', new NotFoundError({}), true],
     ['405', new HttpError({ status: 405 }), true],

@@ -119,8 +119,11 @@ export function configurationStop(error: unknown, baseUrl: string | undefined, p
   };
 }
 
-/** The stop an error of class `stop` calls for. */
-export function stopFor(error: unknown): { reason: StopReason; message: string; resetAt?: number } {
+/**
+ * The stop an error of class `stop` calls for. `apiBaseUrl`, when known, is named in the message of a refused
+ * key: a base URL that is not the ModelBeam API refuses every key too.
+ */
+export function stopFor(error: unknown, apiBaseUrl?: string): { reason: StopReason; message: string; resetAt?: number } {
   const e = fields(error);
   switch (e.code) {
     case 'DAILY_QUOTA_EXHAUSTED': {
@@ -137,7 +140,9 @@ export function stopFor(error: unknown): { reason: StopReason; message: string; 
       const status = typeof e.status === 'number' ? e.status : 401;
       return {
         reason: 'authentication',
-        message: `The API key was refused (HTTP ${status}). Dispatch stopped and nothing was retried. Fix the key (MODELBEAM_API_KEY), then run the batch again to resume.`,
+        message:
+          `The API key was refused (HTTP ${status}${apiBaseUrl === undefined ? '' : ` from ${apiBaseUrl}`}). Dispatch stopped and nothing was retried. ` +
+          `Fix the key (MODELBEAM_API_KEY)${apiBaseUrl === undefined ? '' : ', or the base URL (--base-url) if it is not the ModelBeam API'}, then run the batch again to resume.`,
       };
     }
   }

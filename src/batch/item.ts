@@ -231,7 +231,7 @@ class ItemRun {
         // 401, 403, a daily 429, a balance 422, an unreachable store: the POST was refused or never left.
         // A closed client may have cut a POST on the wire: keep its `submitting` record then.
         if (errorCode(error) !== 'QUEUE_CLOSED') this.#release(errorCode(error) ?? 'stop');
-        host.requestStop(stopFor(error));
+        host.requestStop(stopFor(error, host.apiBaseUrl));
         return this.#leavePending();
       case 'fatal':
       case 'job-failed':
@@ -295,7 +295,7 @@ class ItemRun {
         host.noteSuccess();
         return this.#finish('failed', { error: toItemError(error) });
       case 'stop':
-        host.requestStop(stopFor(error));
+        host.requestStop(stopFor(error, host.apiBaseUrl));
         return this.#leavePending();
       default:
         host.noteTransient(error);

@@ -101,7 +101,7 @@ class BatchRun implements Batch {
     this.#ctl.requestStop(event.resetAt === undefined ? { reason: 'daily-quota', message: dailyMessage(undefined) } : { reason: 'daily-quota', message: dailyMessage(event.resetAt, this.#clock.now()), resetAt: event.resetAt });
   };
   readonly #onPaused = (event: { reason: string }): void => {
-    if (event.reason === 'authentication') this.#ctl.requestStop(stopFor({ code: 'AUTHENTICATION_FAILED', status: 401 }));
+    if (event.reason === 'authentication') this.#ctl.requestStop(stopFor({ code: 'AUTHENTICATION_FAILED', status: 401 }, this.#options.apiBaseUrl));
     else if (event.reason === 'store') this.#ctl.requestStop({ reason: 'store-unavailable', message: 'The shared quota store is unavailable.' });
   };
   readonly #onAbortSignal = (): void => {
