@@ -64,6 +64,18 @@ describe('ProgressDisplay', () => {
     expect(peak).toBe(60); // and it does show the burst
   });
 
+  test('with the server\'s count of its window known, the rate is that count, window for window', () => {
+    let current = snapshot({ minuteLimit: 60 });
+    const display = new ProgressDisplay({ mode: 'none', logger: silent, minuteMs: 2000 });
+    display.start({ progress: () => current });
+    display.view(0);
+    // 40 sent at the end of one window and 60 at the start of the next: 100 in the last 2 s, 60 in the window.
+    current = snapshot({ minuteLimit: 60, dispatched: 100, minuteUsed: 60 });
+    expect(display.view(1500)?.rate).toBe(60);
+    current = snapshot({ minuteLimit: 60, dispatched: 100 });
+    expect(display.view(1600)?.rate).toBe(100); // unknown: the sliding count
+  });
+
   test('the bar reaches 100 % when the input repeats ids (repeats count as finished)', () => {
     const display = new ProgressDisplay({ mode: 'none', logger: silent });
     display.setTotal(10);

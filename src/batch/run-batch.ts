@@ -140,7 +140,9 @@ class BatchRun implements Batch {
   progress(): BatchProgress {
     const stats = this.#client.scheduler.stats();
     const tally = this.#tally;
+    const minute = stats.budget?.minute;
     return {
+      ...(minute?.limit !== undefined && minute.remaining !== undefined ? { minuteUsed: Math.max(0, minute.limit - minute.remaining) } : {}),
       items: tally.items,
       skipped: tally.skipped,
       done: tally.run.done,

@@ -206,6 +206,11 @@ export interface BatchProgress {
   rateLimited: number;
   /** The minute limit the scheduler believes in, when known. */
   minuteLimit: number | undefined;
+  /**
+   * Requests the server counted in its current minute window, by its newest answer (`limit − remaining`):
+   * the count to hold against `minuteLimit`, window for window. Absent until an answer said.
+   */
+  minuteUsed?: number;
   /** Epoch ms of the daily park's end, while parked. */
   parkedUntil: number | undefined;
   stopping: boolean;

@@ -50,9 +50,9 @@ export interface ProgressView extends BatchProgress {
   total: number | undefined;
   finished: number;
   /**
-   * Requests sent in the last minute window (`minuteMs`, the window the limit is stated for): a count, never
-   * an extrapolation, so it stays within the limit whenever the requests did. Until the run is one window old,
-   * the count since it started.
+   * Requests in the minute window, the window the limit is stated for: the server's own count of its current
+   * window when its answers carry one (`minuteUsed`), else the requests sent in the last `minuteMs` (since the
+   * start while the run is younger). A count, never an extrapolation: within the limit whenever the requests were.
    */
   rate: number;
   /** Items finished per second, smoothed. */
@@ -164,7 +164,9 @@ export class ProgressDisplay {
     // The requests sent in the window: counted from the oldest sample inside it (an undercount by at most one
     // sampling step), or from the start when the run is younger than the window.
     const base = samples.find((s) => s.t >= now - minuteMs) ?? (samples.at(-1) as { dispatched: number });
-    const rate = p.dispatched - base.dispatched;
+    // A sliding count may hold the end of one fixed window and the start of the next (up to twice the limit,
+    // with nothing over it): the server's count of its window is the one to compare, when it is known.
+    const rate = p.minuteUsed ?? p.dispatched - base.dispatched;
     // Items finished per second over the last few seconds (skipped ones excluded: they cost nothing).
     const horizon = Math.min(minuteMs, 10_000);
     const first = samples.find((s) => s.t >= now - horizon) ?? (samples[0] as { t: number; finished: number });
