@@ -1,25 +1,15 @@
 /**
- * One batch item, as a small state machine:
+ * One batch item, as a small state machine. Each phase is one handler that returns the next phase:
  *
- * ```
- *            ┌──────────── job failed, resubmittable ───────────┐
- *            ▼                                                  │
- *   ──► submitting ──(request id)──► submitted ──(job ends)──► terminal
- *            │  ▲                        │
- *            │  └─ unknown outcome, ─────┘ (polls only; never resubmits unless the job failed)
- *            │     resubmittable
- *            └──► released / left pending (a stop, an exhausted retry budget, a configuration error)
- * ```
+ * | phase | does | next |
+ * |---|---|---|
+ * | (enter) | reads what the results file says of the item | `submitted` (a request id is known: poll it), `submitting` (resubmitted flagged when the last outcome is unknown), or end |
+ * | `submitting` | waits for a submission slot, writes `submitting`, POSTs | `submitted` (writes `submitted`); `submitting` again (unknown outcome, resubmitted flagged); terminal (an inline result, or a refusal that is the item's own); end (released or left pending: a stop, a configuration error, a transient failure) |
+ * | `submitted` | waits for the job | terminal (done or failed); `submitting` (a failed job that may be resubmitted); end (pending: the `submitted` record stands and the next run polls it) |
  *
- * - **submitting**: waits for a submission slot, writes the `submitting` record, POSTs. The answer moves the
- *   item to `submitted` (its `submitted` record written), to a terminal state (an inline result, or a refusal
- *   that is the item's own fault), back to `submitting` (an unknown outcome, resubmitted flagged), or ends it
- *   (released or pending, resumable).
- * - **submitted**: waits for the job. Its end is terminal, or a failed job that may be retried goes back to
- *   `submitting`; anything else leaves the `submitted` record standing for the next run to poll.
- *
- * Every step returns the next phase, so each transition is one `return` in one handler. What the item needs
- * from its run (the results file, the client, counters, stops) comes through {@link ItemHost}.
+ * "End" without a terminal record always leaves the item resumable: a `released` record (the POST was refused
+ * unsent: the next run submits afresh) or its open `submitting`/`submitted` record. What the item needs from
+ * its run (the results file, the client, counters, stops) comes through {@link ItemHost}.
  */
 import type { Clock } from '../internal/clock.js';
 import type { Logger } from '../internal/logger.js';

@@ -1,5 +1,4 @@
-import { setMaxListeners } from 'node:events';
-import { sleep, systemClock, type Clock } from '../internal/clock.js';
+import { systemClock, type Clock } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
 import { dailyMessage, stopFor } from './classify.js';
 import { parseInput, type InvalidItem, type ParsedItem } from './input.js';
@@ -19,13 +18,6 @@ export class BatchSetupError extends Error {
   override readonly name = 'BatchSetupError';
 }
 
-class Stopped extends Error {
-  override readonly name = 'AbortError';
-}
-
-interface Active {
-  done: Promise<void>;
-}
 
 /**
  * Runs a batch of jobs through `client`, with the results file as checkpoint.
@@ -41,8 +33,12 @@ interface Active {
  *   same `out` skips finished items, polls items whose request id is known (never resubmitting them), and
  *   resubmits items whose submission's outcome is unknown, flagged `possibleDuplicate`.
  * - **Stops.** A daily quota (with `onDailyLimit: 'stop'`), a 401, an exhausted balance, a run of transient
- *   failures, `signal`, or {@link Batch.stop}: the run stops dispatching, lets requests on the wire finish
- *   (up to `graceMs`), and ends with `summary.stopped` set. Every stop is resumable.
+ *   failures, a configuration error, `signal`, or {@link Batch.stop}: the run stops dispatching, lets requests
+ *   on the wire finish (up to `graceMs`), and ends with `summary.stopped` set. Every stop is resumable.
+ * - **Configuration errors.** A 404, 405 or 410 (or a 2xx that is not the API's JSON) before any request of
+ *   the run succeeded means the base URL is not the API: the run stops (`reason: 'configuration'`, the URL in
+ *   the message) and no item is marked finished. After a request succeeded, a 404 is the item's own: it fails.
+ * - **Retrying failures.** With `retryFailed`, items whose terminal record is `failed` run again.
  *
  * @example
  * const batch = runBatch(client, readJsonlLines('prompts.jsonl'), { out: 'results.jsonl', endpoint: 'txt2img' });
@@ -74,17 +70,8 @@ class BatchRun implements Batch {
 
   #journal: Journal | undefined;
   #errors: ErrorsFile | undefined;
-  readonly #active = new Map<string, Active>();
-  /**
-   * The signal every item runs with. A stop aborts all items at once (never one alone), so one
-   * controller serves the run: a per-item AbortController cost ~1 KB of heap that outlived the young
-   * generation, and 2–3 µs, for every item of a million-line batch.
-   */
-  readonly #itemSignal = new AbortController();
-  #stopGraceMs: number;
   /** The one outstanding `scheduler.onSizeLessThan` wait (never one per loop: they would pile up). */
   #sizeWait: Promise<void> | undefined;
-  #stopping: Promise<void> | undefined;
   #inputDone = false;
   #startedAt = 0;
   #dispatchedAtStart = 0;
@@ -116,7 +103,6 @@ class BatchRun implements Batch {
     this.out = options.out;
     this.#clock = options.clock ?? systemClock;
     this.#logger = (options.logger ?? silentLogger).child({ component: 'batch' });
-    this.#stopGraceMs = settings.graceMs;
     this.#validate = options.validate ?? validateBatchItem;
     this.#ctl = new RunControl({
       client,
@@ -128,8 +114,6 @@ class BatchRun implements Batch {
       apiBaseUrl: options.apiBaseUrl,
       finishTerminal: (record, resumed) => this.#finishTerminal(record, resumed),
     });
-    // One listener per client call in flight (up to `maxInFlight` items), each removed when its call settles.
-    setMaxListeners(0, this.#itemSignal.signal);
     // Start on the next macrotask, so that a caller iterating right away sees every result.
     this.summary = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#main());
     this.summary.catch(() => {});
@@ -148,7 +132,7 @@ class BatchRun implements Batch {
       done: tally.run.done,
       failed: tally.run.failed,
       invalid: tally.run.invalid,
-      inFlight: this.#active.size,
+      inFlight: this.#ctl.active.size,
       queued: stats.queued,
       resumed: tally.counters.resumed,
       possibleDuplicates: tally.possibleDuplicates,
@@ -163,7 +147,7 @@ class BatchRun implements Batch {
   }
 
   stop(options: { graceMs?: number; reason?: StopReason; message?: string } = {}): Promise<BatchSummary> {
-    if (options.graceMs !== undefined) this.#stopGraceMs = options.graceMs;
+    if (options.graceMs !== undefined) this.#ctl.stopGraceMs = options.graceMs;
     this.#ctl.requestStop({ reason: options.reason ?? 'stopped', message: options.message ?? 'Stopped by the caller.' });
     return this.summary;
   }
@@ -171,7 +155,7 @@ class BatchRun implements Batch {
   abort(message = 'Aborted.'): void {
     this.#ctl.requestStop({ reason: 'signal', message });
     this.#ctl.hardAbort = true;
-    if (this.#active.size > 0) this.#itemSignal.abort(new Stopped(message));
+    this.#ctl.abortItems(message);
     this.#journal?.closeSync();
     this.#errors?.close();
   }
@@ -224,7 +208,7 @@ class BatchRun implements Batch {
     try {
       await this.#feed();
       if (!this.#ctl.stopInfo) await this.#resumeOrphans();
-      if (this.#ctl.stopInfo) await this.#stopProcedure();
+      if (this.#ctl.stopInfo) await this.#ctl.stopProcedure();
       else await this.#drain();
     } finally {
       scheduler.off('dailyQuotaExhausted', this.#onDaily);
@@ -342,7 +326,7 @@ class BatchRun implements Batch {
       if (this.#ctl.stopInfo) return;
       const { maxInFlight, maxSubmitting, maxQueued } = this.#settings;
       const consumerBehind = this.#results.backlog >= maxInFlight;
-      if (this.#active.size >= maxInFlight || this.#ctl.submittingNow >= maxSubmitting || consumerBehind) {
+      if (this.#ctl.active.size >= maxInFlight || this.#ctl.submittingNow >= maxSubmitting || consumerBehind) {
         await this.#ctl.nextChange();
         continue;
       }
@@ -360,59 +344,22 @@ class BatchRun implements Batch {
   }
 
   async #drain(): Promise<void> {
-    while (this.#active.size > 0) {
-      if (this.#ctl.stopInfo) return this.#stopProcedure();
+    while (this.#ctl.active.size > 0) {
+      if (this.#ctl.stopInfo) return this.#ctl.stopProcedure();
       await this.#ctl.nextChange();
-    }
-  }
-
-  // ------------------------------------------------------------------ stops
-
-  #stopProcedure(): Promise<void> {
-    this.#stopping ??= this.#runStop();
-    return this.#stopping;
-  }
-
-  async #runStop(): Promise<void> {
-    const scheduler = this.#client.scheduler;
-    const wasPaused = scheduler.isPaused;
-    if (!wasPaused) scheduler.pause();
-    try {
-      const deadline = this.#clock.now() + this.#stopGraceMs;
-      // Let requests on the wire finish, so that every POST's outcome is known.
-      while (this.#active.size > 0 && scheduler.stats().inFlight > 0 && this.#clock.now() < deadline && !this.#ctl.hardAbort) {
-        await sleep(Math.min(20, Math.max(1, deadline - this.#clock.now())), this.#clock);
-      }
-      if (this.#active.size > 0) {
-        if (scheduler.stats().inFlight > 0) this.#ctl.hardAbort = true;
-        await sleep(0, this.#clock); // let answered requests reach their continuations
-        this.#itemSignal.abort(new Stopped(this.#ctl.stopInfo?.message ?? 'Stopped'));
-        const settled = Promise.all([...this.#active.values()].map((a) => a.done));
-        // A timer that outlived the race would hold the process open for 5 s after the run ended: cancel it.
-        const timeout = new AbortController();
-        const cap = sleep(5000, this.#clock, timeout.signal);
-        cap.catch(() => {});
-        try {
-          await Promise.race([settled, cap]);
-        } finally {
-          timeout.abort();
-        }
-      }
-    } finally {
-      if (!wasPaused && !this.#ctl.hardAbort) scheduler.resume();
     }
   }
 
   // ------------------------------------------------------------------ items
 
   #start(id: string, prior: OpenEntry | undefined, item: ParsedItem | undefined): void {
-    const active: Active = { done: Promise.resolve() };
-    this.#active.set(id, active);
+    const active = { done: Promise.resolve() };
+    this.#ctl.active.set(id, active);
     const ended = (): void => {
-      this.#active.delete(id);
+      this.#ctl.active.delete(id);
       this.#ctl.changed();
     };
-    active.done = runItem(this.#ctl, id, prior, item, this.#itemSignal.signal).then(ended, (error: unknown) => {
+    active.done = runItem(this.#ctl, id, prior, item, this.#ctl.itemSignal.signal).then(ended, (error: unknown) => {
       try {
         this.#onItemCrash(id, error);
       } finally {

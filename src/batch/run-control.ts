@@ -1,10 +1,12 @@
 /**
- * The state a run shares with its items: whether (and why) it is stopping,
- * how many items are submitting, the run of transient failures, and the one
- * "something changed" signal the run's loops wait on. It is the
+ * The state a run shares with its items: the items under way and the one
+ * signal they run with, whether (and why) the run is stopping and the stop
+ * procedure, how many items are submitting, the run of transient failures,
+ * and the one "something changed" signal the run's loops wait on. It is the
  * {@link ItemHost} every item of the run gets.
  */
-import type { Clock } from '../internal/clock.js';
+import { setMaxListeners } from 'node:events';
+import { sleep, type Clock } from '../internal/clock.js';
 import type { Logger } from '../internal/logger.js';
 import { errorCode, transientCause } from './classify.js';
 import type { ItemHost } from './item.js';
@@ -12,6 +14,10 @@ import type { Journal, TerminalRecord } from './journal.js';
 import type { ResolvedBatchOptions } from './options.js';
 import type { Tally } from './tally.js';
 import type { BatchClient, StopInfo } from './types.js';
+
+class Stopped extends Error {
+  override readonly name = 'AbortError';
+}
 
 export interface RunControlOptions {
   client: BatchClient;
@@ -41,6 +47,17 @@ export class RunControl implements ItemHost {
   hardAbort = false;
   /** Items between their `submitting` record and the answer to their POST. */
   submittingNow = 0;
+  /** Items under way, by id; `done` settles when the item ends. */
+  readonly active = new Map<string, { done: Promise<void> }>();
+  /**
+   * The signal every item runs with. A stop aborts all items at once (never one alone), so one
+   * controller serves the run: a per-item AbortController cost ~1 KB of heap that outlived the young
+   * generation, and 2–3 µs, for every item of a million-line batch.
+   */
+  readonly itemSignal = new AbortController();
+  /** How long a stop lets requests on the wire finish. */
+  stopGraceMs: number;
+  #stopping: Promise<void> | undefined;
   readonly finishTerminal: (record: TerminalRecord, resumed: boolean) => void;
   readonly #settings: ResolvedBatchOptions;
   readonly #tally: Tally;
@@ -60,6 +77,14 @@ export class RunControl implements ItemHost {
     this.finishTerminal = options.finishTerminal;
     this.#settings = options.settings;
     this.#tally = options.tally;
+    this.stopGraceMs = options.settings.graceMs;
+    // One listener per client call in flight (up to `maxInFlight` items), each removed when its call settles.
+    setMaxListeners(0, this.itemSignal.signal);
+  }
+
+  /** Aborts every item at once, even with a request on the wire (`Batch.abort`). */
+  abortItems(message: string): void {
+    if (this.active.size > 0) this.itemSignal.abort(new Stopped(message));
   }
 
   /** The results file; items start only once it is open. */
@@ -119,6 +144,45 @@ export class RunControl implements ItemHost {
         reason: 'api-unavailable',
         message: `${this.#consecutiveTransient} items in a row ended with transient errors (last: ${cause.message}). The API looks unavailable; run the batch again later to resume.`,
       });
+    }
+  }
+
+  /**
+   * The stop procedure (once, however often it is asked for): pause the scheduler, let requests on the wire
+   * finish within the grace period, then abort every item still waiting (they stay resumable).
+   */
+  stopProcedure(): Promise<void> {
+    this.#stopping ??= this.#runStop();
+    return this.#stopping;
+  }
+
+  async #runStop(): Promise<void> {
+    const scheduler = this.client.scheduler;
+    const wasPaused = scheduler.isPaused;
+    if (!wasPaused) scheduler.pause();
+    try {
+      const deadline = this.clock.now() + this.stopGraceMs;
+      // Let requests on the wire finish, so that every POST's outcome is known.
+      while (this.active.size > 0 && scheduler.stats().inFlight > 0 && this.clock.now() < deadline && !this.hardAbort) {
+        await sleep(Math.min(20, Math.max(1, deadline - this.clock.now())), this.clock);
+      }
+      if (this.active.size > 0) {
+        if (scheduler.stats().inFlight > 0) this.hardAbort = true;
+        await sleep(0, this.clock); // let answered requests reach their continuations
+        this.itemSignal.abort(new Stopped(this.stopInfo?.message ?? 'Stopped'));
+        const settled = Promise.all([...this.active.values()].map((a) => a.done));
+        // A timer that outlived the race would hold the process open for 5 s after the run ended: cancel it.
+        const timeout = new AbortController();
+        const cap = sleep(5000, this.clock, timeout.signal);
+        cap.catch(() => {});
+        try {
+          await Promise.race([settled, cap]);
+        } finally {
+          timeout.abort();
+        }
+      }
+    } finally {
+      if (!wasPaused && !this.hardAbort) scheduler.resume();
     }
   }
 }
