@@ -75,7 +75,8 @@ describe('configuration errors', () => {
     ['410', new HttpError({ status: 410 }), true],
     ['400', new HttpError({ status: 400 }), false],
     ['422', Object.assign(new HttpError({ status: 422 }), { code: 'VALIDATION_FAILED' }), false],
-    ['a 2xx that is not JSON', new OutcomeUnknownError(1, new UnreadableResponseError('HTTP 200: not JSON', new TypeError('x'))), true],
+    // A body cut by the network reads the same as a web page: ridden out as an unknown outcome, never a stop.
+    ['a 2xx that is not JSON', new OutcomeUnknownError(1, new UnreadableResponseError('HTTP 200: not JSON', new TypeError('x'))), false],
     ['a dropped connection', new OutcomeUnknownError(1, Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })), false],
     ['retries exhausted', new RetriesExhaustedError(5, new Error('HTTP 503')), false],
   ])('isConfigurationError(%s) is %s', (_name, error, expected) => {

@@ -80,29 +80,18 @@ export function transientCause(error: unknown): TransientCause {
   return out;
 }
 
-/** The `name` of an error or of anything in its `cause` chain. */
-function causeNames(error: unknown): string[] {
-  const names: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
-    const name = (current as { name?: unknown }).name;
-    if (typeof name === 'string') names.push(name);
-    current = (current as { cause?: unknown }).cause;
-  }
-  return names;
-}
-
 /**
- * Whether an error says the base URL is not the API, when nothing has worked there yet:
- * a 404 (no such path), a 405 or a 410, or a 2xx whose body is not the API's JSON.
- * After a request succeeded at the same base URL, the same 404 means the item's endpoint or job
- * is unknown, and the item fails on its own.
+ * Whether an error says the base URL is not the API, when nothing has worked there yet: a 404 (no such
+ * path), a 405 or a 410. After a request succeeded at the same base URL, the same 404 means the item's
+ * endpoint or job is unknown, and the item fails on its own.
+ *
+ * A 2xx whose body is not JSON is not one of them: a body cut in the middle by the network reads the same
+ * as a web page, and only the first is a fault to ride out (an unknown outcome, resubmitted flagged).
  */
 export function isConfigurationError(error: unknown): boolean {
   const e = fields(error);
   if (e.code === 'NOT_FOUND') return true;
-  if (e.code === 'HTTP_ERROR' && (e.status === 405 || e.status === 410)) return true;
-  return e.code === 'OUTCOME_UNKNOWN' && causeNames(error).includes('UnreadableResponseError');
+  return e.code === 'HTTP_ERROR' && (e.status === 405 || e.status === 410);
 }
 
 /** The stop for a configuration error: it names the URL that was tried. */
@@ -110,7 +99,7 @@ export function configurationStop(error: unknown, baseUrl: string | undefined, p
   const e = fields(error);
   const base = baseUrl === undefined ? undefined : baseUrl.replace(/\/+$/, '');
   const url = base === undefined ? `the API base URL + /${path}` : `${base}/${path}${method === 'GET' ? '/…' : ''}`;
-  const answer = typeof e.status === 'number' ? `HTTP ${e.status}` : 'a response that is not the API\'s JSON';
+  const answer = typeof e.status === 'number' ? `HTTP ${e.status}` : String(e.code ?? 'an error');
   return {
     reason: 'configuration',
     message:

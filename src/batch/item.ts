@@ -199,8 +199,7 @@ class ItemRun {
     }
     if (!host.apiConfirmed && isConfigurationError(error)) {
       // Nothing has worked at this base URL yet: the URL is wrong, not the item. Stop before every item fails.
-      // An unreadable answer may still have come from the API: keep its `submitting` record (resubmitted flagged).
-      if (classifyError(error) !== 'unknown-outcome') this.#release('configuration');
+      this.#release('configuration');
       host.requestStop(configurationStop(error, host.apiBaseUrl, this.#endpoint, 'POST'));
       return this.#leavePending();
     }

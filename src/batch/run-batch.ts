@@ -35,8 +35,8 @@ export class BatchSetupError extends Error {
  * - **Stops.** A daily quota (with `onDailyLimit: 'stop'`), a 401, an exhausted balance, a run of transient
  *   failures, a configuration error, `signal`, or {@link Batch.stop}: the run stops dispatching, lets requests
  *   on the wire finish (up to `graceMs`), and ends with `summary.stopped` set. Every stop is resumable.
- * - **Configuration errors.** A 404, 405 or 410 (or a 2xx that is not the API's JSON) before any request of
- *   the run succeeded means the base URL is not the API: the run stops (`reason: 'configuration'`, the URL in
+ * - **Configuration errors.** A 404, 405 or 410 before any request of the run succeeded means the base URL
+ *   is not the API: the run stops (`reason: 'configuration'`, the URL in
  *   the message) and no item is marked finished. After a request succeeded, a 404 is the item's own: it fails.
  * - **Retrying failures.** With `retryFailed`, items whose terminal record is `failed` run again.
  *
