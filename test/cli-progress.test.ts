@@ -29,7 +29,7 @@ function snapshot(over: Partial<BatchProgress> = {}): BatchProgress {
 const silent = { debug() {}, info() {}, warn() {}, error() {}, child() { return silent; } };
 
 describe('ProgressDisplay', () => {
-  test('rate is requests per minute window over the last seconds; ETA from items finished per second', () => {
+  test('rate is the requests sent in the last minute window; ETA from items finished per second', () => {
     let current = snapshot();
     const display = new ProgressDisplay({ mode: 'none', logger: silent, minuteMs: 60_000 });
     display.setTotal(1000);
@@ -37,11 +37,50 @@ describe('ProgressDisplay', () => {
     expect(display.view(0)?.etaMs).toBeUndefined();
     current = snapshot({ done: 100, dispatched: 200 });
     const view = display.view(10_000);
-    expect(view?.rate).toBeCloseTo(1200); // 200 requests in 10 s = 1200 a minute
+    // 200 requests sent, all within the last minute window: 200 (issue 12: it was extrapolated to 1200 "a minute"
+    // from 10 s, a rate above what was ever sent in a window).
+    expect(view?.rate).toBe(200);
     expect(view?.itemsPerSecond).toBeCloseTo(10);
     expect(view?.etaMs).toBeCloseTo(90_000); // 900 left at 10/s
     current = snapshot({ done: 990, failed: 5, invalid: 5, dispatched: 2000 });
     expect(display.view(20_000)?.etaMs).toBe(0);
+  });
+
+  test('the rate never exceeds the limit when every window stays within it, even when each window is spent in a burst', () => {
+    // A 2 s "minute" with a limit of 60, spent at the start of each window (the scheduler spends what the
+    // window has left at once). It showed "195 per 2 s (limit 60)": a 0.6 s span extrapolated to the window.
+    let current = snapshot({ minuteLimit: 60 });
+    const display = new ProgressDisplay({ mode: 'none', logger: silent, minuteMs: 2000 });
+    display.start({ progress: () => current });
+    let dispatched = 0;
+    let peak = 0;
+    for (let t = 0; t <= 10_000; t += 100) {
+      if (t % 2000 === 100) dispatched += 60; // the window's whole budget, in one burst
+      current = snapshot({ minuteLimit: 60, dispatched });
+      const rate = display.view(t)?.rate ?? 0;
+      peak = Math.max(peak, rate);
+      expect(rate, `at ${t} ms`).toBeLessThanOrEqual(60);
+    }
+    expect(peak).toBe(60); // and it does show the burst
+  });
+
+  test('with the server\'s count of its window known, the rate is that count, window for window', () => {
+    let current = snapshot({ minuteLimit: 60 });
+    const display = new ProgressDisplay({ mode: 'none', logger: silent, minuteMs: 2000 });
+    display.start({ progress: () => current });
+    display.view(0);
+    // 40 sent at the end of one window and 60 at the start of the next: 100 in the last 2 s, 60 in the window.
+    current = snapshot({ minuteLimit: 60, dispatched: 100, minuteUsed: 60 });
+    expect(display.view(1500)?.rate).toBe(60);
+    current = snapshot({ minuteLimit: 60, dispatched: 100 });
+    expect(display.view(1600)?.rate).toBe(100); // unknown: the sliding count
+  });
+
+  test('the bar reaches 100 % when the input repeats ids (repeats count as finished)', () => {
+    const display = new ProgressDisplay({ mode: 'none', logger: silent });
+    display.setTotal(10);
+    display.start({ progress: () => snapshot({ done: 8, duplicateIds: 2 }) });
+    expect(display.view(0)).toMatchObject({ finished: 10, etaMs: 0 });
   });
 
   test('off a terminal: periodic JSON lines through the logger, and a last one at stop', async () => {

@@ -1,4 +1,5 @@
-import type { ItemError, StopReason } from './types.js';
+import { CLIENT_DEFAULTS } from '../modelbeam/options.js';
+import type { ItemError, StopReason, TransientCause } from './types.js';
 
 /**
  * What an error from `submit` or `wait` means for a batch item:
@@ -62,8 +63,56 @@ export function classifyError(error: unknown): ErrorClass {
   }
 }
 
-/** The stop an error of class `stop` calls for. */
-export function stopFor(error: unknown): { reason: StopReason; message: string; resetAt?: number } {
+/**
+ * A transient error as plain data, for the summary: its message and code, and the lowest-level code in its
+ * `cause` chain (undici's `UND_ERR_HEADERS_TIMEOUT`, a socket's `ECONNREFUSED`, ...).
+ */
+export function transientCause(error: unknown): TransientCause {
+  const e = fields(error);
+  const out: TransientCause = { message: typeof e.message === 'string' ? e.message : String(error) };
+  if (typeof e.code === 'string') out.code = e.code;
+  let current: unknown = (error as { cause?: unknown } | null)?.cause;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') out.causeCode = code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return out;
+}
+
+/**
+ * Whether an error says the base URL is not the API, when nothing has worked there yet: a 404 (no such
+ * path), a 405 or a 410. After a request succeeded at the same base URL, the same 404 means the item's
+ * endpoint or job is unknown, and the item fails on its own.
+ *
+ * A 2xx whose body is not JSON is not one of them: a body cut in the middle by the network reads the same
+ * as a web page, and only the first is a fault to ride out (an unknown outcome, resubmitted flagged).
+ */
+export function isConfigurationError(error: unknown): boolean {
+  const e = fields(error);
+  if (e.code === 'NOT_FOUND') return true;
+  return e.code === 'HTTP_ERROR' && (e.status === 405 || e.status === 410);
+}
+
+/** The stop for a configuration error: it names the URL that was tried. */
+export function configurationStop(error: unknown, baseUrl: string | undefined, path: string, method: 'POST' | 'GET'): { reason: StopReason; message: string } {
+  const e = fields(error);
+  const base = baseUrl === undefined ? undefined : baseUrl.replace(/\/+$/, '');
+  const url = base === undefined ? `the API base URL + /${path}` : `${base}/${path}${method === 'GET' ? '/…' : ''}`;
+  const answer = typeof e.status === 'number' ? `HTTP ${e.status}` : String(e.code ?? 'an error');
+  return {
+    reason: 'configuration',
+    message:
+      `${method} ${url} answered ${answer} before any request of this run succeeded: ${base ?? 'the base URL'} does not look like the ModelBeam API ` +
+      `(its base URL is ${CLIENT_DEFAULTS.baseUrl}). Nothing was marked finished. Fix the base URL (--base-url), then run the batch again to resume.`,
+  };
+}
+
+/**
+ * The stop an error of class `stop` calls for. `apiBaseUrl`, when known, is named in the message of a refused
+ * key: a base URL that is not the ModelBeam API refuses every key too.
+ */
+export function stopFor(error: unknown, apiBaseUrl?: string): { reason: StopReason; message: string; resetAt?: number } {
   const e = fields(error);
   switch (e.code) {
     case 'DAILY_QUOTA_EXHAUSTED': {
@@ -80,7 +129,9 @@ export function stopFor(error: unknown): { reason: StopReason; message: string; 
       const status = typeof e.status === 'number' ? e.status : 401;
       return {
         reason: 'authentication',
-        message: `The API key was refused (HTTP ${status}). Dispatch stopped and nothing was retried. Fix the key (MODELBEAM_API_KEY), then run the batch again to resume.`,
+        message:
+          `The API key was refused (HTTP ${status}${apiBaseUrl === undefined ? '' : ` from ${apiBaseUrl}`}). Dispatch stopped and nothing was retried. ` +
+          `Fix the key (MODELBEAM_API_KEY)${apiBaseUrl === undefined ? '' : ', or the base URL (--base-url) if it is not the ModelBeam API'}, then run the batch again to resume.`,
       };
     }
   }

@@ -36,4 +36,5 @@ export type {
   StopInfo,
   InvalidLine,
   StateCounts,
+  TransientCause,
 } from './types.js';

@@ -55,6 +55,11 @@ export const CODE_STATE: readonly (TerminalState | undefined)[] = [undefined, 'd
 export const CLAIMED = 4;
 /** Flag: a line of this run's input carried the id. */
 export const SEEN = 8;
+/**
+ * Flag: the item's last terminal record was `failed`, and a newer `submitting` or `submitted` record follows
+ * (a `retryFailed` run took it up again): it is open, with no terminal state, until a new terminal record.
+ */
+export const REOPENED = 16;
 
 export interface SubmittingRecord {
   id: string;
@@ -146,6 +151,19 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Whether a `submitting`/`submitted` record may (re)open `id`: it has no terminal record, or its terminal
+ * record is `failed` (a `retryFailed` run sent it again; that run's records supersede the failure).
+ */
+function isOpenable(index: JournalIndex, id: string): boolean {
+  const state = CODE_STATE[index.table.get(id) & 3];
+  if (state === undefined) return true;
+  if (state !== 'failed') return false;
+  index.table.set(id, REOPENED);
+  index.totals.failed--;
+  return true;
+}
+
 /** Applies one parsed record to the index. Returns false when the record is not one. */
 function apply(index: JournalIndex, record: unknown): boolean {
   if (!isObject(record)) return false;
@@ -169,7 +187,7 @@ function apply(index: JournalIndex, record: unknown): boolean {
     return true;
   }
   if (state === 'submitting') {
-    if (index.table.get(id) !== 0) return true; // stale: already terminal
+    if (!isOpenable(index, id)) return true; // stale: already terminal
     const prior = index.open.get(id);
     index.open.set(id, {
       state: 'submitting',
@@ -182,7 +200,7 @@ function apply(index: JournalIndex, record: unknown): boolean {
     return true;
   }
   if (state === 'submitted') {
-    if (typeof record['requestId'] !== 'string' || index.table.get(id) !== 0) return typeof record['requestId'] === 'string';
+    if (typeof record['requestId'] !== 'string' || !isOpenable(index, id)) return typeof record['requestId'] === 'string';
     const entry: OpenEntry = {
       state: 'submitted',
       line,
@@ -518,3 +536,46 @@ export async function* readJournal(path: string): AsyncGenerator<JournalRecord> 
     }
   }
 }
+
+/** The first bytes read to tell a results file from another file. */
+const SNIFF_BYTES = 64 * 1024;
+
+/**
+ * Why `path` cannot be used as a results file, or `undefined` when it can: it is missing, empty, or its first
+ * line is a record of this tool (`{"id": …, "state": …}`, or the torn start of one). Reads at most 64 KB.
+ * A run appends to its results file; this keeps it from appending to an input or to any other JSONL file.
+ */
+export function notAResultsFile(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined; // missing (or unreadable: opening it for writing reports that)
+  }
+  let text: string;
+  try {
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const n = readSync(fd, buffer, 0, SNIFF_BYTES, 0);
+    text = buffer.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const lines = text.split('\n');
+  const index = lines.findIndex((l) => l.trim() !== '');
+  if (index < 0) return undefined;
+  const first = (lines[index] as string).trim();
+  const complete = index < lines.length - 1;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(first);
+  } catch {
+    // The only line, torn by a crash mid-write: records start with their id.
+    if (!complete && first.startsWith('{"id":')) return undefined;
+    return `line ${index + 1} is not JSON`;
+  }
+  if (isObject(parsed) && typeof parsed['id'] === 'string' && typeof parsed['state'] === 'string' && RECORD_STATES.has(parsed['state'])) return undefined;
+  return `line ${index + 1} is not a record of a results file (one has "id" and "state")`;
+}
+
+const RECORD_STATES = new Set<string>(['submitting', 'submitted', 'released', ...TERMINAL]);

@@ -6,6 +6,8 @@ export interface FormatSummaryOptions {
   resumeCommand?: string;
   /** How many invalid lines to list. @default 5 */
   invalidLinesShown?: number;
+  /** The cause of a run left incomplete, in words. @default `summary.lastTransient.message` */
+  cause?: string;
 }
 
 const STOP_TITLES: Record<string, string> = {
@@ -17,6 +19,7 @@ const STOP_TITLES: Record<string, string> = {
   'store-unavailable': 'shared quota store unavailable',
   'input-error': 'input unreadable',
   'output-error': 'results file unwritable',
+  configuration: 'the API base URL looks wrong',
   stopped: 'stopped',
 };
 
@@ -43,6 +46,8 @@ export function formatSummary(summary: BatchSummary, options: FormatSummaryOptio
   );
   lines.push(`  in total:  ${totals.done} done, ${totals.failed} failed, ${totals.invalid} invalid in the results file`);
   if (summary.pending > 0) lines.push(`  pending:   ${plural(summary.pending, 'item')} started and not finished (they resume on the next run)`);
+  const cause = options.cause ?? summary.lastTransient?.message;
+  if (!summary.complete && cause !== undefined) lines.push(`  cause:     ${cause}`);
   const codes = Object.entries(summary.failuresByCode).sort((a, b) => b[1] - a[1]);
   if (codes.length > 0) lines.push(`  failures:  ${codes.map(([code, n]) => `${code} ×${n}`).join(', ')}`);
   if (summary.possibleDuplicates > 0 || summary.resubmittedUnknown > 0) {

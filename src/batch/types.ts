@@ -106,6 +106,7 @@ export type StopReason =
   | 'store-unavailable'
   | 'input-error'
   | 'output-error'
+  | 'configuration'
   | 'stopped';
 
 export interface StopInfo {
@@ -170,6 +171,19 @@ export interface BatchSummary {
   requests: { dispatched: number; rateLimited: number };
   /** What reading the results file found at the start. */
   journal: { records: number; corruptLines: number; tornTail: boolean };
+  /**
+   * The last transient failure of the run (a timeout, a refused connection, retries exhausted), when one left
+   * an item pending: the cause to show when the run did not finish.
+   */
+  lastTransient?: TransientCause;
+}
+
+/** A transient failure, as plain data: the error's message and code, and the first code in its `cause` chain. */
+export interface TransientCause {
+  message: string;
+  code?: string;
+  /** The lowest-level code in the cause chain, e.g. `UND_ERR_HEADERS_TIMEOUT`, `ECONNREFUSED`. */
+  causeCode?: string;
 }
 
 /** A live snapshot for progress displays. Cheap: no I/O. */
@@ -185,11 +199,18 @@ export interface BatchProgress {
   queued: number;
   resumed: number;
   possibleDuplicates: number;
+  /** Input lines whose id repeats an earlier line's (not run; they count as finished for a progress bar). Absent: 0. */
+  duplicateIds?: number;
   /** The scheduler's counts: requests dispatched, 429s. */
   dispatched: number;
   rateLimited: number;
   /** The minute limit the scheduler believes in, when known. */
   minuteLimit: number | undefined;
+  /**
+   * Requests the server counted in its current minute window, by its newest answer (`limit − remaining`):
+   * the count to hold against `minuteLimit`, window for window. Absent until an answer said.
+   */
+  minuteUsed?: number;
   /** Epoch ms of the daily park's end, while parked. */
   parkedUntil: number | undefined;
   stopping: boolean;
@@ -270,6 +291,17 @@ export interface RunBatchOptions {
    * @default 1000
    */
   fsyncEveryRecords?: number;
+  /**
+   * Run again the items whose terminal record in `out` is `failed` (a new job each; `invalid` lines and
+   * `done` items are still skipped). Without it, a rerun skips every item with a terminal record.
+   * @default false
+   */
+  retryFailed?: boolean;
+  /**
+   * The API base URL the client sends to. Only for messages: a configuration stop (a 404 before any request
+   * of the run succeeded) names the URL it tried.
+   */
+  apiBaseUrl?: string;
   /** Aborting it stops the run gracefully, as {@link Batch.stop} does. */
   signal?: AbortSignal;
   /**
@@ -297,4 +329,29 @@ export type BatchInput = Record<string, unknown> | RawLine;
 export interface RawLine {
   line: number;
   raw: string;
+}
+
+/** A running batch: iterate it for results as they complete, or await `summary`. */
+export interface Batch extends AsyncIterable<BatchResult> {
+  /** The results file. */
+  readonly out: string;
+  /**
+   * Resolves when the run ends: the input is done, or a stop finished. Rejects only when the run could not
+   * start (the results file cannot be written, or it is in use) — before any request was sent.
+   */
+  readonly summary: Promise<BatchSummary>;
+  /** A live snapshot for progress displays. */
+  progress(): BatchProgress;
+  /**
+   * Stops gracefully: no new item starts; the client's scheduler is paused so no new request leaves;
+   * requests on the wire get up to `graceMs` to finish; then every item still waiting is aborted and left
+   * resumable. Resolves with the summary.
+   */
+  stop(options?: { graceMs?: number; reason?: StopReason; message?: string }): Promise<BatchSummary>;
+  /**
+   * Stops at once: aborts every item, even with a request on the wire, and closes the results file
+   * synchronously. Items whose POST was on the wire are resubmitted by the next run, flagged
+   * `possibleDuplicate`. For a process about to exit (a second Ctrl-C).
+   */
+  abort(message?: string): void;
 }

@@ -3,10 +3,11 @@
  * code path, against the fake ModelBeam API started in this process, in
  * compressed time. No key, no network.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeModelBeam } from '../testing/fake-server.js';
+import { describeFsError } from '../batch/input.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { runCommand, type CliIo } from './run.js';
 import type { ProgressMode } from './progress.js';
@@ -60,7 +61,13 @@ export async function demoCommand(options: DemoOptions, io: CliIo): Promise<Exit
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'modelbeam-demo-'));
   const input = join(dir, 'prompts.jsonl');
   const out = join(dir, 'results.jsonl');
-  writeFileSync(input, `${demoLines(items).join('\n')}\n`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(input, `${demoLines(items).join('\n')}\n`);
+  } catch (error) {
+    io.stderr.write(`modelbeam-batch demo: cannot write the demo input ${input}: ${describeFsError(error)}\n`);
+    return EXIT.USAGE;
+  }
 
   const server = await startFakeModelBeam({
     port: 0,

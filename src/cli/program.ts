@@ -60,6 +60,29 @@ function jsonObject(value: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** The `Examples` section of `--help`. */
+export const EXAMPLES_HELP = `Examples:
+  # run a batch (the key from the environment); run the same command again to resume
+  export MODELBEAM_API_KEY=…
+  modelbeam-batch run prompts.jsonl --out results.jsonl --endpoint txt2img
+
+  # default parameters for every line, and a seed of the minute limit
+  modelbeam-batch run prompts.jsonl -o results.jsonl -e txt2img --params '{"model":"Flux1schnell","steps":4}' --limit-minute 300
+
+  # after fixing what made items fail, run them again
+  modelbeam-batch run prompts.jsonl -o results.jsonl -e txt2img --retry-failed
+
+  # several processes sharing one quota
+  modelbeam-batch run part1.jsonl -o part1.results.jsonl -e txt2img --redis redis://127.0.0.1:6379
+
+  # try it with no key and no network
+  modelbeam-batch demo`;
+
+/** The `Environment` section of `--help`: every variable the CLI reads. */
+export const ENVIRONMENT_HELP = `Environment:
+  MODELBEAM_API_KEY         the API key for \`run\` (preferred over --api-key, which leaks into shell history and ps)
+  MODELBEAM_WEBHOOK_SECRET  the webhook signing secret, for --webhook-port (never read from the command line)`;
+
 /** Builds the program. `setCode` receives the exit code of the command that ran. */
 export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Command {
   const program = new Command('modelbeam-batch');
@@ -72,16 +95,19 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
       writeErr: (text) => io.stderr.write(text),
     })
     .showHelpAfterError('(add --help for usage)')
-    .addHelpText('after', `\n${EXIT_CODES_HELP}\n`);
+    .showSuggestionAfterError(true)
+    .addHelpText('after', `\n${EXAMPLES_HELP}\n\n${ENVIRONMENT_HELP}\n\n${EXIT_CODES_HELP}\n`);
 
-  program
+  const run = program
     .command('run')
     .description(
       'Run every line of <input> (JSONL) as a job, writing results to --out. The results file is the checkpoint: ' +
         'run the same command again to resume after a crash, a Ctrl-C or an exhausted daily quota.',
     )
     .argument('<input>', 'JSONL file, one job per line: {"id": …, "prompt": …, "model": …, …} (id and endpoint optional)')
-    .requiredOption('-o, --out <file>', 'results file (JSONL, append-only; also the checkpoint)')
+    // Checked in the action, not by commander: commander reports a missing required option before an unknown
+    // one, so a typo such as `--ou` would read "required option --out not specified" instead of its suggestion.
+    .option('-o, --out <file>', 'results file (JSONL, append-only; also the checkpoint) (required)')
     .option('-e, --endpoint <name>', 'endpoint for lines without an "endpoint" field (e.g. txt2img)')
     .option('--params <json>', 'default parameters merged under each line\'s, e.g. \'{"model":"Flux1schnell","steps":4}\'', jsonObject)
     .option('--errors <file>', 'where bad input lines are reported (default: <out>.errors.jsonl)')
@@ -92,6 +118,9 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .option('--max-resubmissions <n>', 'most resubmissions per item (failed jobs, unknown outcomes); each is a new billed job', int(0), 2)
     .option('--no-resubmit-unknown', 'leave items whose submission outcome is unknown pending instead of resubmitting them')
     .addOption(new Option('--on-daily-limit <mode>', 'when the daily quota runs out: stop (resumable) or wait for the reset').choices(['stop', 'wait']).default('stop'))
+    .option('--retry-failed', 'run again the items whose result in --out is "failed" (a new job each)')
+    .option('--connect-timeout <ms>', 'milliseconds to wait for a connection to the API', int(1), 10_000)
+    .option('--timeout <ms>', 'milliseconds to wait for an answer from the API (and between chunks of it)', int(1), 60_000)
     .option('--grace-period <seconds>', 'on Ctrl-C/SIGTERM, how long requests in flight may finish', number(0), 30)
     .option('--webhook-url <url>', 'public URL ModelBeam posts job events to (polling becomes a safety net)', url)
     .option('--webhook-port <port>', 'receive webhooks on this local port (secret from MODELBEAM_WEBHOOK_SECRET)', int(1, 65535))
@@ -99,6 +128,7 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .option('--base-url <url>', 'API base URL (default https://api.modelbeam.ai/api/v1/client)', url)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .option('--log-file <file>', 'write logs (JSON lines) here instead of stderr')
+    .addOption(new Option('--log-format <format>', 'log lines on stderr: pretty text or JSON (auto: pretty on a terminal, JSON elsewhere)').choices(['auto', 'pretty', 'json']).default('auto'))
     .addOption(new Option('--progress <mode>', 'progress display: a bar on a terminal, JSON log lines elsewhere').choices(['auto', 'bar', 'json', 'none']).default('auto'))
     .option('--progress-interval <seconds>', 'seconds between JSON progress lines', number(0.05), 5)
     .option('--api-key <key>', 'API key (discouraged: use MODELBEAM_API_KEY; a command-line key leaks into shell history and ps)')
@@ -106,7 +136,9 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .addOption(new Option('--minute-ms <ms>', 'length of the rate-limit minute (compressed time, for the fake server)').argParser(int(1)).hideHelp())
     .addOption(new Option('--day-ms <ms>', 'length of the rate-limit day (compressed time)').argParser(int(1)).hideHelp())
     .addOption(new Option('--fsync-every <n>', 'fsync the results file every n records (1: every record)').argParser(int(1)).hideHelp())
+    .addHelpText('after', `\n${EXAMPLES_HELP}\n\n${ENVIRONMENT_HELP}\n`)
     .action(async (input: string, opts: Record<string, unknown>) => {
+      if (typeof opts['out'] !== 'string') run.error("error: required option '-o, --out <file>' not specified", { code: 'commander.missingMandatoryOptionValue' });
       const options: RunCommandOptions = { out: opts['out'] as string };
       const copy = <K extends keyof RunCommandOptions>(key: K, from: string = key): void => {
         if (opts[from] !== undefined) options[key] = opts[from] as RunCommandOptions[K];
@@ -135,6 +167,10 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
       copy('progress');
       copy('progressInterval');
       copy('fsyncEvery');
+      copy('retryFailed');
+      copy('connectTimeout');
+      copy('timeout');
+      copy('logFormat');
       setCode(await runCommand(input, options, io));
     });
 

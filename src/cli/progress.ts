@@ -3,7 +3,8 @@
  *
  * - On a terminal: a two-line cli-progress bar — done / failed / invalid out
  *   of the input, with an ETA; then items in flight, requests queued, the
- *   current request rate against the minute limit, 429s, and the daily park.
+ *   requests sent in the last minute window against the minute limit, 429s,
+ *   and the daily park.
  * - Off a terminal: one JSON progress line through pino every `intervalMs`.
  */
 import { createRequire } from 'node:module';
@@ -48,7 +49,11 @@ interface Source {
 export interface ProgressView extends BatchProgress {
   total: number | undefined;
   finished: number;
-  /** Requests sent per minute window, over the last few seconds. */
+  /**
+   * Requests in the minute window, the window the limit is stated for: the server's own count of its current
+   * window when its answers carry one (`minuteUsed`), else the requests sent in the last `minuteMs` (since the
+   * start while the run is younger). A count, never an extrapolation: within the limit whenever the requests were.
+   */
   rate: number;
   /** Items finished per second, smoothed. */
   itemsPerSecond: number;
@@ -63,7 +68,10 @@ export class ProgressDisplay {
   #multibar: MultiBar | undefined;
   #bars: [SingleBar, SingleBar] | undefined;
   #format: typeof CliProgress.Format | undefined;
+  /** Snapshots of the counts over the last minute window (the oldest may be older), oldest first. */
   #samples: { t: number; dispatched: number; finished: number }[] = [];
+  /** Takes a sample at a steady pace in JSON mode, whose lines may be further apart than the window. */
+  #sampler: ReturnType<typeof setInterval> | undefined;
   #itemsPerSecond = 0;
 
   constructor(options: ProgressOptions) {
@@ -113,6 +121,8 @@ export class ProgressDisplay {
       this.#timer = setInterval(() => this.#tick(), 200);
     } else {
       this.#timer = setInterval(() => this.#emitJson(), this.#options.intervalMs);
+      this.#sampler = setInterval(() => this.view(), Math.max(50, Math.min(1000, Math.round(this.#options.minuteMs / 20))));
+      this.#sampler.unref?.();
     }
     this.#timer.unref?.();
   }
@@ -127,7 +137,9 @@ export class ProgressDisplay {
   /** Draws a last frame (or writes a last JSON line) and stops. */
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#sampler !== undefined) clearInterval(this.#sampler);
     this.#timer = undefined;
+    this.#sampler = undefined;
     if (this.#multibar) {
       this.#tick();
       this.#multibar.update(); // renders now, flushing lines logged since the last frame
@@ -142,18 +154,25 @@ export class ProgressDisplay {
   view(now = Date.now()): ProgressView | undefined {
     const p = this.#source?.progress();
     if (!p) return undefined;
-    const finished = p.skipped + p.done + p.failed + p.invalid;
+    // Lines whose id repeats an earlier one are finished too (reported, never run): without them the bar stops short.
+    const finished = p.skipped + p.done + p.failed + p.invalid + (p.duplicateIds ?? 0);
+    const { minuteMs } = this.#options;
     const samples = this.#samples;
     samples.push({ t: now, dispatched: p.dispatched, finished: p.done + p.failed + p.invalid });
-    const horizon = Math.min(this.#options.minuteMs, 10_000);
-    while (samples.length > 2 && (samples[1] as { t: number }).t <= now - horizon) samples.shift();
-    const first = samples[0] as { t: number; dispatched: number; finished: number };
-    const span = now - first.t;
-    const rate = span >= 500 ? ((p.dispatched - first.dispatched) / span) * this.#options.minuteMs : 0;
+    // Keep one sample at or before the window's start (the baseline), and the ones after it.
+    while (samples.length > 2 && (samples[1] as { t: number }).t <= now - minuteMs) samples.shift();
+    // The requests sent in the window: counted from the oldest sample inside it (an undercount by at most one
+    // sampling step), or from the start when the run is younger than the window.
+    const base = samples.find((s) => s.t >= now - minuteMs) ?? (samples.at(-1) as { dispatched: number });
+    // A sliding count may hold the end of one fixed window and the start of the next (up to twice the limit,
+    // with nothing over it): the server's count of its window is the one to compare, when it is known.
+    const rate = p.minuteUsed ?? p.dispatched - base.dispatched;
     // Items finished per second over the last few seconds (skipped ones excluded: they cost nothing).
+    const horizon = Math.min(minuteMs, 10_000);
+    const first = samples.find((s) => s.t >= now - horizon) ?? (samples[0] as { t: number; finished: number });
+    const span = now - first.t;
     const ran = p.done + p.failed + p.invalid;
-    const ranFirst = first.finished;
-    this.#itemsPerSecond = span >= 1000 ? ((ran - ranFirst) / span) * 1000 : this.#itemsPerSecond;
+    this.#itemsPerSecond = span >= 1000 ? ((ran - first.finished) / span) * 1000 : this.#itemsPerSecond;
     const remaining = this.#total === undefined ? undefined : Math.max(0, this.#total - finished);
     let etaMs: number | undefined;
     if (remaining === 0) etaMs = 0;

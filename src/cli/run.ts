@@ -4,7 +4,7 @@
  * logger, checks the files before anything is sent, shows progress, handles
  * signals, prints the summary, and returns the exit code.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, isAbsolute, relative } from 'node:path';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
@@ -12,11 +12,14 @@ import { RateLimitScheduler } from '../engine/scheduler.js';
 import type { SchedulerOptions } from '../engine/options.js';
 import { REDACT_PATHS } from '../internal/logger.js';
 import { checkReadable, countLines, describeFsError, readJsonlLines } from '../batch/input.js';
+import { notAResultsFile } from '../batch/journal.js';
 import { BatchSetupError, runBatch, type Batch } from '../batch/run-batch.js';
 import { formatSummary } from '../batch/summary.js';
 import type { BatchSummary } from '../batch/types.js';
 import { ModelBeamClient } from '../modelbeam/client.js';
+import { CLIENT_DEFAULTS } from '../modelbeam/options.js';
 import type { Store } from '../store/types.js';
+import { describeCause } from './cause.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { ProgressDisplay, type ProgressMode } from './progress.js';
 import { installSignalHandlers } from './signals.js';
@@ -50,6 +53,14 @@ export interface RunCommandOptions {
   /** Seconds between JSON progress lines. */
   progressInterval?: number;
   fsyncEvery?: number;
+  /** Run again the items whose terminal state in the results file is `failed`. */
+  retryFailed?: boolean;
+  /** Milliseconds to wait for a TCP (and TLS) connection to the API. */
+  connectTimeout?: number;
+  /** Milliseconds to wait for an answer (response headers), and between two chunks of its body. */
+  timeout?: number;
+  /** `pretty` log lines (`WARN  message key=value`) or pino's JSON lines. `auto`: pretty on a terminal, JSON elsewhere. */
+  logFormat?: 'auto' | 'pretty' | 'json';
 }
 
 /** What the command talks to. Tests and the demo pass their own. */
@@ -132,6 +143,7 @@ export function resumeCommandLine(argv: readonly string[], execArgv: readonly st
 /** The exit code a summary calls for. */
 export function exitCodeFor(summary: BatchSummary): ExitCode {
   if (summary.stopped?.reason === 'authentication') return EXIT.AUTH_FAILED;
+  if (summary.stopped?.reason === 'configuration') return EXIT.USAGE;
   if (!summary.complete) return EXIT.STOPPED;
   const bad = summary.totals.failed + summary.totals.invalid + summary.duplicateIds;
   return bad > 0 ? EXIT.ITEMS_FAILED : EXIT.OK;
@@ -140,6 +152,37 @@ export function exitCodeFor(summary: BatchSummary): ExitCode {
 /** A usage error: printed with the usage hint, exit code 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/** The same file (device and inode), when both exist. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses a results (or errors) file that would append into the input, into each other, or into a file that is
+ * not a results file of this tool. Runs before anything is sent.
+ */
+function checkOutputs(input: string, out: string, errorsPath: string): void {
+  if (sameFile(input, out)) {
+    throw new UsageError(`--out ${out} is the input file. The results file is appended to (it is also the checkpoint): give it a file of its own, e.g. --out results.jsonl.`);
+  }
+  if (sameFile(input, errorsPath) || sameFile(out, errorsPath) || errorsPath === out) {
+    throw new UsageError(`--errors ${errorsPath} is the ${sameFile(input, errorsPath) ? 'input' : 'results'} file: give the errors file a file of its own.`);
+  }
+  const why = notAResultsFile(out);
+  if (why !== undefined) {
+    throw new UsageError(
+      `--out ${out} exists and is not a results file of modelbeam-batch (${why}). A run appends to its results file: ` +
+        'choose a new file, or the results file of an earlier run to resume it.',
+    );
+  }
 }
 
 function checkWritable(path: string, what: string): void {
@@ -157,11 +200,32 @@ function destination(write: (line: string) => void, scrub: (text: string) => str
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 
-/** On a terminal, log lines read `WARN  message key=value`; elsewhere they stay JSON. */
-function humanLine(line: string): string {
+/** A value of a pretty log line: plain when it is a simple word or number, JSON otherwise. */
+function prettyValue(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return /^[\w.:/@+-]+$/.test(value) ? value : JSON.stringify(value);
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** The fields of a log line as `key` / `key.sub` pairs (objects flattened, arrays kept whole), undefined ones left out. */
+function pairs(fields: Record<string, unknown>, prefix = ''): [string, unknown][] {
+  return Object.entries(fields).flatMap(([key, value]): [string, unknown][] => {
+    if (value === undefined) return [];
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return pairs(value as Record<string, unknown>, `${prefix}${key}.`);
+    return [[`${prefix}${key}`, value]];
+  });
+}
+
+/**
+ * A pino JSON line as `WARN  [component] message key=value key=value` (no JSON object on the line, and
+ * never cut: the terminal wraps it). Lines that do not parse are passed through.
+ */
+export function humanLine(line: string): string {
   try {
     const { level, msg, time: _time, pid: _pid, hostname: _host, component, ...rest } = JSON.parse(line) as Record<string, unknown>;
-    const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
+    const extra = pairs(rest)
+      .map(([key, value]) => ` ${key}=${prettyValue(value)}`)
+      .join('');
     return `${(LEVEL_NAMES[level as number] ?? 'LOG').padEnd(5)} ${component ? `[${String(component)}] ` : ''}${String(msg ?? '')}${extra}\n`;
   } catch {
     return line;
@@ -208,6 +272,7 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
   const errorsPath = options.errors ?? `${options.out}.errors.jsonl`;
   try {
     await checkReadable(input);
+    checkOutputs(input, options.out, errorsPath);
     checkWritable(options.out, 'results file');
     checkWritable(errorsPath, 'errors file');
     if (options.logFile !== undefined) checkWritable(options.logFile, 'log file');
@@ -217,6 +282,7 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
 
   // Logger: pino, secrets redacted by path and scrubbed by value.
   const isTTY = io.stderr.isTTY === true;
+  const pretty = options.logFormat === 'pretty' || ((options.logFormat ?? 'auto') === 'auto' && isTTY && options.logFile === undefined);
   const mode: ProgressMode = options.progress === undefined || options.progress === 'auto' ? (isTTY ? 'bar' : 'json') : options.progress;
   let progress: ProgressDisplay | undefined;
   let logFd: number | undefined;
@@ -225,8 +291,10 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
     const fd = openSync(options.logFile, 'a', 0o644);
     logFd = fd;
     dest = destination((line) => void writeSync(fd, line), scrub);
-  } else if (isTTY) {
+  } else if (pretty) {
     dest = destination((line) => (progress ? progress.log(humanLine(line)) : io.stderr.write(humanLine(line))), scrub);
+  } else if (isTTY) {
+    dest = destination((line) => (progress ? progress.log(line) : io.stderr.write(line)), scrub);
   } else {
     dest = destination((line) => void io.stderr.write(line), scrub);
   }
@@ -236,6 +304,9 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
   );
 
   const minuteMs = options.minuteMs ?? 60_000;
+  const baseUrl = options.baseUrl ?? CLIENT_DEFAULTS.baseUrl;
+  const connectTimeoutMs = options.connectTimeout ?? CLIENT_DEFAULTS.connectTimeoutMs;
+  const timeoutMs = options.timeout ?? CLIENT_DEFAULTS.headersTimeoutMs;
   const scale = minuteMs / 60_000;
   let store: Store | undefined;
   let scheduler: RateLimitScheduler | undefined;
@@ -292,7 +363,10 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
         onInsufficientBalance: 'reject',
         // The batch takes every result as it comes: a large memory of finished jobs is only heap to carry.
         rememberFinishedJobs: 100,
-        ...(options.baseUrl !== undefined ? { baseUrl: options.baseUrl } : {}),
+        baseUrl,
+        connectTimeoutMs,
+        headersTimeoutMs: timeoutMs,
+        bodyTimeoutMs: timeoutMs,
         ...(webhookUrl !== undefined ? { webhook: { url: webhookUrl, ...(webhookSecret ? { secret: webhookSecret } : {}) } } : {}),
         ...(scale !== 1
           ? {
@@ -331,6 +405,8 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
       logger,
       graceMs,
       onDailyLimit: options.onDailyLimit ?? 'stop',
+      apiBaseUrl: baseUrl,
+      ...(options.retryFailed === true ? { retryFailed: true } : {}),
       ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
       ...(options.params !== undefined ? { params: options.params } : {}),
       ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
@@ -373,8 +449,10 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
       throw error;
     }
     progress.stop();
-    logger.info({ summary: { ...summary, invalidLines: undefined } }, 'summary');
-    say(io.stdout, formatSummary(summary, { resumeCommand }));
+    // The summary as one JSON log line is for machines (log files, JSON logs); a terminal gets the text below.
+    if (!pretty) logger.info({ summary: { ...summary, invalidLines: undefined } }, 'summary');
+    const cause = summary.lastTransient && describeCause(summary.lastTransient, { baseUrl, connectTimeoutMs, timeoutMs });
+    say(io.stdout, formatSummary(summary, { resumeCommand, ...(cause ? { cause } : {}) }));
     return exitCodeFor(summary);
   } catch (error) {
     progress?.stop();
