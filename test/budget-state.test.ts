@@ -324,3 +324,21 @@ describe('budget state: requests the daily window does not count (countsDaily fa
     expect(state.reserve(1, 401, 0, false)).toMatchObject({ granted: 0, blockedBy: 'budget' });
   });
 });
+
+describe('budget state: the day left uncounted', () => {
+  it('answers lost on the network leave the day uncounted: with nothing in flight one request refreshes it, no park', () => {
+    const state = new BudgetState({ ...config, dayMs: 50_000 });
+    const a = state.reserve(1, 100);
+    state.settle(ticketOf(a), {
+      ...outcome(110, 200),
+      snapshot: { minute: {}, daily: { limit: 5, remaining: 2, resetInMs: 30_000 }, present: true },
+    });
+    const b = state.reserve(2, 200, 0);
+    expect(b.granted).toBe(2);
+    for (let i = 0; i < 2; i++) state.settle(ticketOf(b), outcome(210, undefined)); // sent, no answer: not counted
+    expect(state.view(220).daily).toMatchObject({ remaining: 2, uncounted: 2, available: 0 });
+    const refresh = state.reserve(3, 300, 0);
+    expect(refresh).toMatchObject({ granted: 1, dailyUnknownReset: false });
+    expect(state.data.parked).toBe(0);
+  });
+});

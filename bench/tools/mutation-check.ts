@@ -79,6 +79,11 @@ const MUTATIONS: Mutation[] = [
   { what: 'the queue parks on a guessed daily reset', file: STATE, from: 'if (s.nextDailyReset > now && s.dailyResetKnown === 1) {\n              this.#park', to: 'if (s.nextDailyReset > now) {\n              this.#park' },
   { what: 'a real day guessed to end a whole day later, not at midnight UTC', file: STATE, from: 'd.nextDailyReset = w.windowMs === DAY_MS ? now + untilMidnightUtc(now) : now + w.windowMs;', to: 'd.nextDailyReset = now + w.windowMs;' },
   { what: 'a stated daily reset not used', file: STATE, from: '        d.nextDailyReset = now + snap.resetInMs;\n        d.dailyResetKnown = 1;', to: '' },
+  { what: 'a request said not to count daily counted in the daily window', file: STATE, from: 'if (countsDaily) s.daily.unc += granted;', to: 's.daily.unc += granted;' },
+  { what: 'that word never tested while the day is spent', file: STATE, from: 'if (!countsDaily && s.minuteOnly === 0 && this.#daySpent()) {', to: 'if (!countsDaily && s.minuteOnly === 0 && false) {' },
+  { what: 'a daily refusal of such a request does not revoke the word', file: STATE, from: '      if (is429) s.minuteOnly = 2;\n', to: '' },
+  { what: 'the revoked word not heard again when the day resets', file: STATE, from: '    if (s.minuteOnly === 2) s.minuteOnly = 0;\n    if (s.nextDailyReset > 0', to: '    if (s.nextDailyReset > 0' },
+  { what: 'an answer the daily window did not count passes for a daily count', file: STATE, from: 'ticket, counted && daily, now, false);', to: 'ticket, counted, now, false);' },
 ];
 
 function run(files: string[]): boolean {
