@@ -774,7 +774,8 @@ describe('parseRateLimitHeaders', () => {
       }, { limit: 30, remaining: 29, resetInMs: 2000 }, {}],
       ['draft-7 with an absurd reset keeps the rest', { ratelimit: 'limit=30, remaining=29, reset=99999999' }, { limit: 30, remaining: 29 }, {}],
       ['w=0 is not a window', { 'ratelimit-policy': '30;w=0' }, { limit: 30 }, {}],
-      ['w beyond maxRetryAfterMs is ignored (the item is still a daily one)', { 'ratelimit-policy': '"m";q=5;w=999999999' }, {}, { limit: 5 }],
+      ['an absurd w is ignored (the item is still a daily one)', { 'ratelimit-policy': '"m";q=5;w=9999999999' }, {}, { limit: 5 }],
+      ['w is not bounded by maxRetryAfterMs: a window is not a wait', { 'ratelimit-policy': '"d";q=5;w=2592000' }, {}, { limit: 5, windowMs: 2_592_000_000 }],
       ['fractional w is rounded to the ms', { 'ratelimit-policy': '"m";q=5;w=1.5' }, { limit: 5, windowMs: 1500 }, {}],
       ['policy w alone is present', { 'ratelimit-policy': '"m";w=2' }, { windowMs: 2000 }, {}],
     ])('%s', (_why, headers, minute, daily) => {

@@ -773,11 +773,15 @@ function isDecimalToken(name: string): boolean {
   return name !== '' && parseDecimal(name) !== undefined;
 }
 
-/** A policy `w` in seconds as a window length in ms: positive and within `maxRetryAfterMs`, else ignored. */
+/**
+ * A policy `w` in seconds as a window length in ms: positive and at most
+ * {@link MAX_COUNT} seconds, else ignored. Not bounded by `maxRetryAfterMs`:
+ * a window length is not a wait.
+ */
 function windowLength(ctx: Context, seconds: number): number | undefined {
-  const ms = secondsToMs(seconds);
-  if (ms === undefined || ms <= 0) return ignored(ctx, 'ratelimit-policy', seconds, 'window w is not positive');
-  return bounded(ctx, 'ratelimit-policy', seconds, ms);
+  const ms = seconds <= MAX_COUNT ? secondsToMs(seconds) : undefined;
+  if (ms === undefined || ms <= 0) return ignored(ctx, 'ratelimit-policy', seconds, 'window w is not positive and at most 1e9 s');
+  return ms;
 }
 
 /** The draft-6 `RateLimit-Limit/-Remaining/-Reset` (also @fastify/rate-limit's `enableDraftSpec`), below everything else. */
