@@ -171,13 +171,34 @@ function ratioText(x: number): string {
   return Number.isFinite(x) ? fmt(x, 3) : 'cut off';
 }
 
+/**
+ * `--config=a,b` and `--contender=a,b` narrow a run (e.g. to repeat one
+ * configuration); an unknown name is an error that names the flag.
+ */
+function selected<T extends string>(flags: ReadonlySet<string>, flag: string, all: readonly T[]): readonly T[] {
+  const raw = [...flags].find((f) => f.startsWith(`--${flag}=`));
+  if (raw === undefined) return all;
+  const names = raw.slice(flag.length + 3).split(',').filter((n) => n !== '');
+  const unknown = names.filter((n) => !(all as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0) {
+    throw new Error(`--${flag}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${all.join(', ')}`);
+  }
+  return all.filter((n) => names.includes(n));
+}
+
 async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const jobs = ctx.quick ? QUICK_JOBS : JOBS;
+  const kinds = selected(ctx.flags, 'config', LIMITER_KINDS);
+  const contenderKeys = selected(
+    ctx.flags,
+    'contender',
+    CONTENDERS.map((c) => c.key),
+  );
   const server = await LimiterProcess.spawn();
   const trials: LimiterTrial[] = [];
   try {
-    for (const kind of LIMITER_KINDS) {
-      for (const contender of CONTENDERS) {
+    for (const kind of kinds) {
+      for (const contender of CONTENDERS.filter((c) => contenderKeys.includes(c.key))) {
         if (ctx.signal.aborted) break;
         const t = await runLimiterTrial(server, kind, jobs, contender, ctx.signal);
         ctx.log(
