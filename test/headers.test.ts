@@ -4,6 +4,7 @@ import {
   parseCount,
   parseDecimal,
   parseHttpDate,
+  parseRateLimitDictionary,
   parseRateLimitHeaders,
   parseResetSeconds,
   parseRetryAfter,
@@ -49,7 +50,7 @@ function imf(ms: number): string {
 function numbersOf(s: RateLimitSnapshot): number[] {
   const out: number[] = [];
   for (const w of [s.minute, s.daily]) {
-    for (const v of [w.limit, w.remaining, w.resetInMs]) if (v !== undefined) out.push(v);
+    for (const v of [w.limit, w.remaining, w.resetInMs, w.windowMs]) if (v !== undefined) out.push(v);
   }
   if (s.retryAfterMs !== undefined) out.push(s.retryAfterMs);
   return out;
@@ -332,6 +333,40 @@ describe('parseStructuredRateLimit', () => {
   });
 });
 
+describe('parseRateLimitDictionary (draft-7 RateLimit)', () => {
+  it.each<[string, object | undefined]>([
+    ['limit=30, remaining=29, reset=2', { limit: 30, remaining: 29, reset: 2 }],
+    ['limit=3, remaining=0, reset=2', { limit: 3, remaining: 0, reset: 2 }],
+    ['  LIMIT=30 ,remaining=29,reset=2  ', { limit: 30, remaining: 29, reset: 2 }],
+    ['remaining=5', { remaining: 5 }],
+    ['limit=30;w=2, remaining=29', { limit: 30, remaining: 29 }],
+    ['limit=30, flag, remaining=29', { limit: 30, remaining: 29 }],
+    ['limit=30, remaining=7, remaining=9', { limit: 30, remaining: 7 }],
+    ['limit="30", reset=1.5', { limit: 30, reset: 1.5 }],
+    ['limit=abc, remaining=29', { remaining: 29 }],
+    ['limit=30 junk, remaining=29', { remaining: 29 }],
+    ['limit=-1, remaining=29', { remaining: 29 }],
+    ['policy=x, other=3', {}],
+    // Not a dictionary: the list forms go to parseStructuredRateLimit.
+    ['"30-in-2sec"; r=29; t=2', undefined],
+    ['default;r=5;t=1', undefined],
+    ['30', undefined],
+    ['', undefined],
+    ['=5', undefined],
+  ])('%j → %j', (value, expected) => {
+    expect(parseRateLimitDictionary(value)).toEqual(expected);
+  });
+
+  it('notes a malformed member and a non-numeric value at debug', () => {
+    const logger = recordingLogger();
+    parseRateLimitDictionary('limit=30 junk, remaining=x', logger);
+    expect(logger.entries.map((e) => e.msg)).toEqual([
+      'rate-limit: skipped malformed dictionary member',
+      'rate-limit: ignored dictionary member',
+    ]);
+  });
+});
+
 describe('windowOfItem', () => {
   it.each<[string, number | undefined, 'minute' | 'daily']>([
     ['minute', 60, 'minute'],
@@ -489,13 +524,13 @@ describe('parseRateLimitHeaders', () => {
   });
 
   describe('remaining above limit is clamped', () => {
-    it.each<[Record<string, string>, 'minute' | 'daily', { limit?: number; remaining?: number }]>([
+    it.each<[Record<string, string>, 'minute' | 'daily', { limit?: number; remaining?: number; windowMs?: number }]>([
       [{ 'X-RateLimit-Limit': '10', 'X-RateLimit-Remaining': '50' }, 'minute', { limit: 10, remaining: 10 }],
       [{ 'X-RateLimit-Limit': '10', 'X-RateLimit-Remaining': '10' }, 'minute', { limit: 10, remaining: 10 }],
       [{ 'X-RateLimit-Limit': '10', 'X-RateLimit-Remaining': '9' }, 'minute', { limit: 10, remaining: 9 }],
       [{ 'X-RateLimit-Remaining': '50' }, 'minute', { remaining: 50 }],
       [{ 'X-RateLimit-Daily-Limit': '100', 'X-RateLimit-Daily-Remaining': '101' }, 'daily', { limit: 100, remaining: 100 }],
-      [{ 'RateLimit-Policy': '"m";q=5;w=60', RateLimit: '"m";r=9' }, 'minute', { limit: 5, remaining: 5 }],
+      [{ 'RateLimit-Policy': '"m";q=5;w=60', RateLimit: '"m";r=9' }, 'minute', { limit: 5, remaining: 5, windowMs: 60_000 }],
     ])('%j → %s %j', (headers, window, expected) => {
       expect(parse(headers)[window]).toEqual(expected);
     });
@@ -612,20 +647,26 @@ describe('parseRateLimitHeaders', () => {
       ['policy + ratelimit, two windows', {
         'RateLimit-Policy': '"minute";q=60;w=60, "daily";q=1000;w=86400',
         RateLimit: '"minute";r=42;t=18, "daily";r=900;t=3600',
-      }, { minute: { limit: 60, remaining: 42, resetInMs: 18_000 }, daily: { limit: 1000, remaining: 900, resetInMs: 3_600_000 } }],
+      }, {
+        minute: { limit: 60, remaining: 42, resetInMs: 18_000, windowMs: 60_000 },
+        daily: { limit: 1000, remaining: 900, resetInMs: 3_600_000, windowMs: 86_400_000 },
+      }],
       ['RateLimit only', { RateLimit: '"minute";r=42;t=18' }, { minute: { remaining: 42, resetInMs: 18_000 }, daily: {} }],
-      ['policy only', { 'RateLimit-Policy': '"minute";q=60;w=60' }, { minute: { limit: 60 }, daily: {} }],
+      ['policy only', { 'RateLimit-Policy': '"minute";q=60;w=60' }, { minute: { limit: 60, windowMs: 60_000 }, daily: {} }],
       ['daily by window length, via the policy name', {
         'RateLimit-Policy': '"p1";q=10;w=60, "p2";q=500;w=43200',
         RateLimit: '"p2";r=7;t=100, "p1";r=3;t=5',
-      }, { minute: { limit: 10, remaining: 3, resetInMs: 5000 }, daily: { limit: 500, remaining: 7, resetInMs: 100_000 } }],
+      }, {
+        minute: { limit: 10, remaining: 3, resetInMs: 5000, windowMs: 60_000 },
+        daily: { limit: 500, remaining: 7, resetInMs: 100_000, windowMs: 43_200_000 },
+      }],
       ['daily by name', { RateLimit: '"per-day";r=7' }, { minute: {}, daily: { remaining: 7 } }],
       ['unknown name without policy → minute', { RateLimit: 'default;r=7;t=30' }, { minute: { remaining: 7, resetInMs: 30_000 }, daily: {} }],
       ['w on the RateLimit item itself', { RateLimit: '"x";r=7;w=86400' }, { minute: {}, daily: { remaining: 7 } }],
       ['first item per window wins', {
         'RateLimit-Policy': '"burst";q=10;w=1, "minute";q=60;w=60',
         RateLimit: '"burst";r=2;t=1, "minute";r=50;t=30',
-      }, { minute: { limit: 10, remaining: 2, resetInMs: 1000 }, daily: {} }],
+      }, { minute: { limit: 10, remaining: 2, resetInMs: 1000, windowMs: 1000 }, daily: {} }],
       ['malformed item skipped, others used', {
         RateLimit: '"minute";r=oops junk, "daily";r=99',
       }, { minute: {}, daily: { remaining: 99 } }],
@@ -651,6 +692,100 @@ describe('parseRateLimitHeaders', () => {
     });
   });
 
+  /**
+   * The exact header strings real server-side limiters send (captured from
+   * express 5.3.0 + express-rate-limit 8.7.5 and fastify 5.12.8 +
+   * @fastify/rate-limit 11.2.0, limit 3 per 2 s, on loopback; the live check
+   * is test/limiters-headers.test.ts). `now` is the response time; the legacy
+   * express reset is epoch seconds (Math.ceil of the window's end).
+   */
+  describe('real server-side limiters, every dialect', () => {
+    const AT = 1_796_617_640_400;
+    it.each<[string, Record<string, string>, RateLimitSnapshot]>([
+      ["express-rate-limit draft-6", {
+        'ratelimit-limit': '3', 'ratelimit-policy': '3;w=2', 'ratelimit-remaining': '2', 'ratelimit-reset': '2',
+      }, { minute: { limit: 3, remaining: 2, resetInMs: 2000, windowMs: 2000 }, daily: {}, present: true }],
+      ["express-rate-limit draft-6, 429", {
+        'ratelimit-limit': '3', 'ratelimit-policy': '3;w=2', 'ratelimit-remaining': '0', 'ratelimit-reset': '2', 'retry-after': '2',
+      }, { minute: { limit: 3, remaining: 0, resetInMs: 2000, windowMs: 2000 }, daily: {}, retryAfterMs: 2000, present: true }],
+      ["express-rate-limit draft-7", {
+        ratelimit: 'limit=3, remaining=2, reset=2', 'ratelimit-policy': '3;w=2',
+      }, { minute: { limit: 3, remaining: 2, resetInMs: 2000, windowMs: 2000 }, daily: {}, present: true }],
+      ["express-rate-limit draft-7 (the issue's strings)", {
+        ratelimit: 'limit=30, remaining=29, reset=2', 'ratelimit-policy': '30;w=2',
+      }, { minute: { limit: 30, remaining: 29, resetInMs: 2000, windowMs: 2000 }, daily: {}, present: true }],
+      ["express-rate-limit draft-7, 429", {
+        ratelimit: 'limit=3, remaining=0, reset=2', 'ratelimit-policy': '3;w=2', 'retry-after': '2',
+      }, { minute: { limit: 3, remaining: 0, resetInMs: 2000, windowMs: 2000 }, daily: {}, retryAfterMs: 2000, present: true }],
+      ["express-rate-limit draft-8", {
+        ratelimit: '"3-in-2sec"; r=2; t=2', 'ratelimit-policy': '"3-in-2sec"; q=3; w=2; pk=:MTJjYTE3YjQ5YWYy:',
+      }, { minute: { limit: 3, remaining: 2, resetInMs: 2000, windowMs: 2000 }, daily: {}, present: true }],
+      ["express-rate-limit draft-8, 429", {
+        ratelimit: '"3-in-2sec"; r=0; t=2', 'ratelimit-policy': '"3-in-2sec"; q=3; w=2; pk=:MTJjYTE3YjQ5YWYy:', 'retry-after': '2',
+      }, { minute: { limit: 3, remaining: 0, resetInMs: 2000, windowMs: 2000 }, daily: {}, retryAfterMs: 2000, present: true }],
+      ["express-rate-limit legacyHeaders (reset in epoch seconds)", {
+        'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '2', 'x-ratelimit-reset': '1796617643',
+      }, { minute: { limit: 3, remaining: 2, resetInMs: 2600 }, daily: {}, present: true }],
+      ["express-rate-limit legacyHeaders, 429", {
+        'retry-after': '2', 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1796617643',
+      }, { minute: { limit: 3, remaining: 0, resetInMs: 2600 }, daily: {}, retryAfterMs: 2000, present: true }],
+      ["express-rate-limit with no headers, 429", {}, { minute: {}, daily: {}, present: false }],
+      ["@fastify/rate-limit default (reset in seconds to go)", {
+        'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '2', 'x-ratelimit-reset': '2',
+      }, { minute: { limit: 3, remaining: 2, resetInMs: 2000 }, daily: {}, present: true }],
+      ["@fastify/rate-limit default, 429", {
+        'retry-after': '2', 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '2',
+      }, { minute: { limit: 3, remaining: 0, resetInMs: 2000 }, daily: {}, retryAfterMs: 2000, present: true }],
+      ["@fastify/rate-limit enableDraftSpec", {
+        'ratelimit-limit': '3', 'ratelimit-remaining': '2', 'ratelimit-reset': '2',
+      }, { minute: { limit: 3, remaining: 2, resetInMs: 2000 }, daily: {}, present: true }],
+      ["@fastify/rate-limit enableDraftSpec, 429", {
+        'ratelimit-limit': '3', 'ratelimit-remaining': '0', 'ratelimit-reset': '2', 'retry-after': '2',
+      }, { minute: { limit: 3, remaining: 0, resetInMs: 2000 }, daily: {}, retryAfterMs: 2000, present: true }],
+    ])('%s', (_why, headers, expected) => {
+      expect(parseRateLimitHeaders(headers, { now: AT })).toEqual(expected);
+      expect(parseRateLimitHeaders(new Headers(headers), { now: AT })).toEqual(expected);
+    });
+
+    it.each<[string, string, number]>([
+      // express-rate-limit legacyHeaders: epoch seconds, told apart by magnitude (EPOCH_SECONDS_THRESHOLD, 2024-01-01).
+      ['epoch seconds, 2.6 s ahead', '1796617643', 2600],
+      ['epoch seconds in the past', '1796617640', 0],
+      // ModelBeam and @fastify/rate-limit: seconds to go.
+      ['seconds to go', '2', 2000],
+      ['a day to go', '86400', 86_400_000],
+    ])('X-RateLimit-Reset: %s', (_why, value, resetInMs) => {
+      expect(parseRateLimitHeaders({ 'x-ratelimit-reset': value }, { now: AT }).minute.resetInMs).toBe(resetInMs);
+    });
+
+    it.each<[string, Record<string, string>, RateLimitSnapshot['minute'], RateLimitSnapshot['daily']]>([
+      ['a numeric policy item gives the quota; q wins over it', { 'ratelimit-policy': '7;q=9;w=5' }, { limit: 9, windowMs: 5000 }, {}],
+      ['numeric policy items per window', { 'ratelimit-policy': '30;w=2, 1000;w=86400' }, { limit: 30, windowMs: 2000 }, { limit: 1000, windowMs: 86_400_000 }],
+      ['draft-7 dictionary goes to the daily window when the policy is a day long', {
+        ratelimit: 'limit=1000, remaining=999, reset=3600', 'ratelimit-policy': '1000;w=86400',
+      }, {}, { limit: 1000, remaining: 999, resetInMs: 3_600_000, windowMs: 86_400_000 }],
+      ['draft-7 dictionary without a policy → minute', { ratelimit: 'limit=30, remaining=29, reset=2' }, { limit: 30, remaining: 29, resetInMs: 2000 }, {}],
+      ['draft-7 remaining above limit is clamped', { ratelimit: 'limit=3, remaining=9' }, { limit: 3, remaining: 3 }, {}],
+      ['draft-7 below X-RateLimit-*', {
+        ratelimit: 'limit=30, remaining=29, reset=2', 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '4', 'x-ratelimit-reset': '1',
+      }, { limit: 10, remaining: 4, resetInMs: 1000 }, {}],
+      ['draft-7 above RateLimit-Limit/-Remaining/-Reset', {
+        ratelimit: 'limit=30, remaining=29, reset=2', 'ratelimit-limit': '10', 'ratelimit-remaining': '4', 'ratelimit-reset': '1',
+      }, { limit: 30, remaining: 29, resetInMs: 2000 }, {}],
+      ['draft-7 with an absurd reset keeps the rest', { ratelimit: 'limit=30, remaining=29, reset=99999999' }, { limit: 30, remaining: 29 }, {}],
+      ['w=0 is not a window', { 'ratelimit-policy': '30;w=0' }, { limit: 30 }, {}],
+      ['an absurd w is ignored (the item is still a daily one)', { 'ratelimit-policy': '"m";q=5;w=9999999999' }, {}, { limit: 5 }],
+      ['w is not bounded by maxRetryAfterMs: a window is not a wait', { 'ratelimit-policy': '"d";q=5;w=2592000' }, {}, { limit: 5, windowMs: 2_592_000_000 }],
+      ['fractional w is rounded to the ms', { 'ratelimit-policy': '"m";q=5;w=1.5' }, { limit: 5, windowMs: 1500 }, {}],
+      ['policy w alone is present', { 'ratelimit-policy': '"m";w=2' }, { windowMs: 2000 }, {}],
+    ])('%s', (_why, headers, minute, daily) => {
+      const s = parse(headers);
+      expect(s.minute).toEqual(minute);
+      expect(s.daily).toEqual(daily);
+      expect(s.present).toBe(true);
+    });
+  });
+
   describe('precedence', () => {
     const all = {
       'X-RateLimit-Limit': '1',
@@ -669,13 +804,13 @@ describe('parseRateLimitHeaders', () => {
       Object.fromEntries(Object.entries(all).filter(([k]) => !keys.includes(k as Key)));
 
     it.each<[string, Record<string, string>, RateLimitSnapshot['minute'], RateLimitSnapshot['daily']]>([
-      ['X-RateLimit-* first', all, { limit: 1, remaining: 1, resetInMs: 1000 }, { limit: 1, remaining: 1, resetInMs: 2000 }],
+      ['X-RateLimit-* first', all, { limit: 1, remaining: 1, resetInMs: 1000, windowMs: 60_000 }, { limit: 1, remaining: 1, resetInMs: 2000, windowMs: 86_400_000 }],
       ['then structured', without('X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'X-RateLimit-Daily-Limit', 'X-RateLimit-Daily-Remaining'),
-        { limit: 2, remaining: 2, resetInMs: 2000 }, { limit: 2, remaining: 2, resetInMs: 2000 }],
+        { limit: 2, remaining: 2, resetInMs: 2000, windowMs: 60_000 }, { limit: 2, remaining: 2, resetInMs: 2000, windowMs: 86_400_000 }],
       ['then legacy', without('X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'X-RateLimit-Daily-Limit', 'X-RateLimit-Daily-Remaining', 'RateLimit-Policy', 'RateLimit'),
         { limit: 3, remaining: 3, resetInMs: 3000 }, {}],
       ['per field: only X-RateLimit-Limit', without('X-RateLimit-Remaining', 'X-RateLimit-Reset'),
-        { limit: 1, remaining: 1, resetInMs: 2000 }, { limit: 1, remaining: 1, resetInMs: 2000 }],
+        { limit: 1, remaining: 1, resetInMs: 2000, windowMs: 60_000 }, { limit: 1, remaining: 1, resetInMs: 2000, windowMs: 86_400_000 }],
     ])('%s', (_why, headers, minute, daily) => {
       const s = parse(headers);
       expect(s.minute).toEqual(minute);

@@ -20,5 +20,6 @@ import { scenario as memory } from './memory.js';
 import { scenario as httpCeiling } from './http-ceiling.js';
 import { scenario as idleCpu } from './idle-cpu.js';
 import { scenario as batchRss } from './batch-rss.js';
+import { scenario as limiters } from './limiters.js';
 
-export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss];
+export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss, limiters];

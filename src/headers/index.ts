@@ -10,11 +10,12 @@ export {
   parseCount,
   parseDecimal,
   parseHttpDate,
+  parseRateLimitDictionary,
   parseRateLimitHeaders,
   parseResetSeconds,
   parseRetryAfter,
   parseStructuredRateLimit,
   windowOfItem,
 } from './parse.js';
-export type { ParseOptions, RateLimitItem } from './parse.js';
+export type { ParseOptions, RateLimitDictionary, RateLimitItem } from './parse.js';
 export type { HeaderSource, RateLimitSnapshot, WindowName, WindowSnapshot } from './types.js';

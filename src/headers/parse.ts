@@ -3,10 +3,25 @@
  * {@link RateLimitSnapshot} out. No timers, no I/O, no module-level mutable
  * state; the only ambient read is `Date.now()` when the caller passes no `now`.
  *
+ * Dialects read (the exact strings real servers send are in test/headers.test.ts):
+ * - ModelBeam / @fastify/rate-limit default / express-rate-limit `legacyHeaders`:
+ *   `X-RateLimit-Limit`, `-Remaining`, `-Reset`. The reset is epoch seconds
+ *   (express-rate-limit) or seconds to go (ModelBeam, fastify): a value at or
+ *   above {@link EPOCH_SECONDS_THRESHOLD} (2024-01-01 in epoch seconds, ~1.7e9)
+ *   is an epoch; anything smaller is seconds to go (no window is 54 years long).
+ * - draft-6 / @fastify/rate-limit `enableDraftSpec`: `RateLimit-Limit`,
+ *   `-Remaining`, `-Reset` (seconds to go), and `RateLimit-Policy: 30;w=2`.
+ * - draft-7: one dictionary, `RateLimit: limit=30, remaining=29, reset=2`,
+ *   with `RateLimit-Policy: 30;w=2` (the quota is the item itself).
+ * - draft-8 and later: `RateLimit: "30-in-2sec"; r=29; t=2` and
+ *   `RateLimit-Policy: "30-in-2sec"; q=30; w=2; pk=:…:`.
+ * A policy's `w` (seconds) becomes the window's `windowMs`.
+ *
  * Precedence, per field:
- * - minute `limit`:     `X-RateLimit-Limit` > `RateLimit-Policy` `q` > `RateLimit-Limit`
- * - minute `remaining`: `X-RateLimit-Remaining` > `RateLimit` `r` > `RateLimit-Remaining`
- * - minute `resetInMs`: `X-RateLimit-Reset` > `RateLimit` `t` > `RateLimit-Reset`
+ * - minute `limit`:     `X-RateLimit-Limit` > `RateLimit-Policy` `q` (or a numeric item) > draft-7 `limit` > `RateLimit-Limit`
+ * - minute `remaining`: `X-RateLimit-Remaining` > `RateLimit` `r` or draft-7 `remaining` > `RateLimit-Remaining`
+ * - minute `resetInMs`: `X-RateLimit-Reset` > `RateLimit` `t` or draft-7 `reset` > `RateLimit-Reset`
+ * - `windowMs` (either window): the first `RateLimit-Policy` item for that window with a `w`
  * - daily `limit` / `remaining`: `X-RateLimit-Daily-*` > the daily `RateLimit-Policy` / `RateLimit` item
  * - daily `resetInMs`: the daily `RateLimit` item's `t`
  * - `retryAfterMs`: `retry-after-ms` > `Retry-After`
@@ -497,6 +512,64 @@ export function parseStructuredRateLimit(value: string, logger: Logger = silentL
   return items;
 }
 
+/** The members of a draft-7 `RateLimit` dictionary that are used, as numbers (seconds for `reset`). */
+export interface RateLimitDictionary {
+  limit?: number;
+  remaining?: number;
+  reset?: number;
+}
+
+/** Reads one `key[=value][;params]` dictionary member into `out`; false on a syntax error. */
+function readDictionaryMember(c: Cursor, out: RateLimitDictionary, logger: Logger): boolean {
+  skipOws(c);
+  const key = readBare(c).toLowerCase();
+  if (key === '') return false;
+  let value: string | undefined;
+  if (c.s.charCodeAt(c.i) === CH_EQ) {
+    c.i++;
+    value = readItemValue(c);
+    if (value === undefined) return false;
+  }
+  if (!readParams(c, { name: key }, logger)) return false;
+  skipOws(c);
+  if (c.i < c.s.length && c.s.charCodeAt(c.i) !== CH_COMMA) return false;
+  c.i++;
+  if ((key === 'limit' || key === 'remaining' || key === 'reset') && value !== undefined && out[key] === undefined) {
+    const n = parseDecimal(value);
+    if (n === undefined) logger.debug({ member: key, value: truncate(value) }, 'rate-limit: ignored dictionary member');
+    else out[key] = n;
+  }
+  return true;
+}
+
+/**
+ * Parses the draft-7 `RateLimit` dictionary, as express-rate-limit's
+ * `standardHeaders: 'draft-7'` sends it: `limit=30, remaining=29, reset=2`
+ * (`reset` in seconds to go). A value is a dictionary when its first member is
+ * `key=`; anything else (the draft-8 list `"30-in-2sec"; r=29; t=2`) gives
+ * `undefined`, to be read by {@link parseStructuredRateLimit}. Tolerant: a
+ * malformed member is skipped with a debug note. Never throws.
+ *
+ * @example parseRateLimitDictionary('limit=30, remaining=29, reset=2') // { limit: 30, remaining: 29, reset: 2 }
+ */
+export function parseRateLimitDictionary(value: string, logger: Logger = silentLogger): RateLimitDictionary | undefined {
+  if (typeof value !== 'string') return undefined;
+  const c: Cursor = { s: value, i: 0 };
+  skipOws(c);
+  if (readBare(c) === '' || c.s.charCodeAt(c.i) !== CH_EQ) return undefined;
+  c.i = 0;
+  const out: RateLimitDictionary = {};
+  while (c.i < value.length) {
+    const start = c.i;
+    if (readDictionaryMember(c, out, logger)) continue;
+    c.i = start;
+    skipToNextMember(c);
+    const member = value.slice(start, c.i).trim();
+    if (member !== '' && member !== ',') logger.debug({ member: truncate(member) }, 'rate-limit: skipped malformed dictionary member');
+  }
+  return out;
+}
+
 /**
  * Decides which window an IETF item describes: daily when its name contains
  * "day" or "daily" (any case), or its window `w` is at least 12 hours; else minute.
@@ -667,7 +740,15 @@ function readIetf(ctx: Context, raw: RawHeaders): IetfWindows {
   const policies = structured(ctx, raw.policy);
   for (const p of policies) {
     const win = out[windowOfItem(p.name, p.w)];
-    if (win.limit === undefined && p.q !== undefined) setIfDefined(win, 'limit', count(ctx, 'ratelimit-policy', p.q));
+    // draft-6/7 policies carry the quota as the item itself: `30;w=2`.
+    const quota = p.q ?? (isDecimalToken(p.name) ? p.name : undefined);
+    if (win.limit === undefined && quota !== undefined) setIfDefined(win, 'limit', count(ctx, 'ratelimit-policy', quota));
+    if (win.windowMs === undefined && p.w !== undefined) setIfDefined(win, 'windowMs', windowLength(ctx, p.w));
+  }
+  const dictionary = typeof raw.rateLimit === 'string' ? parseRateLimitDictionary(raw.rateLimit, ctx.logger) : undefined;
+  if (dictionary !== undefined) {
+    readDictionary(ctx, out[windowOfItem('', policies[0]?.w)], dictionary);
+    return readLegacyIetf(ctx, raw, out);
   }
   for (const item of structured(ctx, raw.rateLimit)) {
     const w = item.w ?? policies.find((p) => p.name === item.name)?.w;
@@ -677,6 +758,34 @@ function readIetf(ctx: Context, raw: RawHeaders): IetfWindows {
       setIfDefined(win, 'resetInMs', bounded(ctx, 'ratelimit', item.t, secondsToMs(item.t)));
     }
   }
+  return readLegacyIetf(ctx, raw, out);
+}
+
+/** The draft-7 dictionary's members, at the same precedence as `r` and `t`. */
+function readDictionary(ctx: Context, win: WindowSnapshot, d: RateLimitDictionary): void {
+  if (win.limit === undefined && d.limit !== undefined) setIfDefined(win, 'limit', count(ctx, 'ratelimit', d.limit));
+  if (d.remaining !== undefined) setIfDefined(win, 'remaining', count(ctx, 'ratelimit', d.remaining));
+  if (d.reset !== undefined) setIfDefined(win, 'resetInMs', bounded(ctx, 'ratelimit', d.reset, secondsToMs(d.reset)));
+}
+
+/** A policy item named by a bare number (`30` in `30;w=2`). */
+function isDecimalToken(name: string): boolean {
+  return name !== '' && parseDecimal(name) !== undefined;
+}
+
+/**
+ * A policy `w` in seconds as a window length in ms: positive and at most
+ * {@link MAX_COUNT} seconds, else ignored. Not bounded by `maxRetryAfterMs`:
+ * a window length is not a wait.
+ */
+function windowLength(ctx: Context, seconds: number): number | undefined {
+  const ms = seconds <= MAX_COUNT ? secondsToMs(seconds) : undefined;
+  if (ms === undefined || ms <= 0) return ignored(ctx, 'ratelimit-policy', seconds, 'window w is not positive and at most 1e9 s');
+  return ms;
+}
+
+/** The draft-6 `RateLimit-Limit/-Remaining/-Reset` (also @fastify/rate-limit's `enableDraftSpec`), below everything else. */
+function readLegacyIetf(ctx: Context, raw: RawHeaders, out: IetfWindows): IetfWindows {
   const m = out.minute;
   if (m.limit === undefined) setIfDefined(m, 'limit', count(ctx, 'ratelimit-limit', firstListMember(raw.limit)));
   if (m.remaining === undefined) setIfDefined(m, 'remaining', count(ctx, 'ratelimit-remaining', firstListMember(raw.remaining)));
@@ -719,6 +828,7 @@ function buildWindow(
   limit: number | undefined,
   remaining: number | undefined,
   resetInMs: number | undefined,
+  windowMs: number | undefined,
 ): WindowSnapshot {
   const win: WindowSnapshot = {};
   setIfDefined(win, 'limit', limit);
@@ -729,11 +839,12 @@ function buildWindow(
     setIfDefined(win, 'remaining', remaining);
   }
   setIfDefined(win, 'resetInMs', resetInMs);
+  setIfDefined(win, 'windowMs', windowMs);
   return win;
 }
 
 function isEmptyWindow(win: WindowSnapshot): boolean {
-  return win.limit === undefined && win.remaining === undefined && win.resetInMs === undefined;
+  return win.limit === undefined && win.remaining === undefined && win.resetInMs === undefined && win.windowMs === undefined;
 }
 
 function makeContext(options: ParseOptions | undefined): Context {
@@ -770,6 +881,7 @@ function assemble(ctx: Context, raw: RawHeaders): RateLimitSnapshot {
     count(ctx, 'x-ratelimit-limit', raw.xLimit) ?? ietf.minute.limit,
     count(ctx, 'x-ratelimit-remaining', raw.xRemaining) ?? ietf.minute.remaining,
     duration(ctx, 'x-ratelimit-reset', raw.xReset, parseResetSeconds) ?? ietf.minute.resetInMs,
+    ietf.minute.windowMs,
   );
   const daily = buildWindow(
     ctx,
@@ -777,6 +889,7 @@ function assemble(ctx: Context, raw: RawHeaders): RateLimitSnapshot {
     count(ctx, 'x-ratelimit-daily-limit', raw.xDailyLimit) ?? ietf.daily.limit,
     count(ctx, 'x-ratelimit-daily-remaining', raw.xDailyRemaining) ?? ietf.daily.remaining,
     ietf.daily.resetInMs,
+    ietf.daily.windowMs,
   );
   const snapshot: RateLimitSnapshot = { minute, daily, present: false };
   const type = parseType(ctx, raw.xType);

@@ -9,6 +9,13 @@ export interface WindowSnapshot {
   remaining?: number;
   /** Milliseconds from the response until the window resets, when the server said so (IETF `t`, `Reset`). */
   resetInMs?: number;
+  /**
+   * The window's length in milliseconds, when the server said so: the `w`
+   * (seconds) of the `RateLimit-Policy` item for this window (draft-6/7
+   * `30;w=2`, draft-8 `"30-in-2sec"; q=30; w=2`). A positive integer. The
+   * engine's configured window length may differ; this is what the server uses.
+   */
+  windowMs?: number;
 }
 
 /**
