@@ -140,12 +140,14 @@ describe('the 429 gate', () => {
   });
 });
 
+/** A server with a roomy minute window and a daily quota of `limit`, its first day ending `dayMs` after T0. */
+function dailyServer(clock: ManualClock, limit: number, dayMs: number): SimServer {
+  const server = new SimServer(clock, { limit: 1000, windowMs: 1000, kind: 'fixed' }, 4);
+  server.daily = { limit, used: 0, resetAt: T0 + dayMs, dayMs };
+  return server;
+}
+
 describe('the daily quota', () => {
-  function dailyServer(clock: ManualClock, limit: number, dayMs: number) {
-    const server = new SimServer(clock, { limit: 1000, windowMs: 1000, kind: 'fixed' }, 4);
-    server.daily = { limit, used: 0, resetAt: T0 + dayMs, dayMs };
-    return server;
-  }
 
   it("'wait': parks until the reset with an event, learns the day from one 429, and finishes the work", async () => {
     const dayMs = 10_000;
@@ -303,11 +305,6 @@ describe('liveness: the queue never waits forever', () => {
 
 
 describe('tasks the daily window does not count (countsDaily: false)', () => {
-  function dailyServer(clock: ManualClock, limit: number, dayMs: number) {
-    const server = new SimServer(clock, { limit: 1000, windowMs: 1000, kind: 'fixed' }, 4);
-    server.daily = { limit, used: 0, resetAt: T0 + dayMs, dayMs };
-    return server;
-  }
 
   it('go on while the day is spent and parked; the daily tasks wait for the reset', async () => {
     const dayMs = 10_000;

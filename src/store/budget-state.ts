@@ -236,14 +236,7 @@ export class BudgetState {
     const result: ReserveResult = {
       now,
       granted: 0,
-      ticket: {
-        doneAtSend: s.done,
-        verMinute: s.minute.ver,
-        verDaily: s.daily.ver,
-        epochMinute: s.minute.epoch,
-        epochDaily: s.daily.epoch,
-        sentAt: now,
-      },
+      ticket: this.#ticket(now, countsDaily),
       leasePrefix: '',
       retryAt: undefined,
       blockedBy: undefined,
@@ -273,15 +266,7 @@ export class BudgetState {
     // Versions may have moved just above (gate reopened, park lifted, predicted
     // reset): the request sent now is the one that reads the new numbers, so
     // its ticket must carry them, or its answer would count as stale.
-    result.ticket = {
-      doneAtSend: s.done,
-      verMinute: s.minute.ver,
-      verDaily: s.daily.ver,
-      epochMinute: s.minute.epoch,
-      epochDaily: s.daily.epoch,
-      sentAt: now,
-      ...(countsDaily ? {} : { minuteOnly: true }),
-    };
+    result.ticket = this.#ticket(now, countsDaily);
 
     let avail = Infinity;
     if (!countsDaily && s.minuteOnly === 0 && this.#daySpent()) {
@@ -667,6 +652,20 @@ export class BudgetState {
     if (w.phantomAt > 0 && w.phantomAt + w.windowMs + margin > now) t = Math.min(t, w.phantomAt + w.windowMs + margin);
     t = Math.min(t, phase.nextEvent(w, now, margin));
     return Number.isFinite(t) ? t : undefined;
+  }
+
+  /** What a request sent at `now` carries back to `settle`: the state it was sent in. */
+  #ticket(now: number, countsDaily: boolean): ReserveResult['ticket'] {
+    const s = this.data;
+    return {
+      doneAtSend: s.done,
+      verMinute: s.minute.ver,
+      verDaily: s.daily.ver,
+      epochMinute: s.minute.epoch,
+      epochDaily: s.daily.epoch,
+      sentAt: now,
+      ...(countsDaily ? {} : { minuteOnly: true }),
+    };
   }
 
   /** The daily window is spent: parked, or nothing left of what it allows. */

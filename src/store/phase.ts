@@ -194,12 +194,7 @@ export function onNoJump(w: Window, sentAt: number): void {
   if (sentAt > w.lastNoJumpSentAt) w.lastNoJumpSentAt = sentAt;
   if (w.raised === 1) {
     // We predicted a reset that the server has not made: stop trusting the phase.
-    w.kind = 0;
-    w.nextLo = 0;
-    w.nextHi = 0;
-    w.scoutAt = 0;
-    w.raised = 0;
-    w.grid = 0;
+    forgetPhase(w);
     return;
   }
   if (w.nextHi > 0 && sentAt > w.nextLo && sentAt < w.nextHi) w.nextLo = sentAt;
