@@ -428,41 +428,88 @@ describe('smooth mode', () => {
 });
 
 describe('Aimd (pure)', () => {
-  it('is off until the first throttle, then cuts to half the measured rate and climbs back', () => {
-    const aimd = new Aimd();
+  const W = 1000;
+
+  it('is off until the first throttle, then cuts below the ceiling it measured and climbs back by windows', () => {
+    const aimd = new Aimd({ windowMs: W });
     expect(aimd.active).toBe(false);
     expect(aimd.take(50, T0)).toBe(50);
     expect(aimd.nextAt(T0)).toBe(T0);
-    for (let t = 0; t < 1000; t += 100) aimd.sent(4, T0 + t); // 40 in the last second
-    aimd.onThrottle(T0 + 1000);
+    // 40 accepted in the window before the refused request (sent at T0 + 1000), 5 more before that window
+    for (let t = -500; t < -250; t += 50) aimd.accepted(T0 + t, T0 + 1000);
+    for (let t = 25; t <= 1000; t += 25) aimd.accepted(T0 + t, T0 + 1000);
+    aimd.onThrottle(T0 + 1000, T0 + 1010);
     expect(aimd.active).toBe(true);
-    expect(aimd.rate).toBe(20);
-    expect(aimd.take(5, T0 + 1000)).toBe(0);
-    expect(aimd.nextAt(T0 + 1000)).toBeCloseTo(T0 + 1050, 6);
-    // 10 s later the rate grew by about e^(0.1 × 10)
+    expect(aimd.ceiling).toBe(40);
+    expect(aimd.rate).toBe(36); // min(0.9 × 40, 40 - 1)
+    expect(aimd.take(5, T0 + 1010)).toBe(0);
+    // evenly: the next one a 36th of a window later, never a burst
+    expect(aimd.nextAt(T0 + 1010)).toBeCloseTo(T0 + 1010 + W / 36, 6);
+    // half the gap to ceiling - 1 (39) closes per window
     let sent = 0;
-    for (let t = 1000; t <= 11_000; t += 10) sent += aimd.take(1, T0 + t);
-    expect(aimd.rate).toBeGreaterThan(50);
-    expect(aimd.rate).toBeLessThan(60);
-    expect(sent).toBeGreaterThan(300);
-    // a second throttle cuts from the lower of rate and measured
-    aimd.onThrottle(T0 + 11_000);
-    expect(aimd.rate).toBeLessThan(30);
+    for (let t = 1010; t <= 2010; t += 5) sent += aimd.take(10, T0 + t);
+    expect(aimd.rate).toBeCloseTo(37.5, 6);
+    expect(sent).toBeGreaterThanOrEqual(36);
+    expect(sent).toBeLessThanOrEqual(38);
+    for (let t = 2015; t <= 12_010; t += 5) aimd.take(10, T0 + t);
+    // at 39 after a few windows, then creeping up by 1/8 a window: a raised limit is found
+    expect(aimd.rate).toBeGreaterThan(39);
+    expect(aimd.rate).toBeLessThan(40.5);
+    // a second throttle cuts from the lower of the rate and what was accepted
+    aimd.onThrottle(T0 + 12_010, T0 + 12_020);
+    expect(aimd.ceiling).toBeLessThanOrEqual(40);
+    expect(aimd.rate).toBeLessThanOrEqual(36);
   });
 
-  it('never goes below its floor, gives tokens back, and resets', () => {
-    const aimd = new Aimd({ minRate: 1 });
-    aimd.onThrottle(T0);
-    aimd.onThrottle(T0 + 10);
-    aimd.onThrottle(T0 + 20);
-    expect(aimd.rate).toBe(1);
-    expect(aimd.take(1, T0 + 1020)).toBe(1);
-    expect(aimd.take(1, T0 + 1020)).toBe(0);
-    aimd.giveBack(1);
-    expect(aimd.take(1, T0 + 1020)).toBe(1);
+  it('never goes below its floor, gives tokens back (never two requests at once), restarts, and resets', () => {
+    const aimd = new Aimd({ windowMs: W, minRate: 2 });
+    aimd.onThrottle(T0, T0);
+    aimd.onThrottle(T0 + 10, T0 + 10);
+    expect(aimd.rate).toBe(2);
+    expect(aimd.take(1, T0 + 510)).toBe(1);
+    expect(aimd.take(1, T0 + 510)).toBe(0);
+    aimd.giveBack(5);
+    expect(aimd.take(5, T0 + 510)).toBe(1);
+    // restart: the next token is a whole interval away, and the time before it is no growth
+    const rate = aimd.rate;
+    expect(rate).toBeCloseTo(2 + 0.5 / 8, 9); // it crept up by 1/8 a window for half a window
+    aimd.restart(T0 + 5000);
+    expect(aimd.rate).toBe(rate);
+    expect(aimd.take(1, T0 + 5000)).toBe(0);
+    expect(aimd.nextAt(T0 + 5000)).toBeCloseTo(T0 + 5000 + W / rate, 3);
     aimd.reset();
     expect(aimd.active).toBe(false);
+    expect(aimd.ceiling).toBe(Infinity);
     aimd.giveBack(5);
-    expect(aimd.take(3, T0 + 2000)).toBe(3);
+    expect(aimd.take(3, T0 + 6000)).toBe(3);
+  });
+
+  it('closes the gate for a share of the window that doubles per refused read, at most half a window', () => {
+    const aimd = new Aimd({ windowMs: W });
+    for (let t = 50; t <= 1000; t += 50) aimd.accepted(T0 + t, T0 + 1000); // 20 accepted
+    aimd.onThrottle(T0 + 1000, T0 + 1000);
+    expect([1, 2, 3, 4, 5, 6].map((n) => aimd.gateMs(n, 0, T0 + 2100))).toEqual([25, 50, 100, 200, 250, 250]);
+    expect(aimd.gateMs(1, 1, T0 + 2100)).toBeCloseTo(50, 6);
+    // never before the oldest request counted (sent at T0 + 50) has left a window
+    expect(aimd.gateMs(1, 0, T0 + 1000)).toBeCloseTo(50 + 1000 * 1.001 - 1000, 6);
+  });
+
+  it('is the same at any window length, in window units', () => {
+    const trace = (w: number) => {
+      const aimd = new Aimd({ windowMs: w });
+      const at = (u: number) => T0 + u * w;
+      for (let k = 0; k < 30; k++) aimd.accepted(at(k / 30), at(1));
+      aimd.onThrottle(at(1), at(1.01));
+      const out: number[] = [aimd.rate, aimd.gateMs(1, 0.5, at(1.01)) / w];
+      let t = 1.01;
+      for (let k = 0; k < 2000; k++, t += 0.005) {
+        if (aimd.take(1, at(t)) === 1) out.push(Math.round(t * 1000));
+      }
+      out.push(aimd.rate);
+      return out;
+    };
+    const short = trace(1000);
+    expect(short.length).toBeGreaterThan(250);
+    expect(trace(60_000)).toEqual(short);
   });
 });

@@ -331,7 +331,13 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   readonly #random: Random;
   readonly #logger: Logger;
   readonly #queue = new PriorityQueue<Entry>();
-  readonly #aimd = new Aimd();
+  readonly #aimd: Aimd;
+  /**
+   * Header-less pacing after a 429: `'due'` while the next request must go
+   * alone and read whether the window turned (the gate reopened); the task
+   * whose attempt is that read while it is out; `'idle'` otherwise.
+   */
+  #aimdRead: 'idle' | 'due' | Entry = 'idle';
   #init: Promise<void> | undefined;
   #nextId = 1;
   #inFlight = 0;
@@ -390,6 +396,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? new MemoryStore();
     this.#concurrency = resolved.maxConcurrent;
+    this.#aimd = new Aimd({ windowMs: resolved.minuteMs });
     this.#seeded = resolved.seeds.minute !== undefined || resolved.seeds.daily !== undefined;
     const init = this.#store.init({
       minuteMs: resolved.minuteMs,
@@ -557,8 +564,14 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         if (want <= 0) return;
       }
       if (this.#aimd.active) {
-        want = this.#aimd.take(want, now);
-        if (want === 0) return this.#wake(this.#aimd.nextAt(now) - now);
+        if (this.#aimdRead !== 'idle') {
+          // After a 429's gate, one request reads first; its answer pumps again.
+          if (this.#aimdRead !== 'due') return;
+          want = 1;
+        } else {
+          want = this.#aimd.take(want, now);
+          if (want === 0) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
+        }
       }
       const result = this.#store.reserve(want, now, this.#queue.size - want);
       if (isPromise(result)) {
@@ -600,11 +613,11 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         this.#giveBack(ticket, now);
         continue;
       }
+      if (this.#aimdRead === 'due' && this.#aimd.active) this.#aimdRead = entry;
       this.#dispatch(entry, ticket, now);
       dispatched++;
     }
-    this.#aimd.sent(dispatched, now);
-    this.#aimd.giveBack(want - result.granted);
+    if (this.#aimdRead === 'idle') this.#aimd.giveBack(want - result.granted);
     // The queue shrank: `onEmpty` and `onSizeLessThan` may be due (dispatch can happen on a timer).
     if (dispatched > 0) this.#checkWaiters();
     if (this.#options.smooth && result.granted > 0) {
@@ -690,6 +703,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (windowInfo && !this.#sawWindow) {
       this.#sawWindow = true;
       this.#aimd.reset();
+      this.#aimdRead = 'idle';
     }
     const status = info?.status;
     const aborted = entry.options?.signal?.aborted === true;
@@ -700,19 +714,37 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     let fallbackGateMs = 0;
     if (status === 429) {
       // React once per burst: the other 429s of requests already in flight say nothing new.
-      if (flight.dispatchedAt > this.#lastThrottleAt) {
+      const fresh = flight.dispatchedAt > this.#lastThrottleAt;
+      if (fresh) {
         this.#lastThrottleAt = now;
         this.#throttles++;
-        // No numbers to go by (a bare Retry-After is not a budget): pace by AIMD.
-        if (!this.#sawWindow) this.#aimd.onThrottle(now);
+        // No numbers to go by (a bare Retry-After is not a budget): pace by AIMD. A refused read
+        // after the gate only says the window has not turned yet: no new cut.
+        if (!this.#sawWindow && this.#aimdRead !== entry) this.#aimd.onThrottle(flight.dispatchedAt, now);
       }
+      if (!this.#sawWindow && (fresh || this.#aimdRead === entry)) this.#aimdRead = 'due';
       const retryAfter = snapshot?.retryAfterMs;
-      fallbackGateMs = Math.min(60_000, 1000 * 2 ** Math.min(6, this.#throttles - 1)) * (0.5 + this.#random() / 2);
+      // Without Retry-After: with numbers, seconds doubling per 429; without, shares of the window (see Aimd).
+      fallbackGateMs = this.#sawWindow
+        ? Math.min(60_000, 1000 * 2 ** Math.min(6, this.#throttles - 1)) * (0.5 + this.#random() / 2)
+        : this.#aimd.gateMs(this.#throttles, this.#random(), now);
       jitterMs = this.#random() * this.#options.gateJitter * (retryAfter ?? 0);
       jitterMs = Math.min(jitterMs, 1000);
     } else if (status !== undefined && status < 400) {
       this.#throttles = 0;
       if (!this.#sawWindow) this.#slowStart++;
+    }
+    if (!this.#sawWindow) {
+      // Any answer but a 429 was counted by the server's limiter: AIMD measures its ceiling from them.
+      if (status !== undefined && status !== 429) this.#aimd.accepted(flight.dispatchedAt, now);
+      if (this.#aimdRead === entry && status !== 429) {
+        // The read came back: accepted, pacing resumes; never answered, another request reads.
+        if (status === undefined) this.#aimdRead = 'due';
+        else {
+          this.#aimdRead = 'idle';
+          this.#aimd.restart(now);
+        }
+      }
     }
 
     const outcome = { now, status, snapshot, sent: network !== 'not-sent', jitterMs, fallbackGateMs };
