@@ -38,19 +38,21 @@ describe('a server with no rate-limit headers at all', () => {
   it('after a 429 gate reopens, one request reads first: no burst is refused whole', async () => {
     const r = await headerless(1000);
     // The slow start overshoots the first window once (every request in flight when the first 429 comes) ...
-    const early = r.rejected.filter((u) => u < 1);
-    expect(early.length).toBeGreaterThan(0);
-    expect(early.length).toBeLessThanOrEqual(12);
+    const burst = r.rejected.filter((u) => u - r.rejected[0]! < 0.05);
+    expect(burst.length).toBeGreaterThan(0);
+    expect(burst.length).toBeLessThanOrEqual(12);
+    // ... reads look for the window's turn (a share of the window, doubling: at most log2(10) + 1 refused) ...
+    expect(r.rejected.filter((u) => u < 1).length - burst.length).toBeLessThanOrEqual(5);
     // ... and from then on every 429 comes alone: a read refused, or one request past the limit.
-    const later = r.rejected.filter((u) => u >= 1);
+    const later = r.rejected.slice(burst.length);
     for (let i = 1; i < later.length; i++) expect(later[i]! - later[i - 1]!).toBeGreaterThan(0.02);
     // After each later 429, the next request goes alone, and nothing follows it until it is answered.
     for (const u of later) {
       const after = r.dispatched.filter((d) => d > u);
       if (after.length < 2) continue;
-      expect(after[1]! - after[0]!).toBeGreaterThanOrEqual(0.01); // a round trip (latency: 1/100 window)
+      expect(after[1]! - after[0]!).toBeGreaterThanOrEqual(0.0099); // a round trip (latency: 1/100 window)
     }
-    expect(later.length).toBeLessThanOrEqual(10);
+    expect(later.filter((u) => u >= 1).length).toBeLessThanOrEqual(5);
     // close to ideal: 200 jobs at 10 per window
     expect(r.ratio).toBeLessThanOrEqual(1.15);
   });

@@ -435,77 +435,109 @@ describe('Aimd (pure)', () => {
     expect(aimd.active).toBe(false);
     expect(aimd.take(50, T0)).toBe(50);
     expect(aimd.nextAt(T0)).toBe(T0);
-    // 40 accepted in the window before the refused request (sent at T0 + 1000), 5 more before that window
-    for (let t = -500; t < -250; t += 50) aimd.accepted(T0 + t, T0 + 1000);
-    for (let t = 25; t <= 1000; t += 25) aimd.accepted(T0 + t, T0 + 1000);
+    // 40 accepted in the window before the refused request (sent at T0 + 1000), then 5 refused with it
+    for (let t = 25; t <= 1000; t += 25) {
+      aimd.sent(1, T0 + t);
+      aimd.accepted(T0 + t, T0 + t + 10);
+    }
+    aimd.sent(5, T0 + 1000);
     aimd.onThrottle(T0 + 1000, T0 + 1010);
     expect(aimd.active).toBe(true);
     expect(aimd.ceiling).toBe(40);
-    expect(aimd.rate).toBe(36); // min(0.9 × 40, 40 - 1)
+    expect(aimd.rate).toBe(38); // min(0.95 × 40, 40 - 1)
+    // The log starts with the 40 the server counted (not the refused): 38 allowed, so the 3rd oldest
+    // (sent at T0 + 75) must leave first
     expect(aimd.take(5, T0 + 1010)).toBe(0);
-    // evenly: the next one a 36th of a window later, never a burst
-    expect(aimd.nextAt(T0 + 1010)).toBeCloseTo(T0 + 1010 + W / 36, 6);
-    // half the gap to ceiling - 1 (39) closes per window
-    let sent = 0;
-    for (let t = 1010; t <= 2010; t += 5) sent += aimd.take(10, T0 + t);
-    expect(aimd.rate).toBeCloseTo(37.5, 6);
-    expect(sent).toBeGreaterThanOrEqual(36);
-    expect(sent).toBeLessThanOrEqual(38);
-    for (let t = 2015; t <= 12_010; t += 5) aimd.take(10, T0 + t);
-    // at 39 after a few windows, then creeping up by 1/8 a window: a raised limit is found
+    expect(aimd.nextAt(T0 + 1010)).toBeCloseTo(T0 + 75 + W * 1.001, 6);
+    expect(aimd.take(5, T0 + 1075)).toBe(0);
+    expect(aimd.take(5, T0 + 1076)).toBe(1);
+    aimd.sent(1, T0 + 1076);
+    // Driven for 20 windows: never more than the rate in any window, and it climbs to ceiling - 1, then past it
+    const sends: number[] = [];
+    for (let t = 1080; t <= 21_200; t += 5) {
+      const n = aimd.take(100, T0 + t);
+      aimd.sent(n, T0 + t);
+      for (let i = 0; i < n; i++) sends.push(t);
+    }
+    let j = 0;
+    let most = 0;
+    for (let i = 0; i < sends.length; i++) {
+      while (sends[i]! - sends[j]! > W * 1.001) j++;
+      most = Math.max(most, i - j + 1);
+    }
+    expect(most).toBeLessThanOrEqual(Math.floor(aimd.rate));
+    expect(sends.filter((t) => t >= 3000 && t < 4000).length).toBeGreaterThanOrEqual(38);
     expect(aimd.rate).toBeGreaterThan(39);
-    expect(aimd.rate).toBeLessThan(40.5);
+    expect(aimd.rate).toBeLessThan(44); // 39 + 0.2 a window
     // a second throttle cuts from the lower of the rate and what was accepted
-    aimd.onThrottle(T0 + 12_010, T0 + 12_020);
-    expect(aimd.ceiling).toBeLessThanOrEqual(40);
-    expect(aimd.rate).toBeLessThanOrEqual(36);
+    for (const t of sends.filter((x) => x > 20_200)) aimd.accepted(T0 + t, T0 + 21_200);
+    aimd.onThrottle(T0 + 21_200, T0 + 21_210);
+    expect(aimd.ceiling).toBeLessThanOrEqual(most);
+    expect(aimd.rate).toBeLessThan(most);
   });
 
-  it('never goes below its floor, gives tokens back (never two requests at once), restarts, and resets', () => {
+  it('never goes below its floor; reads; restarts on a grid or a slide; resets', () => {
     const aimd = new Aimd({ windowMs: W, minRate: 2 });
     aimd.onThrottle(T0, T0);
     aimd.onThrottle(T0 + 10, T0 + 10);
     expect(aimd.rate).toBe(2);
-    expect(aimd.take(1, T0 + 510)).toBe(1);
-    expect(aimd.take(1, T0 + 510)).toBe(0);
-    aimd.giveBack(5);
-    expect(aimd.take(5, T0 + 510)).toBe(1);
-    // restart: the next token is a whole interval away, and the time before it is no growth
-    const rate = aimd.rate;
-    expect(rate).toBeCloseTo(2 + 0.5 / 8, 9); // it crept up by 1/8 a window for half a window
-    aimd.restart(T0 + 5000);
-    expect(aimd.rate).toBe(rate);
-    expect(aimd.take(1, T0 + 5000)).toBe(0);
-    expect(aimd.nextAt(T0 + 5000)).toBeCloseTo(T0 + 5000 + W / rate, 3);
-    aimd.reset();
-    expect(aimd.active).toBe(false);
-    expect(aimd.ceiling).toBe(Infinity);
-    aimd.giveBack(5);
-    expect(aimd.take(3, T0 + 6000)).toBe(3);
+    expect(aimd.take(5, T0 + 20)).toBe(2);
+    aimd.sent(2, T0 + 20);
+    expect(aimd.take(5, T0 + 30)).toBe(0);
+    // while the first ceiling is learnt, the read after a gate goes whatever the log says
+    expect(aimd.mayRead(T0 + 30)).toBe(true);
+    // a read accepted before anything counted could leave a window: the window turned on a grid
+    aimd.sent(1, T0 + 500);
+    aimd.restart(T0 + 500, T0 + 510);
+    expect(aimd.take(5, T0 + 510)).toBe(1); // only the read counts now
+    aimd.sent(1, T0 + 510);
+    // learnt: a read waits for room in the log
+    expect(aimd.mayRead(T0 + 520)).toBe(false);
+    expect(aimd.nextAt(T0 + 520)).toBeCloseTo(T0 + 500 + W * 1.001, 6);
+    // a read accepted once the counted ones could have left keeps the log (a sliding window)
+    const slide = new Aimd({ windowMs: W });
+    for (let t = 0; t < 10; t++) {
+      slide.sent(1, T0 + t);
+      slide.accepted(T0 + t, T0 + t);
+    }
+    slide.onThrottle(T0 + 10, T0 + 20);
+    slide.sent(1, T0 + 1005);
+    slide.restart(T0 + 1005, T0 + 1006);
+    expect(slide.take(20, T0 + 1006)).toBe(Math.floor(slide.rate) - 5); // sent at T0+6..9, and the read
+    slide.reset();
+    expect(slide.active).toBe(false);
+    expect(slide.ceiling).toBe(Infinity);
+    expect(slide.take(3, T0 + 2000)).toBe(3);
   });
 
-  it('closes the gate for a share of the window that doubles per refused read, at most half a window', () => {
+  it('closes the gate for a share of the window that doubles per refused read, at most half a window or until the oldest counted request left', () => {
     const aimd = new Aimd({ windowMs: W });
     for (let t = 50; t <= 1000; t += 50) aimd.accepted(T0 + t, T0 + 1000); // 20 accepted
     aimd.onThrottle(T0 + 1000, T0 + 1000);
     expect([1, 2, 3, 4, 5, 6].map((n) => aimd.gateMs(n, 0, T0 + 2100))).toEqual([25, 50, 100, 200, 250, 250]);
     expect(aimd.gateMs(1, 1, T0 + 2100)).toBeCloseTo(50, 6);
-    // never before the oldest request counted (sent at T0 + 50) has left a window
-    expect(aimd.gateMs(1, 0, T0 + 1000)).toBeCloseTo(50 + 1000 * 1.001 - 1000, 6);
+    // never past the moment the oldest request counted (sent at T0 + 50) has left a window
+    expect(aimd.gateMs(4, 1, T0 + 1000)).toBeCloseTo(50 + 1000 * 1.001 - 1000, 6);
   });
 
   it('is the same at any window length, in window units', () => {
     const trace = (w: number) => {
       const aimd = new Aimd({ windowMs: w });
       const at = (u: number) => T0 + u * w;
-      for (let k = 0; k < 30; k++) aimd.accepted(at(k / 30), at(1));
+      for (let k = 0; k < 30; k++) {
+        aimd.sent(1, at(k / 30));
+        aimd.accepted(at(k / 30), at(1));
+      }
       aimd.onThrottle(at(1), at(1.01));
-      const out: number[] = [aimd.rate, aimd.gateMs(1, 0.5, at(1.01)) / w];
+      const round = (x: number) => Math.round(x * 1e6) / 1e6;
+      const out: number[] = [round(aimd.rate), round(aimd.gateMs(1, 0.5, at(1.01)) / w)];
       let t = 1.01;
       for (let k = 0; k < 2000; k++, t += 0.005) {
-        if (aimd.take(1, at(t)) === 1) out.push(Math.round(t * 1000));
+        const n = aimd.take(3, at(t));
+        aimd.sent(n, at(t));
+        if (n > 0) out.push(Math.round(t * 1000), n);
       }
-      out.push(aimd.rate);
+      out.push(round(aimd.rate));
       return out;
     };
     const short = trace(1000);

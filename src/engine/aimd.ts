@@ -6,15 +6,19 @@
  *
  * - The ceiling: on a 429, the requests the server accepted from those sent in
  *   the window before the refused one (a limit it just reached).
- * - The rate: requests per window, sent evenly (one every `windowMs / rate`,
- *   never a burst), which no fixed, sliding or first-hit window of a limit
- *   above the rate refuses. A 429 cuts it to `min(beta × ceiling,
- *   ceiling - 1)`; it then climbs back, closing half the gap to `ceiling - 1`
- *   per window, and above that creeps up by `probe` per window, so that a
- *   raised limit is found.
+ * - The rate: requests per window, kept as a sliding log of what was sent: a
+ *   request may go while fewer than `rate` were sent in the last window (and a
+ *   hair). No fixed, sliding or first-hit window of a limit above the rate
+ *   refuses that, and the queue's last window is spent at once, not spread. A
+ *   429 cuts the rate to `min(beta × ceiling, ceiling - 1)`; it then climbs
+ *   back, closing half the gap to `ceiling - 1` per window while it is what
+ *   holds the queue back, and above that creeps up by `probe` per window, so
+ *   that a raised limit is found.
  * - The gate: with no `Retry-After`, {@link gateMs} says how long to wait
  *   before one request reads whether the window has turned (a share of a
- *   window that doubles per refused read).
+ *   window that doubles per refused read). A read accepted before anything
+ *   counted could have left a window shows a window that turned on a grid:
+ *   what was sent before no longer counts ({@link restart}).
  *
  * Pure: time and randomness are passed in.
  */
@@ -29,36 +33,75 @@ export interface AimdOptions {
   probe?: (ceiling: number) => number;
 }
 
-/**
- * Most tokens kept: never two requests at once, but a send made late (a timer,
- * a busy loop) keeps what it was owed, and the next may follow half an
- * interval after it.
- */
-const MAX_TOKENS = 1.5;
+/** A request leaves the log this share of a window after a window has passed (arrival jitter). */
+const SLACK = 1 / 1000;
 
-/** Past a window after the oldest counted request, this share of a window more before the gate reopens. */
-const AGE_OUT_SLACK = 1 / 1000;
+/** Most accepted send times kept while off (a limit of more per window is measured as this). */
+const MAX_ACCEPTED = 65_536;
 
 const defaultProbe = (ceiling: number): number => Math.max(1 / 8, ceiling / 200);
+
+/** Times in order, with a moving head: the oldest drop off the front. */
+class TimeLog {
+  #items: number[] = [];
+  #head = 0;
+
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(t: number): void {
+    this.#items.push(t);
+  }
+
+  /** The `i`-th oldest. */
+  at(i: number): number {
+    return this.#items[this.#head + i] as number;
+  }
+
+  /** Drops every time at or before `t`. */
+  dropThrough(t: number): void {
+    const items = this.#items;
+    while (this.#head < items.length && (items[this.#head] as number) <= t) this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > items.length) {
+      this.#items = items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+
+  *values(): Generator<number> {
+    for (let i = this.#head; i < this.#items.length; i++) yield this.#items[i] as number;
+  }
+}
 
 export class Aimd {
   /** Requests per window; Infinity while off. */
   #rate = Infinity;
   /** Accepted per window when the server last refused. */
   #ceiling = Infinity;
-  /** When the oldest request counted in the last measure leaves a window (sliding, first-hit) or at the latest does (fixed). */
+  /** When the oldest request counted in the last measure has left a window. */
   #ageOutAt = 0;
-  #tokens = 0;
   #last = 0;
-  /** Send times of requests the server accepted, oldest first (about; kept for two windows). */
+  /** The rate held the queue back at the last look: it may climb. */
+  #binding = false;
+  /** A read after a gate was accepted since the first 429: the log now tells when the server's count drops. */
+  #learned = false;
+  /** Send times of the last window (and a hair). */
+  readonly #sent = new TimeLog();
+  /** Send times of requests the server accepted, kept for two windows (about in order: answers come back out of order). */
   #accepted: number[] = [];
-  #head = 0;
+  #acceptedHead = 0;
   readonly #windowMs: number;
   readonly #beta: number;
   readonly #minRate: number;
   readonly #probe: (ceiling: number) => number;
 
-  constructor({ windowMs, beta = 0.9, minRate = 1, probe = defaultProbe }: AimdOptions) {
+  constructor({ windowMs, beta = 0.95, minRate = 1, probe = defaultProbe }: AimdOptions) {
     this.#windowMs = windowMs;
     this.#beta = beta;
     this.#minRate = minRate;
@@ -83,32 +126,47 @@ export class Aimd {
   reset(): void {
     this.#rate = Infinity;
     this.#ceiling = Infinity;
-    this.#tokens = 0;
+    this.#binding = false;
+    this.#learned = false;
+    this.#sent.clear();
     this.#accepted = [];
-    this.#head = 0;
+    this.#acceptedHead = 0;
   }
 
-  /** How many of `want` may go now. */
+  /** How many of `want` may go now. Report what really went with {@link sent}. */
   take(want: number, now: number): number {
     if (!this.active) return want;
-    this.#refill(now);
-    // (A hair of slack: a token short by a rounding error must not wait a rounding error, which a
-    // clock in epoch ms cannot even represent.)
-    const n = Math.min(want, Math.floor(this.#tokens + 1e-9));
-    this.#tokens -= n;
-    return n;
+    this.#advance(now);
+    const room = Math.max(0, Math.floor(this.#rate + 1e-9) - this.#sent.size);
+    this.#binding = room < want;
+    return Math.min(want, room);
   }
 
-  /** Tokens taken but not used (the budget granted fewer): they may go later (up to the cap). */
-  giveBack(n: number): void {
-    if (this.active && n > 0) this.#tokens = Math.min(MAX_TOKENS, this.#tokens + n);
+  /**
+   * Whether the read after a gate may go now. While the first ceiling is
+   * learnt, at once (the window may turn on a grid before the log says);
+   * after that, once the log has room: by then whatever the server counted of
+   * ours has left its window, so the read is not refused for nothing.
+   */
+  mayRead(now: number): boolean {
+    return !this.#learned || this.take(1, now) === 1;
+  }
+
+  /** Requests actually sent at `now` (kept while on; the first 429 starts the log from the accepted ones). */
+  sent(n: number, now: number): void {
+    if (!this.active) return;
+    for (let i = 0; i < n; i++) this.#sent.push(now);
+    this.#sent.dropThrough(now - this.#windowMs * (1 + SLACK));
   }
 
   /** When the next request may go. */
   nextAt(now: number): number {
     if (!this.active) return now;
-    this.#refill(now);
-    return now + Math.max(0, ((1 - 1e-9 - this.#tokens) / this.#rate) * this.#windowMs);
+    this.#advance(now);
+    const over = this.#sent.size - Math.floor(this.#rate + 1e-9);
+    if (over < 0) return now;
+    // The oldest `over + 1` must leave; or the rate climbs to one more first.
+    return this.#sent.at(over) + this.#windowMs * (1 + SLACK);
   }
 
   /**
@@ -119,10 +177,12 @@ export class Aimd {
     const log = this.#accepted;
     log.push(sentAt);
     const horizon = now - 2 * this.#windowMs;
-    while (this.#head < log.length && (log[this.#head] as number) < horizon) this.#head++;
-    if (this.#head > 1024 && this.#head * 2 > log.length) {
-      this.#accepted = log.slice(this.#head);
-      this.#head = 0;
+    while (this.#acceptedHead < log.length && (log[this.#acceptedHead] as number) < horizon) this.#acceptedHead++;
+    // A header-less server that never refuses, at a high rate: keep a bounded sample, the newest.
+    if (log.length - this.#acceptedHead > MAX_ACCEPTED) this.#acceptedHead = log.length - MAX_ACCEPTED;
+    if (this.#acceptedHead > 1024 && this.#acceptedHead * 2 > log.length) {
+      this.#accepted = log.slice(this.#acceptedHead);
+      this.#acceptedHead = 0;
     }
   }
 
@@ -131,53 +191,67 @@ export class Aimd {
     let measured = 0;
     let oldest = sentAt;
     const log = this.#accepted;
-    for (let i = this.#head; i < log.length; i++) {
+    for (let i = this.#acceptedHead; i < log.length; i++) {
       const t = log[i] as number;
       if (t > sentAt - this.#windowMs && t <= sentAt) {
         measured++;
         if (t < oldest) oldest = t;
       }
     }
-    this.#ageOutAt = oldest + this.#windowMs * (1 + AGE_OUT_SLACK);
+    this.#ageOutAt = oldest + this.#windowMs * (1 + SLACK);
+    if (!this.active) {
+      // The log starts with what the server counted of the last window.
+      const since = now - this.#windowMs * (1 + SLACK);
+      const counted = log.slice(this.#acceptedHead).filter((t) => t > since);
+      for (const t of counted.sort((a, b) => a - b)) this.#sent.push(t);
+    }
     const base = Math.max(this.#minRate, this.active ? Math.min(this.#rate, measured) : measured);
     this.#ceiling = base;
     this.#rate = Math.max(this.#minRate, Math.min(base * this.#beta, base - 1));
-    this.#tokens = 0;
+    this.#binding = false;
     this.#last = now;
   }
 
   /**
-   * The request that read after a gate was accepted: pacing starts over from
-   * now, at the rate in force (the gate's wait is no evidence to climb on).
+   * The request that read after a gate was accepted, at `now`. Before the
+   * oldest counted request could have left a window, the window turned on a
+   * grid: what was sent before it no longer counts. The gate's wait is no
+   * evidence to climb on.
    */
-  restart(now: number): void {
-    this.#tokens = 0;
+  restart(readSentAt: number, now: number): void {
+    if (readSentAt < this.#ageOutAt) {
+      const log = [...this.#sent.values()].filter((t) => t >= readSentAt);
+      this.#sent.clear();
+      for (const t of log) this.#sent.push(t);
+    }
+    this.#binding = false;
+    this.#learned = true;
     this.#last = now;
   }
 
   /**
    * How long the gate stays closed after the `n`-th 429 in a row with no
    * `Retry-After`, at `now`: a `1/ceiling` share of the window, doubled per
-   * refused read, at most half a window, times `0.5 + random / 2`; and never
-   * before the oldest request the last cut counted has left a window (after
-   * the first burst, that is about when any kind of window turns).
+   * refused read, at most half a window, times `0.5 + random / 2`; and no
+   * later than the moment the oldest request the last cut counted has left a
+   * window (by then any kind of window has turned, unless it is shared).
    */
   gateMs(n: number, random: number, now: number): number {
     const w = this.#windowMs;
     const step = w / Math.max(1, Number.isFinite(this.#ceiling) ? this.#ceiling : 1);
     const backoff = Math.min(w / 2, step * 2 ** Math.min(30, Math.max(0, n - 1))) * (0.5 + random / 2);
-    return Math.max(backoff, this.#ageOutAt - now);
+    const ageOut = this.#ageOutAt - now;
+    return ageOut > 0 ? Math.min(backoff, ageOut) : backoff;
   }
 
-  #refill(now: number): void {
+  /** Drops what left the window, and climbs for the time since the last look if the rate was holding the queue back. */
+  #advance(now: number): void {
+    this.#sent.dropThrough(now - this.#windowMs * (1 + SLACK));
     const u = Math.max(0, now - this.#last) / this.#windowMs;
     this.#last = now;
-    // Climb only while spending: a full bucket means the rate was not used.
-    if (this.#tokens < 1) {
-      const target = Math.max(this.#minRate, this.#ceiling - 1);
-      const closing = this.#rate < target ? target - (target - this.#rate) * 2 ** -u : 0;
-      this.#rate = Math.max(closing, this.#rate + this.#probe(this.#ceiling) * u);
-    }
-    this.#tokens = Math.min(MAX_TOKENS, this.#tokens + this.#rate * u);
+    if (!this.#binding || u === 0) return;
+    const target = Math.max(this.#minRate, this.#ceiling - 1);
+    const closing = this.#rate < target ? target - (target - this.#rate) * 2 ** -u : 0;
+    this.#rate = Math.max(closing, this.#rate + this.#probe(this.#ceiling) * u);
   }
 }

@@ -313,6 +313,19 @@ function ticketFor(t: Omit<Ticket, 'lease'>, lease: string): Ticket {
   };
 }
 
+/**
+ * Slow start (nothing known): one more request in flight per answer, doubling
+ * per round trip, up to this many in flight ...
+ */
+const SLOW_START_DOUBLING = 16;
+/**
+ * ... then a quarter more per answer (x1.25 per round trip). Every request in
+ * flight when a header-less server first refuses is refused too, so the first
+ * window's overshoot is about what one round trip sends: with doubling, about
+ * the limit itself.
+ */
+const SLOW_START_GENTLE = 0.25;
+
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
@@ -368,7 +381,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #budgetMoved = false;
   /** True once any response said something about a window: the budget then governs, not AIMD or slow start. */
   #sawWindow = false;
-  /** While nothing is known: the most requests in flight, one more per answer (doubling per round trip). */
+  /** While nothing is known: the most requests in flight (see SLOW_START_DOUBLING). */
   #slowStart = 1;
   readonly #seeded: boolean;
   #throttles = 0;
@@ -560,13 +573,14 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       }
       if (!this.#sawWindow && !this.#seeded && !this.#aimd.active) {
         // Neither headers nor seeds: start conservatively. The next answer pumps again.
-        want = Math.min(want, this.#slowStart - this.#inFlight);
+        want = Math.min(want, Math.floor(this.#slowStart) - this.#inFlight);
         if (want <= 0) return;
       }
       if (this.#aimd.active) {
         if (this.#aimdRead !== 'idle') {
           // After a 429's gate, one request reads first; its answer pumps again.
           if (this.#aimdRead !== 'due') return;
+          if (!this.#aimd.mayRead(now)) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
           want = 1;
         } else {
           want = this.#aimd.take(want, now);
@@ -617,7 +631,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       this.#dispatch(entry, ticket, now);
       dispatched++;
     }
-    if (this.#aimdRead === 'idle') this.#aimd.giveBack(want - result.granted);
+    this.#aimd.sent(dispatched, now);
     // The queue shrank: `onEmpty` and `onSizeLessThan` may be due (dispatch can happen on a timer).
     if (dispatched > 0) this.#checkWaiters();
     if (this.#options.smooth && result.granted > 0) {
@@ -732,7 +746,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       jitterMs = Math.min(jitterMs, 1000);
     } else if (status !== undefined && status < 400) {
       this.#throttles = 0;
-      if (!this.#sawWindow) this.#slowStart++;
+      if (!this.#sawWindow) this.#slowStart += this.#slowStart < SLOW_START_DOUBLING ? 1 : SLOW_START_GENTLE;
     }
     if (!this.#sawWindow) {
       // Any answer but a 429 was counted by the server's limiter: AIMD measures its ceiling from them.
@@ -742,7 +756,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         if (status === undefined) this.#aimdRead = 'due';
         else {
           this.#aimdRead = 'idle';
-          this.#aimd.restart(now);
+          this.#aimd.restart(flight.dispatchedAt, now);
         }
       }
     }
