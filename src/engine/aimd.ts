@@ -34,7 +34,7 @@ export interface AimdOptions {
 }
 
 /** A request leaves the log this share of a window after a window has passed (arrival jitter). */
-const SLACK = 1 / 1000;
+const SLACK = 1 / 100;
 
 /** Most accepted send times kept while off (a limit of more per window is measured as this). */
 const MAX_ACCEPTED = 65_536;
@@ -57,6 +57,14 @@ class TimeLog {
   /** The `i`-th oldest. */
   at(i: number): number {
     return this.#items[this.#head + i] as number;
+  }
+
+  /** Adds a time out of order (rare: an answer that came back late). */
+  insert(t: number): void {
+    const items = this.#items;
+    let i = items.length;
+    while (i > this.#head && (items[i - 1] as number) > t) i--;
+    items.splice(i, 0, t);
   }
 
   /** Drops every time at or before `t`. */
@@ -86,6 +94,9 @@ export class Aimd {
   #ceiling = Infinity;
   /** When the oldest request counted in the last measure has left a window. */
   #ageOutAt = 0;
+  /** The last cut counted the accepted requests sent in (`#cutFrom`, `#cutUntil`]. */
+  #cutFrom = Infinity;
+  #cutUntil = -Infinity;
   #last = 0;
   /** The rate held the queue back at the last look: it may climb. */
   #binding = false;
@@ -126,6 +137,8 @@ export class Aimd {
   reset(): void {
     this.#rate = Infinity;
     this.#ceiling = Infinity;
+    this.#cutFrom = Infinity;
+    this.#cutUntil = -Infinity;
     this.#binding = false;
     this.#learned = false;
     this.#sent.clear();
@@ -176,6 +189,7 @@ export class Aimd {
   accepted(sentAt: number, now: number): void {
     const log = this.#accepted;
     log.push(sentAt);
+    if (this.active && sentAt > this.#cutFrom && sentAt <= this.#cutUntil) this.#countedLate(sentAt, now);
     const horizon = now - 2 * this.#windowMs;
     while (this.#acceptedHead < log.length && (log[this.#acceptedHead] as number) < horizon) this.#acceptedHead++;
     // A header-less server that never refuses, at a high rate: keep a bounded sample, the newest.
@@ -186,19 +200,27 @@ export class Aimd {
     }
   }
 
-  /** A 429 with no numbers, to a request sent at `sentAt`: measure the ceiling and cut the rate. */
+  /**
+   * A 429 with no numbers, to a request sent at `sentAt`, answered at `now`:
+   * measure the ceiling (the accepted requests sent from a window before it
+   * until now: requests do not reach the server in the order they were sent)
+   * and cut the rate.
+   */
   onThrottle(sentAt: number, now: number): void {
     let measured = 0;
     let oldest = sentAt;
     const log = this.#accepted;
+    const from = sentAt - this.#windowMs;
     for (let i = this.#acceptedHead; i < log.length; i++) {
       const t = log[i] as number;
-      if (t > sentAt - this.#windowMs && t <= sentAt) {
+      if (t > from && t <= now) {
         measured++;
         if (t < oldest) oldest = t;
       }
     }
     this.#ageOutAt = oldest + this.#windowMs * (1 + SLACK);
+    this.#cutFrom = from;
+    this.#cutUntil = now;
     if (!this.active) {
       // The log starts with what the server counted of the last window.
       const since = now - this.#windowMs * (1 + SLACK);
@@ -242,6 +264,18 @@ export class Aimd {
     const backoff = Math.min(w / 2, step * 2 ** Math.min(30, Math.max(0, n - 1))) * (0.5 + random / 2);
     const ageOut = this.#ageOutAt - now;
     return ageOut > 0 ? Math.min(backoff, ageOut) : backoff;
+  }
+
+  /**
+   * An accepted answer to a request sent before the 429 came back, arriving
+   * after it (answers overtake each other): the server counted it in the
+   * window the cut measured, so the ceiling was one higher, and it stays in
+   * the log.
+   */
+  #countedLate(sentAt: number, now: number): void {
+    this.#ceiling++;
+    this.#rate = Math.max(this.#rate, Math.min(this.#ceiling * this.#beta, this.#ceiling - 1));
+    if (sentAt > now - this.#windowMs * (1 + SLACK)) this.#sent.insert(sentAt);
   }
 
   /** Drops what left the window, and climbs for the time since the last look if the rate was holding the queue back. */
