@@ -64,6 +64,27 @@ describe('the retry time cap counts backoff and time on the wire only', () => {
     expect(script.calls[3]!.start - script.calls[0]!.start).toBeGreaterThan(5000);
   });
 
+  it('nor does time parked on an exhausted daily quota', async () => {
+    const dayMs = 10_000;
+    const maxRetryTimeMs = 2000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs }, retry: { maxAttempts: 3, baseDelayMs: 20, maxRetryTimeMs } });
+    const server = new SimServer(clock, { limit: 1000, windowMs: 1000, kind: 'fixed' }, 10);
+    server.daily = { limit: 4, used: 0, resetAt: T0 + dayMs, dayMs };
+    const task = async (ctx: TaskContext): Promise<SimResponse> => {
+      const answer = await server.task();
+      return ctx.id === 1 && ctx.attempt < 3 && answer.status === 200 ? { status: 503, headers: answer.headers } : answer;
+    };
+    const log = record(scheduler, clock, ['dispatched', 'dailyQuotaExhausted']);
+    const tasks = Array.from({ length: 6 }, () => track(scheduler.schedule(task)));
+    await clock.runUntil(() => tasks.every((t) => t.state !== 'pending'), 4 * dayMs, 100);
+    expect(tasks.map((t) => t.state)).toEqual(Array(6).fill('fulfilled'));
+    expect(of(log, 'dailyQuotaExhausted').length).toBeGreaterThanOrEqual(1);
+    const at = log.filter((r) => r.name === 'dispatched' && r.event.id === 1).map((r) => r.at - T0);
+    expect(at).toHaveLength(3);
+    // the retries waited out the park: far longer than the cap
+    expect(at[2]! - at[0]!).toBeGreaterThan(dayMs - 1000);
+  });
+
   it('time on the wire counts: a slow attempt can use up the cap by itself', async () => {
     const { clock, scheduler } = setup({ retry: { maxAttempts: 5, baseDelayMs: 20, maxRetryTimeMs: 1000 } });
     const script = new Script(clock, [{ status: 503, headers: roomy(), after: 1200 }]);
