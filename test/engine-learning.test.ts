@@ -428,41 +428,120 @@ describe('smooth mode', () => {
 });
 
 describe('Aimd (pure)', () => {
-  it('is off until the first throttle, then cuts to half the measured rate and climbs back', () => {
-    const aimd = new Aimd();
+  const W = 1000;
+
+  it('is off until the first throttle, then cuts below the ceiling it measured and climbs back by windows', () => {
+    const aimd = new Aimd({ windowMs: W });
     expect(aimd.active).toBe(false);
     expect(aimd.take(50, T0)).toBe(50);
     expect(aimd.nextAt(T0)).toBe(T0);
-    for (let t = 0; t < 1000; t += 100) aimd.sent(4, T0 + t); // 40 in the last second
-    aimd.onThrottle(T0 + 1000);
+    // 40 accepted in the window before the refused request (sent at T0 + 1000), then 5 refused with it
+    for (let t = 25; t <= 1000; t += 25) {
+      aimd.sent(1, T0 + t);
+      aimd.accepted(T0 + t, T0 + t + 10);
+    }
+    aimd.sent(5, T0 + 1000);
+    aimd.onThrottle(T0 + 1000, T0 + 1010);
     expect(aimd.active).toBe(true);
-    expect(aimd.rate).toBe(20);
-    expect(aimd.take(5, T0 + 1000)).toBe(0);
-    expect(aimd.nextAt(T0 + 1000)).toBeCloseTo(T0 + 1050, 6);
-    // 10 s later the rate grew by about e^(0.1 × 10)
-    let sent = 0;
-    for (let t = 1000; t <= 11_000; t += 10) sent += aimd.take(1, T0 + t);
-    expect(aimd.rate).toBeGreaterThan(50);
-    expect(aimd.rate).toBeLessThan(60);
-    expect(sent).toBeGreaterThan(300);
-    // a second throttle cuts from the lower of rate and measured
-    aimd.onThrottle(T0 + 11_000);
-    expect(aimd.rate).toBeLessThan(30);
+    expect(aimd.ceiling).toBe(40);
+    expect(aimd.rate).toBe(38); // min(0.95 × 40, 40 - 1)
+    // The log starts with the 40 the server counted (not the refused): 38 allowed, so the 3rd oldest
+    // (sent at T0 + 75) must leave first
+    expect(aimd.take(5, T0 + 1010)).toBe(0);
+    expect(aimd.nextAt(T0 + 1010)).toBeCloseTo(T0 + 75 + W * 1.01, 6);
+    expect(aimd.take(5, T0 + 1084)).toBe(0);
+    expect(aimd.take(5, T0 + 1085)).toBe(1);
+    aimd.sent(1, T0 + 1085);
+    // Driven for 20 windows: never more than the rate in any window, and it climbs to ceiling - 1, then past it
+    const sends: number[] = [];
+    for (let t = 1090; t <= 21_200; t += 5) {
+      const n = aimd.take(100, T0 + t);
+      aimd.sent(n, T0 + t);
+      for (let i = 0; i < n; i++) sends.push(t);
+    }
+    let j = 0;
+    let most = 0;
+    for (let i = 0; i < sends.length; i++) {
+      while (sends[i]! - sends[j]! >= W * 1.01) j++;
+      most = Math.max(most, i - j + 1);
+    }
+    expect(most).toBeLessThanOrEqual(Math.floor(aimd.rate));
+    expect(sends.filter((t) => t >= 3000 && t < 3000 + W * 1.01).length).toBeGreaterThanOrEqual(38);
+    expect(aimd.rate).toBeGreaterThan(39);
+    expect(aimd.rate).toBeLessThan(44); // 39 + 0.2 a window
+    // a second throttle cuts from the lower of the rate and what was accepted
+    for (const t of sends.filter((x) => x > 20_200)) aimd.accepted(T0 + t, T0 + 21_200);
+    aimd.onThrottle(T0 + 21_200, T0 + 21_210);
+    expect(aimd.ceiling).toBeLessThanOrEqual(most);
+    expect(aimd.rate).toBeLessThan(most);
   });
 
-  it('never goes below its floor, gives tokens back, and resets', () => {
-    const aimd = new Aimd({ minRate: 1 });
-    aimd.onThrottle(T0);
-    aimd.onThrottle(T0 + 10);
-    aimd.onThrottle(T0 + 20);
-    expect(aimd.rate).toBe(1);
-    expect(aimd.take(1, T0 + 1020)).toBe(1);
-    expect(aimd.take(1, T0 + 1020)).toBe(0);
-    aimd.giveBack(1);
-    expect(aimd.take(1, T0 + 1020)).toBe(1);
-    aimd.reset();
-    expect(aimd.active).toBe(false);
-    aimd.giveBack(5);
-    expect(aimd.take(3, T0 + 2000)).toBe(3);
+  it('never goes below its floor; reads; restarts on a grid or a slide; resets', () => {
+    const aimd = new Aimd({ windowMs: W, minRate: 2 });
+    aimd.onThrottle(T0, T0);
+    aimd.onThrottle(T0 + 10, T0 + 10);
+    expect(aimd.rate).toBe(2);
+    expect(aimd.take(5, T0 + 20)).toBe(2);
+    aimd.sent(2, T0 + 20);
+    expect(aimd.take(5, T0 + 30)).toBe(0);
+    // while the first ceiling is learnt, the read after a gate goes whatever the log says
+    expect(aimd.mayRead(T0 + 30)).toBe(true);
+    // a read accepted before anything counted could leave a window: the window turned on a grid
+    aimd.sent(1, T0 + 500);
+    aimd.restart(T0 + 500, T0 + 510);
+    expect(aimd.take(5, T0 + 510)).toBe(1); // only the read counts now
+    aimd.sent(1, T0 + 510);
+    // learnt: a read waits for room in the log
+    expect(aimd.mayRead(T0 + 520)).toBe(false);
+    expect(aimd.nextAt(T0 + 520)).toBeCloseTo(T0 + 500 + W * 1.01, 6);
+    // a read accepted once the counted ones could have left keeps the log (a sliding window)
+    const slide = new Aimd({ windowMs: W });
+    for (let t = 0; t < 10; t++) {
+      slide.sent(1, T0 + t);
+      slide.accepted(T0 + t, T0 + t);
+    }
+    slide.onThrottle(T0 + 10, T0 + 20);
+    slide.sent(1, T0 + 1015);
+    slide.restart(T0 + 1015, T0 + 1015);
+    expect(slide.take(20, T0 + 1015)).toBe(Math.floor(slide.rate) - 5); // sent at T0+6..9, and the read
+    slide.reset();
+    expect(slide.active).toBe(false);
+    expect(slide.ceiling).toBe(Infinity);
+    expect(slide.take(3, T0 + 2000)).toBe(3);
+  });
+
+  it('closes the gate for a share of the window that doubles per refused read, at most half a window or until the oldest counted request left', () => {
+    const aimd = new Aimd({ windowMs: W });
+    for (let t = 50; t <= 1000; t += 50) aimd.accepted(T0 + t, T0 + 1000); // 20 accepted
+    aimd.onThrottle(T0 + 1000, T0 + 1000);
+    expect([1, 2, 3, 4, 5, 6].map((n) => aimd.gateMs(n, 0, T0 + 2100))).toEqual([25, 50, 100, 200, 250, 250]);
+    expect(aimd.gateMs(1, 1, T0 + 2100)).toBeCloseTo(50, 6);
+    // never past the moment the oldest request counted (sent at T0 + 50) has left a window
+    expect(aimd.gateMs(4, 1, T0 + 1000)).toBeCloseTo(50 + 1000 * 1.01 - 1000, 6);
+  });
+
+  it('is the same at any window length, in window units', () => {
+    const trace = (w: number) => {
+      const aimd = new Aimd({ windowMs: w });
+      const at = (u: number) => T0 + u * w;
+      for (let k = 0; k < 30; k++) {
+        aimd.sent(1, at(k / 30));
+        aimd.accepted(at(k / 30), at(1));
+      }
+      aimd.onThrottle(at(1), at(1.01));
+      const round = (x: number) => Math.round(x * 1e6) / 1e6;
+      const out: number[] = [round(aimd.rate), round(aimd.gateMs(1, 0.5, at(1.01)) / w)];
+      let t = 1.01;
+      for (let k = 0; k < 2000; k++, t += 0.005) {
+        const n = aimd.take(3, at(t));
+        aimd.sent(n, at(t));
+        if (n > 0) out.push(Math.round(t * 1000), n);
+      }
+      out.push(round(aimd.rate));
+      return out;
+    };
+    const short = trace(1000);
+    expect(short.length).toBeGreaterThan(250);
+    expect(trace(60_000)).toEqual(short);
   });
 });

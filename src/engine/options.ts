@@ -36,7 +36,9 @@ export interface RetryOptions {
    */
   maxDelayMs?: number;
   /**
-   * Cap on the time from a task's first dispatch to its last retry.
+   * Cap on the time a task's retries may cost it: its attempts' time on the
+   * wire plus its backoff waits. Time queued for budget, behind the 429 gate
+   * or in a daily park does not count.
    * @default 300_000 × timeScale
    */
   maxRetryTimeMs?: number;

@@ -1,4 +1,3 @@
-import pRetry from 'p-retry';
 import { AuthenticationError } from '../errors/authentication-error.js';
 import { DailyQuotaExhaustedError } from '../errors/daily-quota-exhausted-error.js';
 import { OutcomeUnknownError } from '../errors/outcome-unknown-error.js';
@@ -71,7 +70,7 @@ export interface SchedulerStats {
   };
 }
 
-/** A retryable attempt failure, as it travels through p-retry. */
+/** A retryable attempt failure: the error it ended with and why it may be retried. */
 class RetryableFailure extends Error {
   constructor(
     readonly error: unknown,
@@ -81,31 +80,18 @@ class RetryableFailure extends Error {
   }
 }
 
-/**
- * A final (non-retryable) outcome on its way through p-retry. p-retry turns
- * anything that is not an Error into a TypeError, and treats some TypeErrors
- * specially, so the real value travels wrapped and is unwrapped at the end.
- */
-class FinalFailure extends Error {
-  constructor(readonly value: unknown) {
-    super('final');
-  }
-}
-
-interface RetryState {
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  delayMs: number;
-  /** Aborts the backoff wait, while the task is waiting out one (kept here, not on every queued entry). */
-  backoff: AbortController | undefined;
-}
-
 class Entry implements Queueable {
   cancelled = false;
   queued = false;
   attempt = 0;
-  firstDispatchAt = 0;
-  retry: RetryState | undefined = undefined;
+  /**
+   * What the task's retries have cost it so far, against `retry.maxRetryTimeMs`:
+   * the time its attempts spent on the wire and its backoff waits. Time queued
+   * for budget, behind the 429 gate or in a daily park is not counted.
+   */
+  retryCostMs = 0;
+  /** Aborts the backoff wait, while the task is waiting out one. */
+  backoff: AbortController | undefined = undefined;
   flight: Flight | undefined = undefined;
   /** Its place among the tasks listening to the caller's signal, until it settles. */
   watch: WatchNode | undefined = undefined;
@@ -334,6 +320,19 @@ function ticketFor(t: Omit<Ticket, 'lease'>, lease: string): Ticket {
   };
 }
 
+/**
+ * Slow start (nothing known): one more request in flight per answer, doubling
+ * per round trip, up to this many in flight ...
+ */
+const SLOW_START_DOUBLING = 16;
+/**
+ * ... then a quarter more per answer (x1.25 per round trip). Every request in
+ * flight when a header-less server first refuses is refused too, so the first
+ * window's overshoot is about what one round trip sends: with doubling, about
+ * the limit itself.
+ */
+const SLOW_START_GENTLE = 0.25;
+
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
@@ -352,13 +351,17 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   readonly #random: Random;
   readonly #logger: Logger;
   readonly #queue = new LanedQueue<Entry>();
-  readonly #aimd = new Aimd();
+  readonly #aimd: Aimd;
+  /**
+   * Header-less pacing after a 429: `'due'` while the next request must go
+   * alone and read whether the window turned (the gate reopened); the task
+   * whose attempt is that read while it is out; `'idle'` otherwise.
+   */
+  #aimdRead: 'idle' | 'due' | Entry = 'idle';
   #init: Promise<void> | undefined;
   #nextId = 1;
   #inFlight = 0;
   #backingOff = 0;
-  /** Tasks handed to p-retry and not yet settled for good. */
-  #retrying = 0;
   /** Attempts in flight, to abort on `close({ drain: false })` (a list, not a Set: see `LinkedList`). */
   readonly #flights = new LinkedList<Flight>();
   /** One watch per caller's signal that unsettled tasks listen to. */
@@ -385,7 +388,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #budgetMoved = false;
   /** True once any response said something about a window: the budget then governs, not AIMD or slow start. */
   #sawWindow = false;
-  /** While nothing is known: the most requests in flight, one more per answer (doubling per round trip). */
+  /** While nothing is known: the most requests in flight (see SLOW_START_DOUBLING). */
   #slowStart = 1;
   readonly #seeded: boolean;
   #throttles = 0;
@@ -413,6 +416,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? new MemoryStore();
     this.#concurrency = resolved.maxConcurrent;
+    this.#aimd = new Aimd({ windowMs: resolved.minuteMs });
     this.#seeded = resolved.seeds.minute !== undefined || resolved.seeds.daily !== undefined;
     const init = this.#store.init({
       minuteMs: resolved.minuteMs,
@@ -586,12 +590,19 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       }
       if (!this.#sawWindow && !this.#seeded && !this.#aimd.active) {
         // Neither headers nor seeds: start conservatively. The next answer pumps again.
-        want = Math.min(want, this.#slowStart - this.#inFlight);
+        want = Math.min(want, Math.floor(this.#slowStart) - this.#inFlight);
         if (want <= 0) return;
       }
       if (this.#aimd.active) {
-        want = this.#aimd.take(want, now);
-        if (want === 0) return this.#wake(this.#aimd.nextAt(now) - now);
+        if (this.#aimdRead !== 'idle') {
+          // After a 429's gate, one request reads first; its answer pumps again.
+          if (this.#aimdRead !== 'due') return;
+          if (!this.#aimd.mayRead(now)) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
+          want = 1;
+        } else {
+          want = this.#aimd.take(want, now);
+          if (want === 0) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
+        }
       }
       const result = this.#store.reserve(want, now, queued - want, lane === 'daily');
       if (isPromise(result)) {
@@ -643,11 +654,11 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         this.#giveBack(ticket, now);
         continue;
       }
+      if (this.#aimdRead === 'due' && this.#aimd.active) this.#aimdRead = entry;
       this.#dispatch(entry, ticket, now);
       dispatched++;
     }
     this.#aimd.sent(dispatched, now);
-    this.#aimd.giveBack(want - result.granted);
     // The queue shrank: `onEmpty` and `onSizeLessThan` may be due (dispatch can happen on a timer).
     if (dispatched > 0) this.#checkWaiters();
     if (this.#options.smooth && result.granted > 0) {
@@ -674,7 +685,6 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   #dispatch(entry: Entry, ticket: Ticket, now: number): void {
     entry.attempt++;
-    if (entry.attempt === 1) entry.firstDispatchAt = now;
     const flight = new Flight(entry, ticket, entry.attempt, now);
     entry.flight = flight;
     entry.queued = false;
@@ -722,6 +732,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     flight.node = undefined;
     this.#inFlight--;
     const now = this.#clock.now();
+    entry.retryCostMs += now - flight.dispatchedAt;
 
     const info: ResponseInfo | undefined = ok ? inspectResponse(value) : inspectError(value);
     let snapshot: RateLimitSnapshot | undefined;
@@ -733,6 +744,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (windowInfo && !this.#sawWindow) {
       this.#sawWindow = true;
       this.#aimd.reset();
+      this.#aimdRead = 'idle';
     }
     const status = info?.status;
     const aborted = entry.options?.signal?.aborted === true;
@@ -743,19 +755,37 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     let fallbackGateMs = 0;
     if (status === 429) {
       // React once per burst: the other 429s of requests already in flight say nothing new.
-      if (flight.dispatchedAt > this.#lastThrottleAt) {
+      const fresh = flight.dispatchedAt > this.#lastThrottleAt;
+      if (fresh) {
         this.#lastThrottleAt = now;
         this.#throttles++;
-        // No numbers to go by (a bare Retry-After is not a budget): pace by AIMD.
-        if (!this.#sawWindow) this.#aimd.onThrottle(now);
+        // No numbers to go by (a bare Retry-After is not a budget): pace by AIMD. A refused read
+        // after the gate only says the window has not turned yet: no new cut.
+        if (!this.#sawWindow && this.#aimdRead !== entry) this.#aimd.onThrottle(flight.dispatchedAt, now);
       }
+      if (!this.#sawWindow && (fresh || this.#aimdRead === entry)) this.#aimdRead = 'due';
       const retryAfter = snapshot?.retryAfterMs;
-      fallbackGateMs = Math.min(60_000, 1000 * 2 ** Math.min(6, this.#throttles - 1)) * (0.5 + this.#random() / 2);
+      // Without Retry-After: with numbers, seconds doubling per 429; without, shares of the window (see Aimd).
+      fallbackGateMs = this.#sawWindow
+        ? Math.min(60_000, 1000 * 2 ** Math.min(6, this.#throttles - 1)) * (0.5 + this.#random() / 2)
+        : this.#aimd.gateMs(this.#throttles, this.#random(), now);
       jitterMs = this.#random() * this.#options.gateJitter * (retryAfter ?? 0);
       jitterMs = Math.min(jitterMs, 1000);
     } else if (status !== undefined && status < 400) {
       this.#throttles = 0;
-      if (!this.#sawWindow) this.#slowStart++;
+      if (!this.#sawWindow) this.#slowStart += this.#slowStart < SLOW_START_DOUBLING ? 1 : SLOW_START_GENTLE;
+    }
+    if (!this.#sawWindow) {
+      // Any answer but a 429 was counted by the server's limiter: AIMD measures its ceiling from them.
+      if (status !== undefined && status !== 429) this.#aimd.accepted(flight.dispatchedAt, now);
+      if (this.#aimdRead === entry && status !== 429) {
+        // The read came back: accepted, pacing resumes; never answered, another request reads.
+        if (status === undefined) this.#aimdRead = 'due';
+        else {
+          this.#aimdRead = 'idle';
+          this.#aimd.restart(flight.dispatchedAt, now);
+        }
+      }
     }
 
     const outcome = { now, status, snapshot, sent: network !== 'not-sent', jitterMs, fallbackGateMs };
@@ -830,20 +860,14 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     }
   }
 
-  /** Routes an attempt's end to the caller, or to p-retry when it is retrying. */
+  /** Routes an attempt's end: success or final failure to the caller, a retryable failure to a backoff. */
   #finishAttempt(entry: Entry, ok: boolean, value: unknown): void {
-    const retry = entry.retry;
-    if (retry) {
-      if (ok) retry.resolve(value);
-      else retry.reject(value instanceof RetryableFailure ? value : new FinalFailure(value));
-      return;
-    }
     if (ok) {
       entry.succeed(value);
       return;
     }
     if (value instanceof RetryableFailure) {
-      this.#startRetrying(entry, value);
+      this.#retryLater(entry, value);
       return;
     }
     this.#fail(entry, value, true);
@@ -855,81 +879,57 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     entry.failWith(error);
   }
 
-  /** The first transient failure hands the task to p-retry; every later attempt re-enters the queue. */
-  #startRetrying(entry: Entry, first: RetryableFailure): void {
-    const retry: RetryState = { resolve: () => {}, reject: () => {}, delayMs: 0, backoff: undefined };
-    entry.retry = retry;
-    this.#retrying++;
+  /**
+   * The retry loop, owned here rather than by p-retry (see the README, "Why
+   * these dependencies"): after a transient failure the task waits out a
+   * full-jitter backoff, holding no slot, then re-enters the queue at the back
+   * and spends budget like any request. It gives up after `maxAttempts`
+   * attempts (429s are not attempts), or when the backoff would take what the
+   * retries cost it (`Entry.retryCostMs`: time on the wire plus backoffs) past
+   * `maxRetryTimeMs`.
+   */
+  #retryLater(entry: Entry, failure: RetryableFailure): void {
+    const halted = this.#stopped ?? this.#dropping;
+    if (halted) return this.#fail(entry, halted, true);
     const { maxAttempts, maxRetryTimeMs } = this.#options.retry;
+    const attempt = entry.attempt;
+    const delayMs = attempt < maxAttempts ? this.#backoff(attempt) : 0;
+    if (attempt >= maxAttempts || entry.retryCostMs + delayMs > maxRetryTimeMs) {
+      return this.#fail(entry, new RetriesExhaustedError(attempt, failure.error), true);
+    }
     const signal = entry.options?.signal;
-    const run = async (attemptNumber: number): Promise<unknown> => {
-      if (attemptNumber === 1) throw first;
-      this.#halt();
-      if (signal?.aborted) throw new FinalFailure(signal.reason);
-      // The wait is ours to abort (caller's signal, close without drain, 401);
-      // p-retry is not given the signal, so that every outcome comes out unchanged.
-      const backoff = new AbortController();
-      retry.backoff = backoff;
-      this.#sleepers.add(entry);
-      this.#backingOff++;
-      try {
-        await sleep(retry.delayMs, this.#clock, backoff.signal);
-      } catch (reason) {
-        throw new FinalFailure(reason);
-      } finally {
-        this.#backingOff--;
-        this.#sleepers.delete(entry);
-        retry.backoff = undefined;
-      }
-      this.#halt();
-      return new Promise<unknown>((resolve, reject) => {
-        retry.resolve = resolve;
-        retry.reject = reject;
-        this.#requeue(entry, false);
-        this.#pump();
-      });
+    if (signal?.aborted) return this.#fail(entry, signal.reason, true);
+    entry.retryCostMs += delayMs;
+    this.#counts.retried++;
+    if (this.has('retrying')) this.emit('retrying', { id: entry.id, attempt, delayMs, reason: failure.reason, error: failure.error });
+    this.#logger.debug({ id: entry.id, attempt, delayMs, reason: failure.reason }, 'retrying');
+    // The wait is ours to abort: the caller's signal, close without drain, a 401 (`#abortBackoffs`).
+    const backoff = new AbortController();
+    entry.backoff = backoff;
+    this.#sleepers.add(entry);
+    this.#backingOff++;
+    const leave = (): void => {
+      this.#backingOff--;
+      this.#sleepers.delete(entry);
+      entry.backoff = undefined;
     };
-    pRetry(run, {
-      retries: maxAttempts - 1,
-      minTimeout: 0,
-      maxTimeout: 0,
-      factor: 1,
-      shouldRetry: ({ error, attemptNumber }) => {
-        if (!(error instanceof RetryableFailure)) return false;
-        const delayMs = this.#backoff(attemptNumber);
-        if (this.#clock.now() + delayMs - entry.firstDispatchAt > maxRetryTimeMs) return false;
-        retry.delayMs = delayMs;
-        this.#counts.retried++;
-        if (this.has('retrying')) {
-          this.emit('retrying', { id: entry.id, attempt: attemptNumber, delayMs, reason: error.reason, error: error.error });
+    sleep(delayMs, this.#clock, backoff.signal).then(
+      () => {
+        leave();
+        const stop = this.#stopped ?? this.#dropping;
+        if (stop) this.#fail(entry, stop, true);
+        else {
+          this.#requeue(entry, false);
+          this.#pump();
         }
-        this.#logger.debug({ id: entry.id, attempt: attemptNumber, delayMs, reason: error.reason }, 'retrying');
-        return true;
-      },
-    }).then(
-      (value) => {
-        this.#retrying--;
-        entry.succeed(value);
         this.#checkWaiters();
       },
-      (error: unknown) => {
-        this.#retrying--;
-        const final =
-          error instanceof RetryableFailure
-            ? new RetriesExhaustedError(entry.attempt, error.error)
-            : error instanceof FinalFailure
-              ? error.value
-              : error;
-        this.#fail(entry, final, true);
+      (reason: unknown) => {
+        leave();
+        this.#fail(entry, reason, true);
         this.#checkWaiters();
       },
     );
-  }
-
-  /** Throws (for p-retry to stop) once the scheduler has stopped or is closing without draining. */
-  #halt(): void {
-    const reason = this.#stopped ?? this.#dropping;
-    if (reason) throw new FinalFailure(reason);
   }
 
   /** Full jitter: a random wait in [0, min(max, base * 2^(n-1))). */
@@ -1055,10 +1055,9 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       this.#queue.cancel(entry);
       this.#finishAttempt(entry, false, signal.reason);
       this.#checkWaiters();
-    } else if (entry.retry?.backoff) {
-      entry.retry.backoff.abort(signal.reason);
+    } else if (entry.backoff) {
+      entry.backoff.abort(signal.reason);
     }
-    // Otherwise it is between attempts inside p-retry: the next attempt sees the signal.
   }
 
   #stop(error: Error, reason: 'authentication' | 'store'): void {
@@ -1079,7 +1078,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 
   #abortBackoffs(reason: unknown): void {
-    for (const entry of [...this.#sleepers]) entry.retry?.backoff?.abort(reason);
+    for (const entry of [...this.#sleepers]) entry.backoff?.abort(reason);
   }
 
   #onStoreError(error: unknown): void {
@@ -1110,7 +1109,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 
   #isIdle(): boolean {
-    return this.#queue.size === 0 && this.#inFlight === 0 && this.#retrying === 0;
+    return this.#queue.size === 0 && this.#inFlight === 0 && this.#backingOff === 0;
   }
 
   #until(test: () => boolean): Promise<void> {
