@@ -15,6 +15,7 @@
  * - `exit`: stops and exits.
  * The child exits by itself when the parent goes away.
  */
+import { serveRpc } from './child-rpc-host.js';
 import { startFakeModelBeam, type FakeModelBeamServer, type FakeServerOptions } from '../../src/testing/index.js';
 
 type Limits = { minute?: number | false; daily?: number | false };
@@ -33,17 +34,11 @@ export interface AppliedChange extends ScheduledChange {
 type Message =
   | { id: number; op: 'start'; options: FakeServerOptions }
   | { id: number; op: 'schedule'; changes: ScheduledChange[] }
-  | { id: number; op: 'collect' }
-  | { id: number; op: 'stop' }
-  | { id: number; op: 'exit' };
+  | { id: number; op: 'collect' };
 
 let server: FakeModelBeamServer | undefined;
 let timers: NodeJS.Timeout[] = [];
 let applied: AppliedChange[] = [];
-
-function send(message: unknown): void {
-  if (process.connected) process.send?.(message);
-}
 
 async function stop(): Promise<void> {
   for (const t of timers) clearTimeout(t);
@@ -87,30 +82,8 @@ async function handle(message: Message): Promise<unknown> {
       const accepted = Object.values(logs)[0] ?? [];
       return { accepted, stats: s.stats(), applied };
     }
-    case 'stop':
-      await stop();
-      return undefined;
-    case 'exit':
-      await stop();
-      setImmediate(() => process.exit(0));
-      return undefined;
   }
 }
 
-process.on('message', (raw: unknown) => {
-  const message = raw as Message;
-  handle(message).then(
-    (value) => send({ id: message.id, ok: true, value }),
-    (error: unknown) => send({ id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
-  );
-});
+serveRpc(handle, stop);
 
-// Ctrl-C reaches the whole process group: let the parent stop the server in order (it sends `exit`).
-process.on('SIGINT', () => {});
-process.on('SIGTERM', () => {});
-
-process.on('disconnect', () => {
-  void stop().finally(() => process.exit(0));
-});
-
-send({ id: 0, ok: true, value: 'ready' });
