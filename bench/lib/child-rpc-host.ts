@@ -44,3 +44,34 @@ export function serveRpc<M extends RpcMessage>(handle: (message: M) => Promise<u
   });
   send({ id: 0, ok: true, value: 'ready' });
 }
+
+/** The one server a child hosts at a time. */
+export class ServerSlot<S extends { close(): Promise<void> }> {
+  readonly #noun: string;
+  #server: S | undefined;
+
+  /** `noun` names the server in errors, e.g. `limiter server`. */
+  constructor(noun: string) {
+    this.#noun = noun;
+  }
+
+  /** Starts one with `open`; throws if one is already running. */
+  async start(open: () => Promise<S>): Promise<S> {
+    if (this.#server) throw new Error(`a ${this.#noun} is already running in this child; stop it first`);
+    this.#server = await open();
+    return this.#server;
+  }
+
+  /** The running one; throws if none is. */
+  get(): S {
+    if (!this.#server) throw new Error(`no ${this.#noun} running`);
+    return this.#server;
+  }
+
+  /** Closes the running one, if any. */
+  async stop(): Promise<void> {
+    const s = this.#server;
+    this.#server = undefined;
+    if (s) await s.close();
+  }
+}

@@ -8,30 +8,22 @@
  * `start { options }` → `{ url, origin }`; `collect` → `LimiterHit[]`;
  * `stop`; `exit`. The child exits when the parent goes away.
  */
-import { serveRpc } from './child-rpc-host.js';
+import { serveRpc, ServerSlot } from './child-rpc-host.js';
 import { startLimiterServer, type LimiterServer, type LimiterServerOptions } from './limiter-servers.js';
 
 type Message = { id: number; op: 'start'; options: LimiterServerOptions } | { id: number; op: 'collect' };
 
-let server: LimiterServer | undefined;
-
-async function stop(): Promise<void> {
-  const s = server;
-  server = undefined;
-  if (s) await s.close();
-}
+const server = new ServerSlot<LimiterServer>('limiter server');
 
 async function handle(message: Message): Promise<unknown> {
   switch (message.op) {
     case 'start': {
-      if (server) throw new Error('a limiter server is already running in this child; stop it first');
-      server = await startLimiterServer(message.options);
-      return { url: server.url, origin: server.origin };
+      const s = await server.start(() => startLimiterServer(message.options));
+      return { url: s.url, origin: s.origin };
     }
     case 'collect':
-      if (!server) throw new Error('no limiter server running');
-      return server.hits;
+      return server.get().hits;
   }
 }
 
-serveRpc(handle, stop);
+serveRpc(handle, () => server.stop());
