@@ -8,56 +8,22 @@
  * `start { options }` → `{ url, origin }`; `collect` → `LimiterHit[]`;
  * `stop`; `exit`. The child exits when the parent goes away.
  */
+import { serveRpc, ServerSlot } from './child-rpc-host.js';
 import { startLimiterServer, type LimiterServer, type LimiterServerOptions } from './limiter-servers.js';
 
-type Message =
-  | { id: number; op: 'start'; options: LimiterServerOptions }
-  | { id: number; op: 'collect' }
-  | { id: number; op: 'stop' }
-  | { id: number; op: 'exit' };
+type Message = { id: number; op: 'start'; options: LimiterServerOptions } | { id: number; op: 'collect' };
 
-let server: LimiterServer | undefined;
-
-function send(message: unknown): void {
-  if (process.connected) process.send?.(message);
-}
-
-async function stop(): Promise<void> {
-  const s = server;
-  server = undefined;
-  if (s) await s.close();
-}
+const server = new ServerSlot<LimiterServer>('limiter server');
 
 async function handle(message: Message): Promise<unknown> {
   switch (message.op) {
     case 'start': {
-      if (server) throw new Error('a limiter server is already running in this child; stop it first');
-      server = await startLimiterServer(message.options);
-      return { url: server.url, origin: server.origin };
+      const s = await server.start(() => startLimiterServer(message.options));
+      return { url: s.url, origin: s.origin };
     }
     case 'collect':
-      if (!server) throw new Error('no limiter server running');
-      return server.hits;
-    case 'stop':
-      await stop();
-      return undefined;
-    case 'exit':
-      await stop();
-      setImmediate(() => process.exit(0));
-      return undefined;
+      return server.get().hits;
   }
 }
 
-process.on('message', (raw: unknown) => {
-  const message = raw as Message;
-  handle(message).then(
-    (value) => send({ id: message.id, ok: true, value }),
-    (error: unknown) => send({ id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
-  );
-});
-process.on('SIGINT', () => {});
-process.on('SIGTERM', () => {});
-process.on('disconnect', () => {
-  void stop().finally(() => process.exit(0));
-});
-send({ id: 0, ok: true, value: 'ready' });
+serveRpc(handle, () => server.stop());

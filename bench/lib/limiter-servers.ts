@@ -79,6 +79,20 @@ export async function startLimiterServer(options: LimiterServerOptions): Promise
   return options.kind.startsWith('express') ? startExpress(options) : startFastify(options);
 }
 
+/** Notes one request's arrival in `hits`; its status is filled in when the answer is sent. */
+function newHit(hits: LimiterHit[]): LimiterHit {
+  const hit: LimiterHit = { at: Date.now(), status: 0 };
+  hits.push(hit);
+  return hit;
+}
+
+/** The `LimiterServer` for a server listening on 127.0.0.1. */
+function served(kind: LimiterKind, server: Server, hits: LimiterHit[], close: () => Promise<void>): LimiterServer {
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  return { kind, origin, url: origin + LIMITED_PATH, hits, close };
+}
+
 function expressHeaderOptions(kind: LimiterKind): { standardHeaders: false | 'draft-6' | 'draft-7' | 'draft-8'; legacyHeaders: boolean } {
   switch (kind) {
     case 'express-draft-6':
@@ -98,8 +112,7 @@ async function startExpress(options: LimiterServerOptions): Promise<LimiterServe
   const hits: LimiterHit[] = [];
   const app = express();
   app.use(LIMITED_PATH, (req, res, next) => {
-    const hit: LimiterHit = { at: Date.now(), status: 0 };
-    hits.push(hit);
+    const hit = newHit(hits);
     res.on('finish', () => {
       hit.status = res.statusCode;
     });
@@ -122,19 +135,16 @@ async function startExpress(options: LimiterServerOptions): Promise<LimiterServe
     const s = app.listen(0, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(s)));
   });
   server.keepAliveTimeout = 60_000;
-  const { port } = server.address() as AddressInfo;
-  const origin = `http://127.0.0.1:${port}`;
-  return {
-    kind: options.kind,
-    origin,
-    url: origin + LIMITED_PATH,
+  return served(
+    options.kind,
+    server,
     hits,
-    close: () =>
+    () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
-  };
+  );
 }
 
 async function startFastify(options: LimiterServerOptions): Promise<LimiterServer> {
@@ -142,9 +152,7 @@ async function startFastify(options: LimiterServerOptions): Promise<LimiterServe
   const app = Fastify({ logger: false, keepAliveTimeout: 60_000 });
   app.addHook('onRequest', async (req) => {
     if (req.url.startsWith(LIMITED_PATH)) {
-      const hit: LimiterHit = { at: Date.now(), status: 0 };
-      hits.push(hit);
-      (req as unknown as { limiterHit: LimiterHit }).limiterHit = hit;
+      (req as unknown as { limiterHit: LimiterHit }).limiterHit = newHit(hits);
     }
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -158,16 +166,8 @@ async function startFastify(options: LimiterServerOptions): Promise<LimiterServe
   });
   app.all(LIMITED_PATH, async () => ({ ok: true }));
   await app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = app.server.address() as AddressInfo;
-  const origin = `http://127.0.0.1:${port}`;
-  return {
-    kind: options.kind,
-    origin,
-    url: origin + LIMITED_PATH,
-    hits,
-    close: async () => {
-      app.server.closeAllConnections();
-      await app.close();
-    },
-  };
+  return served(options.kind, app.server, hits, async () => {
+    app.server.closeAllConnections();
+    await app.close();
+  });
 }

@@ -101,8 +101,8 @@ export function retryAfterMs(headers: Dispatcher.ResponseData['headers'], now = 
   return 1000;
 }
 
-/** One attempt, the way the static contenders' task does it: 429 → `RateLimited`, other errors → `HttpFailure`. */
-async function attemptOnce(send: SendAttempt, job: number, signal: AbortSignal): Promise<void> {
+/** One attempt, the way the static contenders' task (and the usual Bottleneck glue) does it: 429 → `RateLimited`, other errors → `HttpFailure`. */
+export async function attemptOnce(send: SendAttempt, job: number, signal?: AbortSignal): Promise<void> {
   const res = await send(job, signal);
   if (res.statusCode === 429) {
     const wait = retryAfterMs(res.headers);

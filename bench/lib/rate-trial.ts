@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { Pool, type Dispatcher } from 'undici';
 import type { FakeServerOptions } from '../../src/testing/index.js';
 import { idealSchedule, verifyIdeal, type IdealInput, type IdealLimitChange, type IdealResult } from './ideal.js';
+import { FailureLog, finishRun, headerNumber, headerString, jobRange, jobSignal, runJobs, sendRecorded, until, warmUp } from './attempts.js';
 import type { Contender, ContenderSetup } from './rate-contenders.js';
 import type { Collected, ServerProcess } from './server-process.js';
 
@@ -107,19 +108,6 @@ const HEADERS = {
 /** Time between choosing the start and starting: enough to start the server and warm the pool. */
 const LEAD_MS = 600;
 
-function num(headers: Dispatcher.ResponseData['headers'], name: string): number | undefined {
-  const raw = headers[name];
-  const v = Array.isArray(raw) ? raw[0] : raw;
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : undefined;
-}
-
-function str(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
-  const raw = headers[name];
-  return Array.isArray(raw) ? raw[0] : raw;
-}
-
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
@@ -127,17 +115,6 @@ function gcd(a: number, b: number): number {
 /** Least common multiple of two positive integers. */
 function lcm(a: number, b: number): number {
   return (a / gcd(a, b)) * b;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-/** Waits until epoch time `at`, with a short spin at the end for ms accuracy. */
-async function until(at: number): Promise<void> {
-  const ahead = at - Date.now();
-  if (ahead > 3) await sleep(ahead - 2);
-  while (Date.now() < at) await new Promise((r) => setImmediate(r));
 }
 
 function setupOf(spec: TrialSpec, signal: AbortSignal): ContenderSetup {
@@ -177,8 +154,7 @@ export async function runTrial(
   const { url } = await server.startServer(serverOptions);
   const attempts: AttemptRecord[] = [];
   const completedAt: number[] = new Array<number>(spec.jobs).fill(Number.NaN);
-  const failureSamples: string[] = [];
-  let failures = 0;
+  const failures = new FailureLog();
   let timedOut = false;
   let start = planned;
   let collected: Collected | undefined;
@@ -190,48 +166,37 @@ export async function runTrial(
   const pool = new Pool(url, { connections: spec.maxConcurrent, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
 
   try {
-    // Open the pool's connections on a route that is not rate limited, so no contender pays for TCP set-up.
-    await Promise.all(
-      Array.from({ length: spec.maxConcurrent }, () =>
-        pool.request({ path: '/storage/warm-up', method: 'GET' }).then((r) => r.body.dump()),
-      ),
-    );
+    await warmUp(pool, spec.maxConcurrent, '/storage/warm-up');
     // Set-up took longer than the lead: start one period later, at the same phases.
     while (planned < Date.now() + 30) planned += period;
-    const send = async (job: number, signal?: AbortSignal): Promise<Dispatcher.ResponseData> => {
-      const sentAt = Date.now();
-      const record: AttemptRecord = { job, sentAt, recvAt: sentAt, status: 0 };
-      attempts.push(record);
-      try {
-        const res = await pool.request({
+    const send = (job: number, signal?: AbortSignal): Promise<Dispatcher.ResponseData> =>
+      sendRecorded(
+        pool,
+        attempts,
+        { job },
+        {
           path: API_PATH,
           method: 'POST',
           headers: HEADERS,
           body: JSON.stringify({ input: `job ${job}`, model: 'Bge_M3_FP16' }),
-          signal: signal ? AbortSignal.any([signal, trialAbort.signal]) : trialAbort.signal,
-        });
-        record.recvAt = Date.now();
-        record.status = res.statusCode;
-        const h = res.headers;
-        const limit = num(h, 'x-ratelimit-limit');
-        const remaining = num(h, 'x-ratelimit-remaining');
-        const dailyLimit = num(h, 'x-ratelimit-daily-limit');
-        const dailyRemaining = num(h, 'x-ratelimit-daily-remaining');
-        const type = str(h, 'x-ratelimit-type');
-        const ra = num(h, 'retry-after-ms');
-        if (limit !== undefined) record.limit = limit;
-        if (remaining !== undefined) record.remaining = remaining;
-        if (dailyLimit !== undefined) record.dailyLimit = dailyLimit;
-        if (dailyRemaining !== undefined) record.dailyRemaining = dailyRemaining;
-        if (type !== undefined) record.type = type;
-        if (ra !== undefined) record.retryAfterMs = ra;
-        return res;
-      } catch (error) {
-        record.recvAt = Date.now();
-        record.error = (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error));
-        throw error;
-      }
-    };
+          signal: jobSignal(signal, trialAbort.signal),
+        },
+        (res, record) => {
+          const h = res.headers;
+          const limit = headerNumber(h, 'x-ratelimit-limit');
+          const remaining = headerNumber(h, 'x-ratelimit-remaining');
+          const dailyLimit = headerNumber(h, 'x-ratelimit-daily-limit');
+          const dailyRemaining = headerNumber(h, 'x-ratelimit-daily-remaining');
+          const type = headerString(h, 'x-ratelimit-type');
+          const ra = headerNumber(h, 'retry-after-ms');
+          if (limit !== undefined) record.limit = limit;
+          if (remaining !== undefined) record.remaining = remaining;
+          if (dailyLimit !== undefined) record.dailyLimit = dailyLimit;
+          if (dailyRemaining !== undefined) record.dailyRemaining = dailyRemaining;
+          if (type !== undefined) record.type = type;
+          if (ra !== undefined) record.retryAfterMs = ra;
+        },
+      );
 
     // Start on time, or one period later (same phases): a late start would shift the phase.
     for (let attempt = 0; ; attempt++) {
@@ -252,34 +217,8 @@ export async function runTrial(
           )
         : Promise.resolve();
     scheduled.catch(() => {});
-    const settled = Promise.allSettled(
-      Array.from({ length: spec.jobs }, (_, job) =>
-        run.run(job).then(
-          () => {
-            completedAt[job] = Date.now();
-          },
-          (error: unknown) => {
-            failures++;
-            if (failureSamples.length < 5) failureSamples.push(`job ${job}: ${error instanceof Error ? error.message : String(error)}`);
-          },
-        ),
-      ),
-    );
-    let capTimer: NodeJS.Timeout | undefined;
-    const capped = new Promise<'cap'>((resolve) => {
-      capTimer = setTimeout(() => resolve('cap'), spec.capMs);
-    });
-    const aborted = new Promise<'cap'>((resolve) => trialAbort.signal.addEventListener('abort', () => resolve('cap'), { once: true }));
-    const first = await Promise.race([settled.then(() => 'done' as const), capped, aborted]);
-    clearTimeout(capTimer);
-    if (first === 'cap') {
-      timedOut = true;
-      trialAbort.abort(new Error('trial cut short'));
-      await run.abort().catch(() => {});
-      await Promise.race([settled, sleep(2_000)]);
-    } else {
-      await run.close();
-    }
+    const settled = runJobs((job) => run.run(job), jobRange(spec.jobs), completedAt, (job, error) => failures.note(job, error));
+    timedOut = await finishRun(run, settled, spec.capMs, trialAbort);
     await scheduled;
   } finally {
     options.signal.removeEventListener('abort', onOuterAbort);
@@ -309,7 +248,7 @@ export async function runTrial(
   const problems = verifyIdeal(idealInput, ideal);
   if (problems.length > 0) throw new Error(`ideal schedule failed its replay through the server's RateWindow: ${problems.slice(0, 3).join('; ')}`);
 
-  const metrics = computeMetrics(spec, start, dailyPhaseMs, attempts, completedAt, ideal, failures, timedOut);
+  const metrics = computeMetrics(spec, start, dailyPhaseMs, attempts, completedAt, ideal, failures.count, timedOut);
   const outcome: TrialOutcome = {
     spec,
     contender: contender.key,
@@ -323,7 +262,7 @@ export async function runTrial(
     idealInput,
     ideal,
     metrics,
-    failureSamples,
+    failureSamples: failures.samples,
   };
   if (options.traceDir) await writeTrace(options.traceDir, outcome);
   return outcome;

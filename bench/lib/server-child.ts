@@ -15,6 +15,7 @@
  * - `exit`: stops and exits.
  * The child exits by itself when the parent goes away.
  */
+import { serveRpc, ServerSlot } from './child-rpc-host.js';
 import { startFakeModelBeam, type FakeModelBeamServer, type FakeServerOptions } from '../../src/testing/index.js';
 
 type Limits = { minute?: number | false; daily?: number | false };
@@ -33,38 +34,30 @@ export interface AppliedChange extends ScheduledChange {
 type Message =
   | { id: number; op: 'start'; options: FakeServerOptions }
   | { id: number; op: 'schedule'; changes: ScheduledChange[] }
-  | { id: number; op: 'collect' }
-  | { id: number; op: 'stop' }
-  | { id: number; op: 'exit' };
+  | { id: number; op: 'collect' };
 
-let server: FakeModelBeamServer | undefined;
+const server = new ServerSlot<FakeModelBeamServer>('server');
 let timers: NodeJS.Timeout[] = [];
 let applied: AppliedChange[] = [];
-
-function send(message: unknown): void {
-  if (process.connected) process.send?.(message);
-}
 
 async function stop(): Promise<void> {
   for (const t of timers) clearTimeout(t);
   timers = [];
-  const s = server;
-  server = undefined;
-  if (s) await s.close();
+  await server.stop();
 }
 
 async function handle(message: Message): Promise<unknown> {
   switch (message.op) {
     case 'start': {
-      if (server) throw new Error('a server is already running in this child; stop it first');
-      applied = [];
-      const options: FakeServerOptions = { ...message.options, host: '127.0.0.1' };
-      server = await startFakeModelBeam(options);
-      return { url: server.url, baseUrl: server.baseUrl };
+      const s = await server.start(() => {
+        applied = [];
+        const options: FakeServerOptions = { ...message.options, host: '127.0.0.1' };
+        return startFakeModelBeam(options);
+      });
+      return { url: s.url, baseUrl: s.baseUrl };
     }
     case 'schedule': {
-      const s = server;
-      if (!s) throw new Error('no server running');
+      const s = server.get();
       for (const change of message.changes) {
         const fire = (): void => {
           // setTimeout may fire a little early on the wall clock; wait out the rest.
@@ -81,36 +74,13 @@ async function handle(message: Message): Promise<unknown> {
       return undefined;
     }
     case 'collect': {
-      const s = server;
-      if (!s) throw new Error('no server running');
+      const s = server.get();
       const logs = s.acceptedLog();
       const accepted = Object.values(logs)[0] ?? [];
       return { accepted, stats: s.stats(), applied };
     }
-    case 'stop':
-      await stop();
-      return undefined;
-    case 'exit':
-      await stop();
-      setImmediate(() => process.exit(0));
-      return undefined;
   }
 }
 
-process.on('message', (raw: unknown) => {
-  const message = raw as Message;
-  handle(message).then(
-    (value) => send({ id: message.id, ok: true, value }),
-    (error: unknown) => send({ id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
-  );
-});
+serveRpc(handle, stop);
 
-// Ctrl-C reaches the whole process group: let the parent stop the server in order (it sends `exit`).
-process.on('SIGINT', () => {});
-process.on('SIGTERM', () => {});
-
-process.on('disconnect', () => {
-  void stop().finally(() => process.exit(0));
-});
-
-send({ id: 0, ok: true, value: 'ready' });

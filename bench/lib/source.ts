@@ -5,8 +5,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { listFiles } from './files.js';
 
 export interface SourceInfo {
   commit: string;
@@ -24,19 +25,10 @@ function git(root: string, args: string[]): string | undefined {
   }
 }
 
-function files(dir: string, out: string[] = []): string[] {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) files(path, out);
-    else if (entry.isFile()) out.push(path);
-  }
-  return out;
-}
-
 export function sourceInfo(root: string): SourceInfo {
   const src = join(root, 'src');
   const hash = createHash('sha256');
-  for (const file of files(src).sort()) {
+  for (const file of listFiles(src).sort()) {
     hash.update(relative(root, file));
     hash.update('\0');
     hash.update(readFileSync(file));

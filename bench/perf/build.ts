@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listFiles } from '../lib/files.js';
 
 const PERF_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(PERF_DIR, '..', '..');
@@ -27,20 +28,13 @@ export interface Build {
   js(sourcePath: string): string;
 }
 
-function files(dir: string, out: string[] = []): string[] {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) files(path, out);
-    else if (entry.isFile()) out.push(path);
-  }
-  return out;
-}
-
 function inputsHash(): string {
   const hash = createHash('sha256');
   const inputs = [
-    ...files(join(ROOT, 'src')),
+    ...listFiles(join(ROOT, 'src')),
     ...readdirSync(PERF_DIR).map((f) => join(PERF_DIR, f)),
+    // Imported by children.ts, so compiled into the children too.
+    join(ROOT, 'bench', 'lib', 'kill-on-exit.ts'),
     join(ROOT, 'tsconfig.json'),
   ].sort();
   for (const file of inputs) {

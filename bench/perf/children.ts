@@ -10,17 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-
-const live = new Set<ChildProcess>();
-let hooked = false;
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
+import { killOnExit } from '../lib/kill-on-exit.js';
 
 /** The loader flags this process runs under (tsx's `--import`/`--require`), so a `.ts` child runs the same way. */
 export function loaderArgs(): string[] {
@@ -66,16 +56,16 @@ export interface ProcessOutcome {
 
 /** Spawns `node [loader] [nodeArgs] script args…` and waits for it (output kept, capped at the last ~1 MB). */
 export async function runProcess(script: string, args: readonly string[], options: RunChildOptions): Promise<ProcessOutcome> {
-  hookExit();
   options.signal?.throwIfAborted();
   const nodeArgs = [...(options.loader === false ? [] : loaderArgs()), ...(options.nodeArgs ?? [])];
   const began = Date.now();
-  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
-    cwd: options.cwd,
-    env: options.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
+  const child = killOnExit(
+    spawn(process.execPath, [...nodeArgs, script, ...args], {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let stdout = '';
   let stderr = '';
   let stderrLine = '';
@@ -113,7 +103,6 @@ export async function runProcess(script: string, args: readonly string[], option
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', kill);
-    live.delete(child);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 }

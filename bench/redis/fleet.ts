@@ -8,22 +8,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killOnExit } from '../lib/kill-on-exit.js';
 import type { ParentMessage, WorkerArgs, WorkerMessage, WorkerResult } from './protocol.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
 const WORKER = join(HERE, 'worker.ts');
-
-const live = new Set<ChildProcess>();
-let hookInstalled = false;
-
-function installExitHook(): void {
-  if (hookInstalled) return;
-  hookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
 
 export interface FleetTrial {
   /** Per worker: everything but the index, its jobs and its trace file. */
@@ -70,23 +60,20 @@ function sendTo(h: Handle, message: ParentMessage): void {
 }
 
 function startWorker(args: WorkerArgs): Handle {
-  installExitHook();
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(args)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    // Structured clone, not JSON: a job that never finished is NaN, not null.
-    serialization: 'advanced',
-  });
-  live.add(child);
+  const child = killOnExit(
+    spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(args)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      // Structured clone, not JSON: a job that never finished is NaN, not null.
+      serialization: 'advanced',
+    }),
+  );
   const h = { index: args.index, child, stderr: '' } as Handle;
   child.stderr?.on('data', (chunk: Buffer) => {
     h.stderr = (h.stderr + chunk.toString()).slice(-4000);
   });
   h.exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      live.delete(child);
-      resolve();
-    });
+    child.once('exit', () => resolve());
   });
   const exitError = (what: string) => (): Error => new Error(`worker ${args.index} (${args.config}) exited ${what}: ${h.stderr.trim().slice(-1500) || '(no stderr)'}`);
   h.ready = new Promise<{ setupMs: number; readyAt: number }>((resolve, reject) => {

@@ -11,6 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { killOnExit } from '../lib/kill-on-exit.js';
 
 export interface BenchRedis {
   url: string;
@@ -24,17 +25,6 @@ export interface BenchRedis {
   deleteKeys(prefixes: readonly string[]): Promise<number>;
   /** Closes the admin client and stops a private server. Idempotent. */
   close(): Promise<void>;
-}
-
-const live = new Set<ChildProcess>();
-let hookInstalled = false;
-
-function installExitHook(): void {
-  if (hookInstalled) return;
-  hookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
 }
 
 async function freePort(): Promise<number> {
@@ -79,14 +69,13 @@ function hasRedisServer(): boolean {
 async function startPrivate(): Promise<{ url: string; child: ChildProcess } | undefined> {
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
-  installExitHook();
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
-    { stdio: 'ignore' },
+  const child = killOnExit(
+    spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
+      { stdio: 'ignore' },
+    ),
   );
-  live.add(child);
-  child.once('exit', () => live.delete(child));
   if (await ping(url, 5000)) return { url, child };
   await stopChild(child);
   return undefined;

@@ -26,7 +26,8 @@ import { RateLimitScheduler } from '../../src/engine/scheduler.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { Outcome, ReserveResult, SettleResult, Store, Ticket } from '../../src/store/types.js';
-import { HttpFailure, RateLimited, retryAfterMs } from '../lib/rate-contenders.js';
+import { FailureLog, headerNumber, jobRange, jobSignal, runJobs, sendRecorded, sleep, until, warmUp } from '../lib/attempts.js';
+import { attemptOnce, RateLimited } from '../lib/rate-contenders.js';
 import type { ParentMessage, WorkerArgs, WorkerAttempt, WorkerMessage, WorkerResult } from './protocol.js';
 
 const args = JSON.parse(process.argv[2] ?? '{}') as WorkerArgs;
@@ -57,45 +58,32 @@ const line = (o: Record<string, unknown>): void => {
 const runAbort = new AbortController();
 setMaxListeners(0, runAbort.signal);
 
-function num(headers: Dispatcher.ResponseData['headers'], name: string): number | undefined {
-  const raw = headers[name];
-  const v = Array.isArray(raw) ? raw[0] : raw;
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : undefined;
-}
-
 const attempts: WorkerAttempt[] = [];
 const pool = new Pool(args.serverUrl, { connections: args.connections, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
 
-async function send(job: number, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
-  const sentAt = Date.now();
-  const record: WorkerAttempt = { job, proc: args.index, sentAt, recvAt: sentAt, status: 0 };
-  attempts.push(record);
-  try {
-    const res = await pool.request({
+function send(job: number, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+  return sendRecorded(
+    pool,
+    attempts,
+    { job, proc: args.index },
+    {
       path: API_PATH,
       method: 'POST',
       headers: HEADERS,
       body: JSON.stringify({ input: `job ${job}`, model: 'Bge_M3_FP16' }),
-      signal: signal ? AbortSignal.any([signal, runAbort.signal]) : runAbort.signal,
-    });
-    record.recvAt = Date.now();
-    record.status = res.statusCode;
-    const limit = num(res.headers, 'x-ratelimit-limit');
-    const remaining = num(res.headers, 'x-ratelimit-remaining');
-    const type = res.headers['x-ratelimit-type'];
-    const ra = num(res.headers, 'retry-after-ms');
-    if (limit !== undefined) record.limit = limit;
-    if (remaining !== undefined) record.remaining = remaining;
-    if (typeof type === 'string') record.type = type;
-    if (ra !== undefined) record.retryAfterMs = ra;
-    return res;
-  } catch (error) {
-    record.recvAt = Date.now();
-    record.error = (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error));
-    throw error;
-  }
+      signal: jobSignal(signal, runAbort.signal),
+    },
+    (res, record) => {
+      const limit = headerNumber(res.headers, 'x-ratelimit-limit');
+      const remaining = headerNumber(res.headers, 'x-ratelimit-remaining');
+      const type = res.headers['x-ratelimit-type'];
+      const ra = headerNumber(res.headers, 'retry-after-ms');
+      if (limit !== undefined) record.limit = limit;
+      if (remaining !== undefined) record.remaining = remaining;
+      if (typeof type === 'string') record.type = type;
+      if (ra !== undefined) record.retryAfterMs = ra;
+    },
+  );
 }
 
 interface Run {
@@ -200,21 +188,6 @@ function ours(shared: boolean): Run {
   };
 }
 
-/** One attempt, the way the usual Bottleneck glue does it: 429 → `RateLimited` (its `failed` listener retries it). */
-async function attemptOnce(job: number): Promise<void> {
-  const res = await send(job);
-  if (res.statusCode === 429) {
-    const wait = retryAfterMs(res.headers);
-    await res.body.dump();
-    throw new RateLimited(wait);
-  }
-  if (res.statusCode >= 400) {
-    await res.body.dump();
-    throw new HttpFailure(res.statusCode);
-  }
-  await res.body.json();
-}
-
 function bottleneck(): Run {
   const url = new URL(args.redisUrl);
   const limiter = new Bottleneck({
@@ -247,7 +220,7 @@ function bottleneck(): Run {
     async ready() {
       await limiter.ready();
     },
-    run: (job) => limiter.schedule({ id: String(job), expiration: args.expirationMs }, () => attemptOnce(job)),
+    run: (job) => limiter.schedule({ id: String(job), expiration: args.expirationMs }, () => attemptOnce(send, job)),
     async abort() {
       await limiter.stop({ dropWaitingJobs: true }).catch(() => {});
       await limiter.disconnect().catch(() => {});
@@ -257,17 +230,6 @@ function bottleneck(): Run {
     },
     extra: () => ({ retries }),
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-/** Waits until epoch time `at`, with a short spin at the end for ms accuracy. */
-async function until(at: number): Promise<void> {
-  const ahead = at - Date.now();
-  if (ahead > 3) await sleep(ahead - 2);
-  while (Date.now() < at) await new Promise((r) => setImmediate(r));
 }
 
 let go: ((start: number) => void) | undefined;
@@ -289,9 +251,7 @@ process.on('message', (raw: unknown) => {
 
 async function main(): Promise<void> {
   // Open every connection first, on a route that is not rate limited: nobody pays for TCP set-up during the run.
-  await Promise.all(
-    Array.from({ length: args.connections }, () => pool.request({ path: '/storage/warm-up', method: 'GET' }).then((r) => r.body.dump())),
-  );
+  await warmUp(pool, args.connections, '/storage/warm-up');
   if (args.initAt !== undefined) await until(args.initAt);
   const contender = args.config === 'bottleneck' ? bottleneck() : ours(args.config === 'shared');
   await contender.ready();
@@ -302,22 +262,8 @@ async function main(): Promise<void> {
   await until(start);
   const lateMs = Date.now() - start;
   const completedAt = new Array<number>(args.jobs).fill(Number.NaN);
-  const failureSamples: string[] = [];
-  let failures = 0;
-  const settled = Promise.allSettled(
-    Array.from({ length: args.jobs }, (_, i) => {
-      const job = args.firstJob + i;
-      return contender.run(job).then(
-        () => {
-          completedAt[i] = Date.now();
-        },
-        (error: unknown) => {
-          failures++;
-          if (failureSamples.length < 5) failureSamples.push(`job ${job}: ${error instanceof Error ? error.message : String(error)}`);
-        },
-      );
-    }),
-  );
+  const failures = new FailureLog();
+  const settled = runJobs((job) => contender.run(job), jobRange(args.jobs, args.firstJob), completedAt, (job, error) => failures.note(job, error));
   const first = await Promise.race([settled.then(() => 'done' as const), abortedPromise]);
   const aborted = first === 'aborted';
   if (aborted) {
@@ -337,8 +283,8 @@ async function main(): Promise<void> {
     lateMs,
     attempts,
     completedAt,
-    failures,
-    failureSamples,
+    failures: failures.count,
+    failureSamples: failures.samples,
     aborted,
     ...contender.extra(),
   };

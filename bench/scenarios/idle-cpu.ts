@@ -87,6 +87,11 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
   };
   // CPU per second, as % of one core.
+  // One line per style in both charts, named and dashed alike.
+  const styleLine = (style: (typeof STYLES)[number]): { name: string; dash?: 'dotted' } => ({
+    name: style.key === 'burst' ? 'default' : style.key,
+    ...(style.key === 'raw' ? { dash: 'dotted' as const } : {}),
+  });
   const cpuChart: Chart = {
     file: 'idle-cpu.svg',
     title: `Idle cost at the quota: client CPU per second (${LIMIT} requests / minute)`,
@@ -95,8 +100,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     yLabel: '% of one core',
     series: [
       ...results.map(({ style, r }) => ({
-        name: style.key === 'burst' ? 'default' : style.key,
-        ...(style.key === 'raw' ? { dash: 'dotted' as const } : {}),
+        ...styleLine(style),
         points: [...r.perSecond.map((p) => [p.t - 1, (p.cpuMs / 1000) * 100] as const), [r.wallMs / 1000, (r.perSecond.at(-1)?.cpuMs ?? 0) / 10] as const],
       })),
       { name: 'target 1 %', points: [[0, TARGET_PERCENT], [seconds, TARGET_PERCENT]], step: false, dash: 'dashed', color: '#999999', width: 1.5 },
@@ -128,8 +132,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     yLabel: 'requests answered',
     series: [
       ...results.map(({ style, r }) => ({
-        name: style.key === 'burst' ? 'default' : style.key,
-        ...(style.key === 'raw' ? { dash: 'dotted' as const } : {}),
+        ...styleLine(style),
         points: cumulative(r.answeredAt, r.wallMs),
       })),
       allowance,

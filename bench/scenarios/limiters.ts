@@ -16,6 +16,7 @@
 import { setMaxListeners } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import { parseRateLimitHeaders } from '../../src/headers/index.js';
+import { finishRun, jobRange, jobSignal, runJobs, sendRecorded, sleep, warmUp } from '../lib/attempts.js';
 import { idealSchedule } from '../lib/ideal.js';
 import { LIMITED_PATH, LIMITER_KINDS, LIMITER_TITLES, type LimiterHit, type LimiterKind } from '../lib/limiter-servers.js';
 import { LimiterProcess } from '../lib/limiter-process.js';
@@ -53,10 +54,6 @@ export interface LimiterTrial {
   hits: number;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
 /** One contender drains `jobs` requests into a fresh limiter of `kind`; the server is stopped whatever happens. */
 async function runLimiterTrial(server: LimiterProcess, kind: LimiterKind, jobs: number, contender: Contender, signal: AbortSignal): Promise<LimiterTrial> {
   const { origin } = await server.startServer({ kind, limit: LIMIT, windowMs: WINDOW_MS });
@@ -73,68 +70,31 @@ async function runLimiterTrial(server: LimiterProcess, kind: LimiterKind, jobs: 
   let hits: LimiterHit[] = [];
   const idealMs = idealSchedule({ start: 0, requests: jobs, minute: { kind: 'first-hit', windowMs: WINDOW_MS, phaseMs: 0, limit: LIMIT } }).makespanMs;
   try {
-    // Open the connections on a route the limiter does not guard, so nobody pays for TCP set-up.
-    await Promise.all(
-      Array.from({ length: MAX_CONCURRENT }, () => pool.request({ path: '/warm-up', method: 'GET' }).then((r) => r.body.dump())),
-    );
+    // A route the limiter does not guard.
+    await warmUp(pool, MAX_CONCURRENT, '/warm-up');
     await sleep(LEAD_MS);
-    const send = async (job: number, jobSignal?: AbortSignal): Promise<Dispatcher.ResponseData> => {
-      const sentAt = Date.now();
-      const record: AttemptRecord = { job, sentAt, recvAt: sentAt, status: 0 };
-      attempts.push(record);
-      try {
-        const res = await pool.request({
-          path: LIMITED_PATH,
-          method: 'POST',
-          headers: HEADERS,
-          body: JSON.stringify({ job }),
-          signal: jobSignal ? AbortSignal.any([jobSignal, trialAbort.signal]) : trialAbort.signal,
-        });
-        record.recvAt = Date.now();
-        record.status = res.statusCode;
-        const s = parseRateLimitHeaders(res.headers, { now: record.recvAt });
-        if (s.minute.limit !== undefined) record.limit = s.minute.limit;
-        if (s.minute.remaining !== undefined) record.remaining = s.minute.remaining;
-        if (s.retryAfterMs !== undefined) record.retryAfterMs = s.retryAfterMs;
-        return res;
-      } catch (error) {
-        record.recvAt = Date.now();
-        record.error = (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error));
-        throw error;
-      }
-    };
+    const send = (job: number, signal?: AbortSignal): Promise<Dispatcher.ResponseData> =>
+      sendRecorded(
+        pool,
+        attempts,
+        { job },
+        { path: LIMITED_PATH, method: 'POST', headers: HEADERS, body: JSON.stringify({ job }), signal: jobSignal(signal, trialAbort.signal) },
+        (res, record) => {
+          const s = parseRateLimitHeaders(res.headers, { now: record.recvAt });
+          if (s.minute.limit !== undefined) record.limit = s.minute.limit;
+          if (s.minute.remaining !== undefined) record.remaining = s.minute.remaining;
+          if (s.retryAfterMs !== undefined) record.retryAfterMs = s.retryAfterMs;
+        },
+      );
     start = Date.now();
     const run = contender.start(
       { windowMs: WINDOW_MS, dayMs: undefined, limit: LIMIT, dailyLimit: undefined, maxConcurrent: MAX_CONCURRENT, signal: trialAbort.signal },
       send,
     );
-    const settled = Promise.allSettled(
-      Array.from({ length: jobs }, (_, job) =>
-        run.run(job).then(
-          () => {
-            completedAt[job] = Date.now();
-          },
-          () => {
-            failures++;
-          },
-        ),
-      ),
-    );
-    let capTimer: NodeJS.Timeout | undefined;
-    const capped = new Promise<'cap'>((resolve) => {
-      capTimer = setTimeout(() => resolve('cap'), 4 * idealMs + 10_000);
+    const settled = runJobs((job) => run.run(job), jobRange(jobs), completedAt, () => {
+      failures++;
     });
-    const aborted = new Promise<'cap'>((resolve) => trialAbort.signal.addEventListener('abort', () => resolve('cap'), { once: true }));
-    const first = await Promise.race([settled.then(() => 'done' as const), capped, aborted]);
-    clearTimeout(capTimer);
-    if (first === 'cap') {
-      timedOut = true;
-      trialAbort.abort(new Error('trial cut short'));
-      await run.abort().catch(() => {});
-      await Promise.race([settled, sleep(2_000)]);
-    } else {
-      await run.close();
-    }
+    timedOut = await finishRun(run, settled, 4 * idealMs + 10_000, trialAbort);
   } finally {
     signal.removeEventListener('abort', onOuterAbort);
     trialAbort.abort(new Error('trial over'));
