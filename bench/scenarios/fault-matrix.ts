@@ -240,11 +240,11 @@ export async function runFaultRow(row: MatrixRow, options: RowOptions): Promise<
   try {
     while (runs < maxRuns && !(summary?.complete ?? false) && !options.signal?.aborted) {
       runs++;
+      // The server's key, URL and compressed time (the one time setting); tighter retries and polling than its defaults.
+      const base = server.clientOptions();
       const client = new ModelBeamClient({
-        apiKey: 'test-key',
-        baseUrl: server.baseUrl,
-        scheduler: { windows: { minuteMs: windowMs }, retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 250 } },
-        // polling.windowMs follows the scheduler's minute window.
+        ...base,
+        scheduler: { ...base.scheduler, retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 250 } },
         polling: { minIntervalMs: 20, maxIntervalMs: 300, initialEstimateMs: 80 },
         jobRetryDelayMs: 0,
         headersTimeoutMs: 5000,

@@ -122,8 +122,8 @@ export const scenario: Scenario = {
       client = new ModelBeamClient({
         apiKey: 'test-key',
         baseUrl,
-        scheduler: { windows: { minuteMs: WINDOW_MS }, retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 250 } },
-        // polling.windowMs follows the scheduler's minute window.
+        // The one time setting: the server's minute is WINDOW_MS long; tighter retries and polling than its defaults.
+        scheduler: { timeScale: WINDOW_MS / 60_000, retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 250 } },
         polling: { minIntervalMs: 20, maxIntervalMs: 1000, initialEstimateMs: 80 },
         webhook: { url: 'http://127.0.0.1:9/replaced-below', secret: SECRET },
         jobRetryDelayMs: 0,
