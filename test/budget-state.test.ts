@@ -179,6 +179,14 @@ describe('budget state: resets the server states', () => {
     expect(state.view(2011).minute).toMatchObject({ nextResetAfter: 46_000, nextResetBy: 47_010 });
   });
 
+  it('a reset stated as an epoch second (legacy X-RateLimit-Reset, rounded up) is read the same: within the second before it', () => {
+    const state = new BudgetState(cfg);
+    const first = state.reserve(1, 1000);
+    // The parser turns an epoch second into milliseconds to go: not a whole number of seconds.
+    state.settle(ticketOf(first), { ...outcome(1040, 200), snapshot: minuteSnap(10, 9, 29_417) });
+    expect(state.view(1041).minute).toMatchObject({ kind: 'fixed', nextResetAfter: 29_417, nextResetBy: 30_457 });
+  });
+
   it('a stated reset further away than the window is long is not used', () => {
     const state = new BudgetState(cfg);
     const first = state.reserve(1, 1000);

@@ -72,10 +72,10 @@ const MUTATIONS: Mutation[] = [
   { what: 'a foreign ticket trusted', file: SHARED, from: '{ countDone: known, trusted: known && !foreign }', to: '{ countDone: known, trusted: known }' },
   { what: 'adopted leases not counted as sent', file: SHARED, from: '    if (n > 0) this.state.adopt(n);\n', to: '' },
   // The rules added for issue #11.
-  { what: 'a stated reset not used', file: STATE, from: 'phase.onStatedReset(w, ticket.sentAt + snap.resetInMs - grain, now + snap.resetInMs, now);', to: '' },
-  { what: 'a stated reset taken as exact (no second of rounding)', file: STATE, from: 'const grain = snap.resetInMs % 1000 === 0 ? 1000 : 1;', to: 'const grain = 1;' },
+  { what: 'a stated reset not used', file: STATE, from: 'phase.onStatedReset(w, ticket.sentAt + snap.resetInMs - RESET_GRAIN_MS, now + snap.resetInMs, now);', to: '' },
+  { what: 'a stated reset taken as exact (no second of rounding)', file: STATE, from: 'const RESET_GRAIN_MS = 1000;', to: 'const RESET_GRAIN_MS = 1;' },
   { what: 'a stated reset replaces the bracket instead of narrowing it', file: PHASE, from: '    w.nextLo = Math.max(w.nextLo, lo);\n    w.nextHi = Math.min(w.nextHi, hi);', to: '    w.nextLo = lo;\n    w.nextHi = hi;' },
-  { what: 'a stated reset beyond the window used', file: STATE, from: 'snap.resetInMs <= w.windowMs + 1000', to: 'snap.resetInMs >= 0' },
+  { what: 'a stated reset beyond the window used', file: STATE, from: 'snap.resetInMs <= w.windowMs + RESET_GRAIN_MS', to: 'snap.resetInMs >= 0' },
   { what: 'the queue parks on a guessed daily reset', file: STATE, from: 'if (s.nextDailyReset > now && s.dailyResetKnown === 1) {\n              this.#park', to: 'if (s.nextDailyReset > now) {\n              this.#park' },
   { what: 'a real day guessed to end a whole day later, not at midnight UTC', file: STATE, from: 'd.nextDailyReset = w.windowMs === DAY_MS ? now + untilMidnightUtc(now) : now + w.windowMs;', to: 'd.nextDailyReset = now + w.windowMs;' },
   { what: 'a stated daily reset not used', file: STATE, from: '        d.nextDailyReset = now + snap.resetInMs;\n        d.dailyResetKnown = 1;', to: '' },

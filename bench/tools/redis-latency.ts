@@ -4,7 +4,11 @@
  * caller. First one process alone, then `procs` stores in one process each
  * hammering the same account (contention: every write may be overtaken).
  *
- *   npx tsx bench/tools/redis-latency.ts [pairs=2000] [procs=4]
+ *   npx tsx bench/tools/redis-latency.ts [pairs=2000] [procs=4] [windowMs=60000]
+ *
+ * The answer log holds about one window of answers, so `windowMs` sets how
+ * much state each call carries: at 1,000 calls a second, a 250 ms window keeps
+ * about 250 answers (a busy real API), a 60 s one every answer of the run.
  *
  * It imports the store from this checkout's src/, so the same file run in a
  * checkout of another commit measures that commit's store.
@@ -16,7 +20,8 @@ import { RedisStore } from '../../src/store/redis-store.js';
 import type { BudgetConfig, Ticket } from '../../src/store/types.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const CONFIG: BudgetConfig = { minuteMs: 60_000, dayMs: 86_400_000, seeds: { minute: 1e9, daily: 1e9 }, marginMs: 100, leaseMs: 30_000 };
+const windowMs = Number(process.argv[process.argv[2] === '--child' ? 6 : 4] ?? 60_000);
+const CONFIG: BudgetConfig = { minuteMs: windowMs, dayMs: 86_400_000, seeds: { minute: 1e9, daily: 1e9 }, marginMs: 1, leaseMs: 30_000 };
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
@@ -61,7 +66,7 @@ const pairs = Number(process.argv[2] ?? 2000);
 const procs = Number(process.argv[3] ?? 4);
 const prefix = `mbs-latency:${Date.now()}:`;
 const alone = await measure('alone', prefix, pairs);
-console.log(`one process, ${pairs} reserve+settle pairs`);
+console.log(`window ${windowMs} ms; one process, ${pairs} reserve+settle pairs`);
 console.log(`  ${summary('reserve', alone.reserve)}`);
 console.log(`  ${summary('settle ', alone.settle)}`);
 
@@ -71,7 +76,7 @@ const results = await Promise.all(
     { length: procs },
     () =>
       new Promise<{ reserve: number[]; settle: number[] }>((resolve, reject) => {
-        const child = fork(self, ['--child', 'shared', prefix, String(pairs)], { execArgv: ['--import', 'tsx'] });
+        const child = fork(self, ['--child', 'shared', prefix, String(pairs), String(windowMs)], { execArgv: ['--import', 'tsx'] });
         child.once('message', (m) => resolve(m as { reserve: number[]; settle: number[] }));
         child.once('error', reject);
         child.once('exit', (code) => code === 0 || reject(new Error(`child exited ${code}`)));

@@ -98,16 +98,16 @@ class Entry implements Queueable {
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
 
-  /** Which windows it counts against (`countsDaily`). */
-  readonly lane: Lane;
-
   constructor(
     readonly id: number,
     readonly task: Task<unknown>,
     readonly priority: number,
     readonly options: ScheduleOptions | undefined,
-  ) {
-    this.lane = options?.countsDaily === false ? 'minute' : 'daily';
+  ) {}
+
+  /** Which windows it counts against (`countsDaily`); read from the options, so a queued task costs no more memory. */
+  get lane(): Lane {
+    return this.options?.countsDaily === false ? 'minute' : 'daily';
   }
 
   /** Settles the caller's promise with success (and stops listening to its signal). */

@@ -135,6 +135,9 @@ export interface SettleTrust {
 
 const TRUSTED: SettleTrust = { countDone: true, trusted: true };
 
+/** How coarse a stated reset is: whole seconds. */
+const RESET_GRAIN_MS = 1000;
+
 /** A real day: its reset is predicted at midnight UTC. Compressed days (tests) have no calendar. */
 const DAY_MS = 86_400_000;
 
@@ -579,11 +582,11 @@ export class BudgetState {
     } else {
       phase.onNoJump(w, ticket.sentAt);
     }
-    if (snap.resetInMs !== undefined && snap.resetInMs <= w.windowMs + 1000) {
-      // (A reset further away than the window is long contradicts the window: it is not used.) The server's limiter processed the request between its sending and now. Whole seconds are rounded up
-      // (every limiter we know does), so the reset is then up to a second before what they say.
-      const grain = snap.resetInMs % 1000 === 0 ? 1000 : 1;
-      phase.onStatedReset(w, ticket.sentAt + snap.resetInMs - grain, now + snap.resetInMs, now);
+    if (snap.resetInMs !== undefined && snap.resetInMs <= w.windowMs + RESET_GRAIN_MS) {
+      // (A reset further away than the window is long contradicts the window: it is not used.) The server's limiter
+      // processed the request between its sending and now, and stated the reset in whole seconds rounded up (every
+      // limiter we know does, seconds to go or an epoch second alike): it comes up to a second before what it says.
+      phase.onStatedReset(w, ticket.sentAt + snap.resetInMs - RESET_GRAIN_MS, now + snap.resetInMs, now);
     }
     return true;
   }

@@ -56,8 +56,8 @@ const MAX_PENDING_SETTLES = 100_000;
 const REPLAY_BATCH = 200;
 /** Operations applied in one write at most. */
 const MAX_BATCH = 500;
-/** Writes refused in a row (other processes wrote first) before a batch gives up for now. */
-const MAX_CONFLICTS = 50;
+/** After this many writes of one batch were overtaken, the next waits a random share of a round trip first (no lockstep). */
+const CONFLICTS_BEFORE_PAUSE = 2;
 
 type OpName = RedisStoreStats['calls'] extends Record<infer K, number> ? K : never;
 
@@ -108,6 +108,11 @@ function scaleSnapshot(snap: RateLimitSnapshot | undefined, share: number, statu
   if (snap.type !== undefined) out.type = snap.type;
   else if (status === 429) out.type = snap.daily.remaining === 0 ? 'daily' : 'minute';
   return out;
+}
+
+/** A real-time pause between two writes of one batch (I/O pacing, like the command timeout: not the engine's clock). */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 interface LeaseGroup {
@@ -170,6 +175,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
    */
   #offset = 0;
   #skew = 0;
+  /** The last round trip to Redis, ms. */
+  #roundTripMs = 1;
   /** The latest engine time seen (operations without one run at it). */
   #engineNow: number | undefined;
   /** `#offset` was measured against the engine's clock (not only the system clock, before its first call). */
@@ -485,6 +492,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       const roundTrip = performance.now() - sentAt;
       this.#offset = reply.now - (engineNow + roundTrip);
       this.#skew = roundTrip + 1;
+      this.#roundTripMs = roundTrip;
     }
     return reply;
   }
@@ -536,6 +544,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   async #write(batch: Op[]): Promise<unknown[]> {
     const config = this.#require();
     // The engine time the reply's store time is matched against (the system clock before the engine's first call).
+    const started = performance.now();
     const fromEngine = batch.findLast((op) => op.engineNow !== undefined)?.engineNow;
     const engineNow = fromEngine ?? (this.#clockOverride ? undefined : Date.now());
     // The engine's clock may be far from the system's (fake timers): until a reply was matched against it, read first.
@@ -582,9 +591,14 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       this.#conflicts++;
       base = { gen: reply.gen, ver: reply.ver, doc: reply.doc };
       this.#base = base;
-      if (attempt + 1 >= MAX_CONFLICTS) {
-        throw new StoreUnavailableError(`Writes to ${this.#key} at ${this.#url} kept being overtaken by other processes (${MAX_CONFLICTS} in a row); giving up for now`);
+      // Contention is not an outage: go on while the batch is within the command timeout.
+      const spent = performance.now() - started;
+      if (spent > this.#commandTimeoutMs) {
+        throw new StoreUnavailableError(
+          `Writes to ${this.#key} at ${this.#url} kept being overtaken by other processes for ${Math.round(spent)} ms (${attempt + 1} in a row)`,
+        );
       }
+      if (attempt + 1 >= CONFLICTS_BEFORE_PAUSE) await pause(this.#roundTripMs * 2 * Math.random());
     }
   }
 
