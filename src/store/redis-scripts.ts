@@ -23,11 +23,13 @@ export interface CasReply {
   ver: string;
   /** The stored document ('' when none, and on a successful write). */
   doc: string;
+  /** The writer that holds the write lock ('' for none). */
+  lockHolder: string;
 }
 
 export function parseCasReply(raw: unknown): CasReply {
-  if (!Array.isArray(raw) || raw.length !== 5) throw new Error(`Unexpected reply from the RedisStore script: ${JSON.stringify(raw)?.slice(0, 200)}`);
-  const [tag, now, gen, ver, doc] = raw.map((v) => String(v)) as [string, string, string, string, string];
+  if (!Array.isArray(raw) || raw.length !== 6) throw new Error(`Unexpected reply from the RedisStore script: ${JSON.stringify(raw)?.slice(0, 200)}`);
+  const [tag, now, gen, ver, doc, lockHolder] = raw.map((v) => String(v)) as [string, string, string, string, string, string];
   if (tag !== 'OK' && tag !== 'CONFLICT') throw new Error(`Unexpected reply tag from the RedisStore script: ${tag}`);
-  return { ok: tag === 'OK', now: Number(now), gen, ver, doc };
+  return { ok: tag === 'OK', now: Number(now), gen, ver, doc, lockHolder };
 }

@@ -56,8 +56,19 @@ const MAX_PENDING_SETTLES = 100_000;
 const REPLAY_BATCH = 200;
 /** Operations applied in one write at most. */
 const MAX_BATCH = 500;
-/** After this many writes of one batch were overtaken, the next waits a random share of a round trip first (no lockstep). */
+/**
+ * After this many writes of one batch were overtaken, each next attempt first
+ * waits a random time up to the last attempt's length; from `CONFLICTS_BEFORE_DOUBLING`
+ * on, doubled per further conflict (up to 2^6): writers that keep colliding spread out.
+ */
 const CONFLICTS_BEFORE_PAUSE = 2;
+const CONFLICTS_BEFORE_DOUBLING = 5;
+/**
+ * A writer overtaken this many times in a row asks for the write lock: while
+ * it holds it, other writers' writes are refused, so its next write lands
+ * (no writer starves, however long the state takes to compute).
+ */
+const CONFLICTS_BEFORE_LOCK = 8;
 
 type OpName = RedisStoreStats['calls'] extends Record<infer K, number> ? K : never;
 
@@ -175,8 +186,6 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
    */
   #offset = 0;
   #skew = 0;
-  /** The last round trip to Redis, ms. */
-  #roundTripMs = 1;
   /** The latest engine time seen (operations without one run at it). */
   #engineNow: number | undefined;
   /** `#offset` was measured against the engine's clock (not only the system clock, before its first call). */
@@ -492,7 +501,6 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       const roundTrip = performance.now() - sentAt;
       this.#offset = reply.now - (engineNow + roundTrip);
       this.#skew = roundTrip + 1;
-      this.#roundTripMs = roundTrip;
     }
     return reply;
   }
@@ -552,6 +560,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       this.#base && (this.#offsetKnown || this.#clockOverride || fromEngine === undefined) ? this.#base : await this.#read(engineNow);
     this.#measured(engineNow, fromEngine !== undefined);
     for (let attempt = 0; ; attempt++) {
+      const attemptStarted = performance.now();
       let doc: SharedDoc;
       let gen = base.gen;
       if (base.doc === '') {
@@ -574,7 +583,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
         if (!reply.ok) return;
         batch.forEach((op, i) => op.late?.(values[i]));
       };
-      const reply = await this.#script(['write', base.gen, base.ver, gen, text, String(this.#ttlMs)], engineNow, onLate);
+      const lockMs = attempt + 1 >= CONFLICTS_BEFORE_LOCK ? Math.max(1, Math.ceil(this.#commandTimeoutMs / 2)) : 0;
+      const reply = await this.#script(['write', base.gen, base.ver, gen, text, String(this.#ttlMs), this.#pid, String(lockMs)], engineNow, onLate);
       if (reply.ok) {
         this.#base = { gen: reply.gen, ver: reply.ver, doc: text };
         this.#lastView = budget.currentView();
@@ -598,7 +608,14 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
           `Writes to ${this.#key} at ${this.#url} kept being overtaken by other processes for ${Math.round(spent)} ms (${attempt + 1} in a row)`,
         );
       }
-      if (attempt + 1 >= CONFLICTS_BEFORE_PAUSE) await pause(this.#roundTripMs * 2 * Math.random());
+      // Holding the write lock, the next write lands: no pause. Another holds it: wait about one attempt.
+      if (reply.lockHolder !== this.#pid && attempt + 1 >= CONFLICTS_BEFORE_PAUSE) {
+        const slot = performance.now() - attemptStarted;
+        const backoff = reply.lockHolder === '' ? 2 ** Math.min(Math.max(0, attempt + 1 - CONFLICTS_BEFORE_DOUBLING), 6) : 1;
+        await pause(Math.random() * slot * backoff);
+      }
+      // Operations queued meanwhile join this batch: under contention, fewer and larger writes.
+      if (batch.length < MAX_BATCH) batch.push(...this.#ops.splice(0, MAX_BATCH - batch.length));
     }
   }
 
