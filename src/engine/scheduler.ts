@@ -7,7 +7,7 @@ import { TimeoutError } from '../errors/timeout-error.js';
 import { parseRateLimitHeaders } from '../headers/parse.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
 import { sleep, systemClock, type Clock, type Random, type TimerHandle } from '../internal/clock.js';
-import { LinkedList, ListNode } from '../internal/linked-list.js';
+import { LinkedList } from '../internal/linked-list.js';
 import { isDebugEnabled, silentLogger, type Logger } from '../internal/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { BudgetView, ReserveResult, SettleResult, Store, Ticket } from '../store/types.js';
@@ -22,28 +22,13 @@ import {
   shouldRetryHint,
   type ResponseInfo,
 } from './classify.js';
-import { TypedEmitter, type RetryReason, type SchedulerEvents } from './events.js';
+import { TypedEmitter, type SchedulerEvents } from './events.js';
 import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
-import { LanedQueue, type Lane, type Queueable } from './queue.js';
+import { LanedQueue, type Lane } from './queue.js';
+import { SignalWatch } from './signal-watch.js';
+import { Entry, Flight, RetryableFailure, ticketFor, type Task } from './task.js';
 
-/** What a task receives on each attempt. */
-export interface TaskContext {
-  /** Aborted when the caller aborts, the attempt times out, or the scheduler closes without draining. */
-  readonly signal: AbortSignal;
-  /** 1 for the first attempt. 429s do not count as attempts. */
-  readonly attempt: number;
-  /** The task's id, as in events. */
-  readonly id: number;
-}
-
-/**
- * A unit of work. It may resolve with an HTTP response (undici's
- * `{statusCode, headers}`, a fetch `Response`, or any `{status, headers}`) or
- * throw an error carrying one (`HttpError`, or anything with `status` or
- * `response`): the scheduler reads the status and the rate-limit headers from
- * it. A task that resolves with a non-2xx response is treated as failed.
- */
-export type Task<T> = (context: TaskContext) => T | PromiseLike<T>;
+export { AttemptAbort, attemptAbort, type Task, type TaskContext } from './task.js';
 
 /** A snapshot of the scheduler's state. */
 export interface SchedulerStats {
@@ -70,224 +55,6 @@ export interface SchedulerStats {
   };
 }
 
-/** A retryable attempt failure: the error it ended with and why it may be retried. */
-class RetryableFailure extends Error {
-  constructor(
-    readonly error: unknown,
-    readonly reason: RetryReason,
-  ) {
-    super(error instanceof Error ? error.message : String(error));
-  }
-}
-
-class Entry implements Queueable {
-  cancelled = false;
-  queued = false;
-  attempt = 0;
-  /**
-   * What the task's retries have cost it so far, against `retry.maxRetryTimeMs`:
-   * the time its attempts spent on the wire and its backoff waits. Time queued
-   * for budget, behind the 429 gate or in a daily park is not counted.
-   */
-  retryCostMs = 0;
-  /** Aborts the backoff wait, while the task is waiting out one. */
-  backoff: AbortController | undefined = undefined;
-  flight: Flight | undefined = undefined;
-  /** Its place among the tasks listening to the caller's signal, until it settles. */
-  watch: WatchNode | undefined = undefined;
-  resolve!: (value: unknown) => void;
-  reject!: (error: unknown) => void;
-
-  constructor(
-    readonly id: number,
-    readonly task: Task<unknown>,
-    readonly priority: number,
-    readonly options: ScheduleOptions | undefined,
-  ) {}
-
-  /** Which windows it counts against (`countsDaily`); read from the options, so a queued task costs no more memory. */
-  get lane(): Lane {
-    return this.options?.countsDaily === false ? 'minute' : 'daily';
-  }
-
-  /** Settles the caller's promise with success (and stops listening to its signal). */
-  succeed(value: unknown): void {
-    this.#release();
-    this.resolve(value);
-  }
-
-  /** Settles the caller's promise with failure (and stops listening to its signal). */
-  failWith(error: unknown): void {
-    this.#release();
-    this.reject(error);
-  }
-
-  #release(): void {
-    const node = this.watch;
-    if (node === undefined) return;
-    this.watch = undefined;
-    node.watch.remove(node);
-  }
-}
-
-/** Listener options for the caller's signal, shared: one object instead of one per task. */
-const ONCE = { once: true } as const;
-
-/** A task's place in its signal's watch. */
-class WatchNode extends ListNode<Entry> {
-  constructor(
-    entry: Entry,
-    readonly watch: SignalWatch,
-  ) {
-    super(entry);
-  }
-}
-
-/**
- * The unsettled tasks of one caller's signal, behind a single listener on it.
- * Tasks often share a signal (a client's close signal, a batch's stop
- * signal): a listener per task would walk Node's listener list on every add
- * and remove (linear in the tasks already listening) and keep a listener
- * record alive per task. The watch leaves the signal when its last task settles.
- */
-class SignalWatch {
-  readonly #entries = new LinkedList<Entry>();
-  readonly #registry: Map<AbortSignal, SignalWatch>;
-  readonly #listener: () => void;
-  #closed = false;
-
-  constructor(
-    readonly signal: AbortSignal,
-    registry: Map<AbortSignal, SignalWatch>,
-    onAbort: (entry: Entry, signal: AbortSignal) => void,
-  ) {
-    this.#registry = registry;
-    this.#listener = () => {
-      this.#close();
-      // A copy: settling a task removes it from the list.
-      for (const entry of this.#entries.values()) onAbort(entry, signal);
-    };
-    signal.addEventListener('abort', this.#listener, ONCE);
-    registry.set(signal, this);
-  }
-
-  add(entry: Entry): WatchNode {
-    return this.#entries.pushNode(new WatchNode(entry, this));
-  }
-
-  remove(node: WatchNode): void {
-    this.#entries.remove(node);
-    if (this.#entries.size === 0) this.#close();
-  }
-
-  #close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.signal.removeEventListener('abort', this.#listener);
-    if (this.#registry.get(this.signal) === this) this.#registry.delete(this.signal);
-  }
-}
-
-type AbortListener = () => void;
-
-/**
- * One attempt's abort in the emitter shape undici accepts as a request's
- * `signal` (`aborted`, `reason`, `on`/`once`, `removeListener`). An
- * `AbortSignal` per attempt costs Node 20 several microseconds and about
- * 2 KB (a dictionary-mode object plus its listener map, see bench/RESULTS.md,
- * "HTTP ceiling"); this is two fields and, usually, the one listener undici adds.
- */
-export class AttemptAbort {
-  aborted = false;
-  reason: unknown = undefined;
-  #first: AbortListener | undefined = undefined;
-  #more: AbortListener[] | undefined = undefined;
-
-  on(event: string, listener: AbortListener): this {
-    if (event !== 'abort') return this;
-    if (this.#first === undefined) this.#first = listener;
-    else (this.#more ??= []).push(listener);
-    return this;
-  }
-
-  /** Same as `on`: an attempt aborts at most once, and the listeners are dropped then. */
-  once(event: string, listener: AbortListener): this {
-    return this.on(event, listener);
-  }
-
-  removeListener(event: string, listener: AbortListener): this {
-    if (event !== 'abort') return this;
-    if (this.#first === listener) {
-      this.#first = this.#more?.shift();
-      return this;
-    }
-    const i = this.#more?.indexOf(listener) ?? -1;
-    if (i >= 0) this.#more?.splice(i, 1);
-    return this;
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    const first = this.#first;
-    const more = this.#more;
-    this.#first = undefined;
-    this.#more = undefined;
-    first?.();
-    if (more) for (const listener of more) listener();
-  }
-}
-
-/** One attempt in flight. It is also the task's context. */
-class Flight implements TaskContext {
-  controller: AbortController | undefined = undefined;
-  /** The light abort handed to undici by the client's transport (see `attemptAbort`). */
-  light: AttemptAbort | undefined = undefined;
-  /** Its place among the attempts in flight. */
-  node: ListNode<Flight> | undefined = undefined;
-  timer: TimerHandle | undefined = undefined;
-  finished = false;
-  /** Set when the scheduler itself aborted the attempt (close without drain): the task fails with it. */
-  halted: unknown = undefined;
-
-  constructor(
-    readonly entry: Entry,
-    readonly ticket: Ticket,
-    readonly attempt: number,
-    readonly dispatchedAt: number,
-  ) {}
-
-  get id(): number {
-    return this.entry.id;
-  }
-
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    return this.controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    (this.controller ??= new AbortController()).abort(reason);
-    this.light?.abort(reason);
-  }
-}
-
-/**
- * The abort of the attempt `context` belongs to, in the light form (see
- * `AttemptAbort`): it fires exactly when `context.signal` does. Contexts not
- * made by a scheduler give their `signal`.
- */
-export function attemptAbort(context: TaskContext): AttemptAbort | AbortSignal {
-  if (!(context instanceof Flight)) return context.signal;
-  if (context.light === undefined) {
-    context.light = new AttemptAbort();
-    const aborted = context.controller?.signal;
-    if (aborted?.aborted) context.light.abort(aborted.reason);
-  }
-  return context.light;
-}
-
 type Waiter = { test: () => boolean; resolve: () => void };
 
 /** Whether a snapshot says anything about a window (a bare `Retry-After` does not). */
@@ -297,27 +64,6 @@ function hasWindowInfo(snapshot: RateLimitSnapshot): boolean {
     m.limit !== undefined || m.remaining !== undefined || m.resetInMs !== undefined ||
     d.limit !== undefined || d.remaining !== undefined || d.resetInMs !== undefined
   );
-}
-
-/**
- * One granted request's ticket, built field by field. An object spread here
- * (`{ ...ticket, lease }`) fell to V8's slow path: a dictionary-mode copy of
- * about 350 bytes per request that outlived the young generation, and half of
- * the dispatch loop's time went to collecting it (see bench/RESULTS.md,
- * "Overhead", Profiling).
- */
-function ticketFor(t: Omit<Ticket, 'lease'>, lease: string): Ticket {
-  return {
-    doneAtSend: t.doneAtSend,
-    verMinute: t.verMinute,
-    verDaily: t.verDaily,
-    epochMinute: t.epochMinute,
-    epochDaily: t.epochDaily,
-    sentAt: t.sentAt,
-    lease,
-    minuteOnly: t.minuteOnly === true,
-    minuteOnlyTest: t.minuteOnlyTest === true,
-  };
 }
 
 /**
