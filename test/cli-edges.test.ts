@@ -242,6 +242,16 @@ describe('help and typos', () => {
     expect(missing.code).toBe(EXIT.USAGE);
     expect(missing.stderr).toMatch(/required option '-o, --out <file>' not specified/);
   });
+
+  test('run --help shows --minute-ms (the fake server prints it in its command line); a bad value says the bound', async () => {
+    const help = await runCli(['run', '--help'], {});
+    expect(help.stdout).toMatch(/--minute-ms <ms>/);
+    const input = join(dir, 'in.jsonl');
+    prompts(input, 1);
+    const bad = await runCli(['run', input, '--out', join(dir, 'o.jsonl'), '--minute-ms', 'abc'], { MODELBEAM_API_KEY: KEY });
+    expect(bad.code).toBe(EXIT.USAGE);
+    expect(bad.stderr).toMatch(/--minute-ms <ms>' argument 'abc' is invalid\. expected an integer >= 1\./);
+  });
 });
 
 describe('log lines on a terminal', () => {

@@ -86,10 +86,10 @@ describe('modelbeam-batch run', () => {
     ['an input that is a directory', (_i: string, out: string) => baseArgs(dir, out), { MODELBEAM_API_KEY: KEY }, /Cannot read the input file .*: it is a directory/],
     ['an unwritable results file', (input: string) => baseArgs(input, join(dir, 'missing-dir', 'out.jsonl')), { MODELBEAM_API_KEY: KEY }, /Cannot write the results file .*missing-dir.*no such file/],
     ['a results file that is a directory', (input: string) => baseArgs(input, dir), { MODELBEAM_API_KEY: KEY }, /Cannot write the results file .*: it is a directory/],
-    ['a bad option value', (input: string, out: string) => [...baseArgs(input, out), '--max-in-flight', '0'], { MODELBEAM_API_KEY: KEY }, /--max-in-flight.*expected an integer from 1/],
+    ['a bad option value', (input: string, out: string) => [...baseArgs(input, out), '--max-in-flight', '0'], { MODELBEAM_API_KEY: KEY }, /--max-in-flight.*expected an integer >= 1\./],
     ['an unknown option', (input: string, out: string) => [...baseArgs(input, out), '--max-inflight', '3'], { MODELBEAM_API_KEY: KEY }, /unknown option '--max-inflight'/],
     ['a bad --params', (input: string, out: string) => [...baseArgs(input, out), '--params', '[1]'], { MODELBEAM_API_KEY: KEY }, /--params.*expected a JSON object/],
-    ['--webhook-port without a secret', (input: string, out: string) => [...baseArgs(input, out), '--webhook-port', '0'], { MODELBEAM_API_KEY: KEY }, /expected an integer from 1|MODELBEAM_WEBHOOK_SECRET/],
+    ['--webhook-port without a secret', (input: string, out: string) => [...baseArgs(input, out), '--webhook-port', '0'], { MODELBEAM_API_KEY: KEY }, /expected an integer from 1 to 65535\.|MODELBEAM_WEBHOOK_SECRET/],
   ])('bad usage (%s): exit 2 with a clear message, and nothing sent', async (_name, args, env, message) => {
     const input = join(dir, 'in.jsonl');
     prompts(input, 3);

@@ -23,7 +23,7 @@ function int(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => num
   return (value) => {
     const n = Number(value);
     if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'up' : max}.`);
+      throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}.` : `expected an integer from ${min} to ${max}.`);
     }
     return n;
   };
@@ -133,8 +133,8 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .option('--progress-interval <seconds>', 'seconds between JSON progress lines', number(0.05), 5)
     .option('--api-key <key>', 'API key (discouraged: use MODELBEAM_API_KEY; a command-line key leaks into shell history and ps)')
     .addOption(new Option('--max-queued <n>', 'read input while fewer requests than this wait in the scheduler').argParser(int(1)).hideHelp())
-    .addOption(new Option('--minute-ms <ms>', 'length of the rate-limit minute (compressed time, for the fake server)').argParser(int(1)).hideHelp())
-    .addOption(new Option('--day-ms <ms>', 'length of the rate-limit day (compressed time)').argParser(int(1)).hideHelp())
+    .addOption(new Option('--minute-ms <ms>', "length of the rate-limit minute: the fake server's --minute-ms (compressed time)").argParser(int(1)))
+    .addOption(new Option('--day-ms <ms>', 'length of the rate-limit day (compressed time)').argParser(int(1)))
     .addOption(new Option('--fsync-every <n>', 'fsync the results file every n records (1: every record)').argParser(int(1)).hideHelp())
     .addHelpText('after', `\n${EXAMPLES_HELP}\n\n${ENVIRONMENT_HELP}\n`)
     .action(async (input: string, opts: Record<string, unknown>) => {
