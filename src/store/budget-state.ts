@@ -28,7 +28,7 @@ import { AnswerLog } from './answer-log.js';
 import * as phase from './phase.js';
 import type { WindowPhase } from './phase.js';
 import { absorb, applyUntrusted, hide, letOneRead, newWindow, setSnapshot, windowView } from './window.js';
-import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Ticket, WindowView } from './types.js';
+import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Ticket } from './types.js';
 
 /**
  * State of one window: the core's fields below, and the phase learner's

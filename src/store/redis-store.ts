@@ -74,7 +74,6 @@ type OpName = RedisStoreStats['calls'] extends Record<infer K, number> ? K : nev
 
 /** One operation waiting for the next write. */
 interface Op {
-  name: OpName;
   /** Engine time of the call (undefined: none, the latest known stands in). */
   engineNow: number | undefined;
   /**
@@ -505,11 +504,6 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return reply;
   }
 
-  /** Matches the store's clock against the engine's; false when the system clock stood in for it. */
-  #measured(engineNow: number | undefined, fromEngine: boolean): void {
-    if (fromEngine && engineNow !== undefined) this.#offsetKnown = true;
-  }
-
   /** Store time for an operation at engine time `engineNow` (see `Op.answer`). */
   #storeNow(engineNow: number, answer: boolean): number {
     if (this.#clockOverride) return engineNow;
@@ -521,7 +515,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     this.#calls[name]++;
     if (engineNow !== undefined) this.#engineNow = engineNow;
     return new Promise<T>((resolve, reject) => {
-      const op: Op = { name, engineNow, answer: name === 'settle', run, resolve: resolve as (value: unknown) => void, reject };
+      const op: Op = { engineNow, answer: name === 'settle', run, resolve: resolve as (value: unknown) => void, reject };
       if (late) op.late = late;
       this.#ops.push(op);
       this.#writing ??= this.#drain();
@@ -558,7 +552,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     // The engine's clock may be far from the system's (fake timers): until a reply was matched against it, read first.
     let base =
       this.#base && (this.#offsetKnown || this.#clockOverride || fromEngine === undefined) ? this.#base : await this.#read(engineNow);
-    this.#measured(engineNow, fromEngine !== undefined);
+    // From here on the offset is matched against the engine's clock (not the system clock standing in for it).
+    if (fromEngine !== undefined) this.#offsetKnown = true;
     for (let attempt = 0; ; attempt++) {
       const attemptStarted = performance.now();
       let doc: SharedDoc;
