@@ -25,6 +25,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from './ioredis.js';
 import { StoreUnavailableError } from '../errors/store-unavailable-error.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
+import { sleep, systemClock } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
 import { BudgetState } from './budget-state.js';
 import { budgetScript, parseCasReply, type CasReply } from './redis-scripts.js';
@@ -118,11 +119,6 @@ function scaleSnapshot(snap: RateLimitSnapshot | undefined, share: number, statu
   if (snap.type !== undefined) out.type = snap.type;
   else if (status === 429) out.type = snap.daily.remaining === 0 ? 'daily' : 'minute';
   return out;
-}
-
-/** A real-time pause between two writes of one batch (I/O pacing, like the command timeout: not the engine's clock). */
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 interface LeaseGroup {
@@ -607,7 +603,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       if (reply.lockHolder !== this.#pid && attempt + 1 >= CONFLICTS_BEFORE_PAUSE) {
         const slot = performance.now() - attemptStarted;
         const backoff = reply.lockHolder === '' ? 2 ** Math.min(Math.max(0, attempt + 1 - CONFLICTS_BEFORE_DOUBLING), 6) : 1;
-        await pause(Math.random() * slot * backoff);
+        // Real time, like the command timeout: I/O pacing, not the engine's clock.
+        await sleep(Math.random() * slot * backoff, systemClock);
       }
       // Operations queued meanwhile join this batch: under contention, fewer and larger writes.
       if (batch.length < MAX_BATCH) batch.push(...this.#ops.splice(0, MAX_BATCH - batch.length));
