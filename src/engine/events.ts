@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { channelsOf, type ChannelGroup, type ChannelSource } from '../diagnostics/channels.js';
 import type { WindowName } from '../headers/types.js';
 import type { WindowView } from '../store/types.js';
 
@@ -131,22 +132,30 @@ export interface TypedEmitter<Events extends object> {
  * `has()` lets hot paths skip building payloads that nobody listens to. A
  * throwing listener is reported to `onListenerError`, never propagated into
  * the emitter's owner, and the other listeners still run.
+ *
+ * Given a `channels` source, every event is also published on its
+ * `node:diagnostics_channel` channel (`modelbeam-scheduler:<source>:<event>`,
+ * see `src/diagnostics/channels.ts`) while that channel has subscribers.
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class TypedEmitter<Events extends object> extends EventEmitter {
   /** Called with what a listener threw. */
   protected onListenerError: (error: unknown) => void;
 
-  constructor(onListenerError: (error: unknown) => void = () => {}) {
+  /** The diagnostics channels events are published on, if any. */
+  readonly #channels: ChannelGroup | undefined;
+
+  constructor(onListenerError: (error: unknown) => void = () => {}, channels?: ChannelSource) {
     super();
     this.onListenerError = onListenerError;
+    this.#channels = channels === undefined ? undefined : channelsOf(channels);
     // Every task or call may wait on `events.once()`; the default cap of 10 would warn for a busy queue.
     this.setMaxListeners(0);
   }
 
-  /** True when at least one listener waits for `name`. */
+  /** True when at least one listener waits for `name` (or its diagnostics channel has subscribers). */
   has(name: EventName<Events>): boolean {
-    return super.listenerCount(name) > 0;
+    return super.listenerCount(name) > 0 || (this.#channels !== undefined && this.#channels.has(name));
   }
 
   override listenerCount(name?: string | symbol, listener?: (...args: never[]) => void): number {
@@ -157,6 +166,14 @@ export class TypedEmitter<Events extends object> extends EventEmitter {
   }
 
   override emit(name: string | symbol, ...args: unknown[]): boolean {
+    if (this.#channels !== undefined && typeof name === 'string') {
+      try {
+        this.#channels.publish(name, this, args[0]);
+      } catch (error) {
+        // A subscriber threw (Node reports it on process 'uncaughtException' in a later tick, but be safe).
+        this.onListenerError(error);
+      }
+    }
     const list = super.rawListeners(name);
     if (list.length === 0) {
       // Keeps `'error'` semantics for anyone emitting it by hand (no listener: it throws).

@@ -148,7 +148,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   constructor(options: SchedulerOptions = {}) {
     const resolved = resolveOptions(options);
-    super((error) => this.#logger.error({ err: error }, 'event listener threw'));
+    super((error) => this.#logger.error({ err: error }, 'event listener threw'), 'scheduler');
     this.#options = resolved;
     this.#clock = options.clock ?? systemClock;
     const random = options.random ?? Math.random;

@@ -182,7 +182,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
 
   constructor(options: ModelBeamClientOptions) {
     const o = resolveClientOptions(options);
-    super((error) => o.logger.error({ err: error }, 'client event listener threw'));
+    super((error) => o.logger.error({ err: error }, 'client event listener threw'), 'client');
     this.#o = o;
     this.scheduler = o.scheduler;
     this.#logger = o.logger.child({ component: 'modelbeam' });
