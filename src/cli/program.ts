@@ -126,6 +126,8 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .option('--webhook-port <port>', 'receive webhooks on this local port (secret from MODELBEAM_WEBHOOK_SECRET)', int(1, 65535))
     .option('--redis <url>', 'share the quota with other processes through Redis (redis://host:6379)', redisUrl)
     .option('--base-url <url>', 'API base URL (default https://api.modelbeam.ai/api/v1/client)', url)
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics-host>:<port>/metrics while the run lasts (0: any free port, logged)', int(0, 65535))
+    .option('--metrics-host <host>', 'interface of the metrics endpoint (0.0.0.0 to expose it beyond this machine)', '127.0.0.1')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .option('--log-file <file>', 'write logs (JSON lines) here instead of stderr')
     .addOption(new Option('--log-format <format>', 'log lines on stderr: pretty text or JSON (auto: pretty on a terminal, JSON elsewhere)').choices(['auto', 'pretty', 'json']).default('auto'))
@@ -171,6 +173,8 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
       copy('connectTimeout');
       copy('timeout');
       copy('logFormat');
+      copy('metricsPort');
+      if (options.metricsPort !== undefined) copy('metricsHost');
       setCode(await runCommand(input, options, io));
     });
 

@@ -16,6 +16,7 @@ import { notAResultsFile } from '../batch/journal.js';
 import { BatchSetupError, runBatch, type Batch } from '../batch/run-batch.js';
 import { formatSummary } from '../batch/summary.js';
 import type { BatchSummary } from '../batch/types.js';
+import { PrometheusMetrics, type MetricsServer } from '../metrics/prometheus.js';
 import { ModelBeamClient } from '../modelbeam/client.js';
 import { CLIENT_DEFAULTS } from '../modelbeam/options.js';
 import type { Store } from '../store/types.js';
@@ -61,6 +62,10 @@ export interface RunCommandOptions {
   timeout?: number;
   /** `pretty` log lines (`WARN  message key=value`) or pino's JSON lines. `auto`: pretty on a terminal, JSON elsewhere. */
   logFormat?: 'auto' | 'pretty' | 'json';
+  /** Serve Prometheus metrics on this port (0: any free one) at `/metrics` while the run lasts. */
+  metricsPort?: number;
+  /** Interface of the metrics endpoint. @default '127.0.0.1' */
+  metricsHost?: string;
 }
 
 /** What the command talks to. Tests and the demo pass their own. */
@@ -313,8 +318,20 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
   let client: ModelBeamClient | undefined;
   let webhookServer: { url: string; close(): Promise<void> } | undefined;
   let uninstall: (() => void) | undefined;
+  let metrics: PrometheusMetrics | undefined;
   const resumeCommand = io.resumeCommand ?? resumeCommandLine(io.argv, io.execArgv, io.cwd);
   try {
+    if (options.metricsPort !== undefined) {
+      // Before anything is sent: a busy port is a usage error, and the counters see every request.
+      metrics = new PrometheusMetrics();
+      let server: MetricsServer;
+      try {
+        server = await metrics.listen({ port: options.metricsPort, ...(options.metricsHost !== undefined ? { host: options.metricsHost } : {}) });
+      } catch (error) {
+        return usage(`Cannot serve metrics on ${options.metricsHost ?? '127.0.0.1'}:${options.metricsPort}: ${describeFsError(error)}`);
+      }
+      logger.info({ url: server.url }, 'serving Prometheus metrics');
+    }
     if (options.redis !== undefined) {
       let mod: typeof import('../store/redis-store.js');
       try {
@@ -382,6 +399,7 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
     } catch (error) {
       return usage((error as Error).message);
     }
+    metrics?.track(client);
     if (options.webhookPort !== undefined) {
       try {
         webhookServer = await client.startWebhookServer({ port: options.webhookPort });
@@ -462,6 +480,7 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
     return EXIT.INTERNAL;
   } finally {
     uninstall?.();
+    await metrics?.close().catch(() => {});
     await webhookServer?.close().catch(() => {});
     await client?.close().catch(() => {});
     await scheduler?.close({ drain: false }).catch(() => {});
