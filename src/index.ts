@@ -4,7 +4,8 @@
  *
  * This entry point exports what users need, by name; internals (the poll
  * planner, the journal, the id table, status parsers) are not part of it.
- * `modelbeam-scheduler/redis` holds the shared store and
+ * `modelbeam-scheduler/redis` holds the shared store,
+ * `modelbeam-scheduler/otel` the OpenTelemetry metrics and
  * `modelbeam-scheduler/testing` the fake ModelBeam server.
  * @module
  */
@@ -48,6 +49,12 @@ export type {
 } from './store/types.js';
 export type { Clock, Random } from './internal/clock.js';
 export type { Logger } from './internal/logger.js';
+
+// ---- diagnostics channels and metrics ----------------------------------------------
+export { CHANNEL_PREFIX, SPEND_CHANNEL, channelName, type ChannelMessage, type ChannelSource } from './diagnostics/channels.js';
+export { METRICS, type MetricDefinition, type MetricKey, type MetricKind } from './metrics/definitions.js';
+export type { ClientLike, SchedulerLike } from './metrics/mapping.js';
+export { PrometheusMetrics, PROMETHEUS_CONTENT_TYPE, type MetricsServer, type MetricsServerOptions } from './metrics/prometheus.js';
 
 // ---- errors ----------------------------------------------------------------------
 export { SchedulerError, isSchedulerError, type ErrorCode } from './errors/scheduler-error.js';

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as root from '../src/index.js';
+import * as otel from '../src/otel.js';
 import * as redis from '../src/redis.js';
 import * as testing from '../src/testing/index.js';
 
@@ -14,6 +15,7 @@ const ROOT = [
   'AuthenticationError',
   'BATCH_DEFAULTS',
   'BatchSetupError',
+  'CHANNEL_PREFIX',
   'CLIENT_DEFAULTS',
   'DELIVERY_HEADER',
   'DailyQuotaExhaustedError',
@@ -23,16 +25,20 @@ const ROOT = [
   'JOB_ERROR_CODES',
   'JobFailedError',
   'KNOWN_ENDPOINTS',
+  'METRICS',
   'MemoryStore',
   'ModelBeamClient',
   'NotFoundError',
   'OutcomeUnknownError',
+  'PROMETHEUS_CONTENT_TYPE',
   'ParamsValidationError',
+  'PrometheusMetrics',
   'QueueClosedError',
   'RateLimitScheduler',
   'RetriesExhaustedError',
   'SCHEDULER_DEFAULTS',
   'SIGNATURE_HEADER',
+  'SPEND_CHANNEL',
   'SchedulerError',
   'StoreUnavailableError',
   'TIMESTAMP_HEADER',
@@ -41,6 +47,7 @@ const ROOT = [
   'UNTYPED_ENDPOINTS',
   'ValidationError',
   'WebhookVerificationError',
+  'channelName',
   'createWebhookHandler',
   'formatSummary',
   'isRetryableJobError',
@@ -54,6 +61,8 @@ const ROOT = [
 ];
 
 const REDIS = ['RedisStore'];
+
+const OTEL = ['METER_NAME', 'METRICS', 'instrumentOpenTelemetry'];
 
 const TESTING = [
   'FAKE_ENDPOINTS',
@@ -108,6 +117,10 @@ describe('export lists', () => {
   });
   it('modelbeam-scheduler/redis', () => {
     expect(names(redis)).toEqual(REDIS);
+  });
+  it('modelbeam-scheduler/otel', () => {
+    expect(names(otel)).toEqual(OTEL);
+    expect(otel.METRICS).toBe(root.METRICS);
   });
   it('modelbeam-scheduler/testing', () => {
     expect(names(testing)).toEqual(TESTING);
