@@ -6,8 +6,8 @@
  * (see docs/metrics.md).
  * @module
  */
-import type { Meter, MeterProvider, ObservableGauge } from '@opentelemetry/api';
-import { METRICS, type CounterKey, type GaugeKey, type HistogramKey, type MetricKey } from './metrics/definitions.js';
+import type { Meter, MeterProvider, Observable } from '@opentelemetry/api';
+import { METRICS, type CounterKey, type HistogramKey, type MetricDefinition, type MetricKey, type ObservedKey } from './metrics/definitions.js';
 import { MetricsBridge, type ClientLike, type SchedulerLike } from './metrics/mapping.js';
 import { loadOtelApi } from './metrics/otel-api.js';
 
@@ -48,7 +48,8 @@ export interface OpenTelemetryMetrics {
 /**
  * Records the metrics (docs/metrics.md) of every scheduler and client in the
  * process on an OpenTelemetry meter: counters and histograms as events
- * happen, gauges from `stats()` whenever the SDK collects.
+ * happen, gauges and the per-task counters from `stats()` whenever the SDK
+ * collects.
  *
  * @example
  * import { instrumentOpenTelemetry } from 'modelbeam-scheduler/otel';
@@ -65,12 +66,13 @@ export function instrumentOpenTelemetry(options: OpenTelemetryMetricsOptions = {
   const meter = provider.getMeter(METER_NAME);
   const counters = {} as Record<CounterKey, ReturnType<Meter['createCounter']>>;
   const histograms = {} as Record<HistogramKey, ReturnType<Meter['createHistogram']>>;
-  const gauges = {} as Record<GaugeKey, ObservableGauge>;
+  const observed = {} as Record<ObservedKey, Observable>;
   for (const key of Object.keys(METRICS) as MetricKey[]) {
-    const def = METRICS[key];
+    const def: MetricDefinition = METRICS[key];
     const base = { unit: def.unit, description: def.description };
-    if (def.kind === 'counter') counters[key as CounterKey] = meter.createCounter(def.name, base);
-    else if (def.kind === 'gauge') gauges[key as GaugeKey] = meter.createObservableGauge(def.name, base);
+    if (def.kind === 'counter' && def.observed === true) observed[key as ObservedKey] = meter.createObservableCounter(def.name, base);
+    else if (def.kind === 'counter') counters[key as CounterKey] = meter.createCounter(def.name, base);
+    else if (def.kind === 'gauge') observed[key as ObservedKey] = meter.createObservableGauge(def.name, base);
     else histograms[key as HistogramKey] = meter.createHistogram(def.name, { ...base, advice: { explicitBucketBoundaries: [...METRICS[key as HistogramKey].buckets] } });
   }
   const bridge = new MetricsBridge({
@@ -78,9 +80,9 @@ export function instrumentOpenTelemetry(options: OpenTelemetryMetricsOptions = {
     record: (key, value, attributes) => histograms[key].record(value, attributes),
   });
   for (const source of options.track ?? []) bridge.track(source);
-  const observables = Object.values(gauges);
-  const collect = (result: { observe(gauge: ObservableGauge, value: number, attributes?: Record<string, string>): void }): void => {
-    bridge.collectGauges((key, value, attributes) => result.observe(gauges[key], value, attributes));
+  const observables = Object.values(observed);
+  const collect = (result: { observe(observable: Observable, value: number, attributes?: Record<string, string>): void }): void => {
+    bridge.collect((key, value, attributes) => result.observe(observed[key], value, attributes));
   };
   meter.addBatchObservableCallback(collect, observables);
   let closed = false;

@@ -30,6 +30,7 @@ import { Pool } from 'undici';
 import { attemptAbort, RateLimitScheduler } from '../../src/engine/scheduler.js';
 import { ModelBeamClient } from '../../src/modelbeam/client.js';
 import { reportResult } from './children.js';
+import { startMetrics } from './metrics-mode.js';
 
 const API_KEY = 'test-key';
 const [mode, ...rest] = process.argv.slice(2);
@@ -99,8 +100,11 @@ async function ceiling(): Promise<void> {
   let send: () => Promise<void>;
   let close: () => Promise<void>;
   let errors = 0;
+  // `BENCH_METRICS`: metrics off, or on through Prometheus or OpenTelemetry (bench/perf/metrics-mode.ts).
+  const metrics = startMetrics();
   if (contender === 'ours') {
     const client = new ModelBeamClient({ apiKey: API_KEY, baseUrl, connections, scheduler: { maxConcurrent: connections } });
+    metrics.track(client);
     send = async () => {
       try {
         const balance = await client.balance();
@@ -157,8 +161,12 @@ async function ceiling(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   const heap = stopSampling ? await stopSampling(requests) : {};
   await close();
+  const counted = await metrics.check('modelbeam_scheduler_attempts_total', 'modelbeam.scheduler.attempts');
+  await metrics.close();
   reportResult({
     contender,
+    metrics: metrics.mode,
+    counted,
     requests,
     connections,
     ms,

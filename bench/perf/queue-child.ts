@@ -18,6 +18,7 @@ import Bottleneck from 'bottleneck';
 import PQueue from 'p-queue';
 import { RateLimitScheduler } from '../../src/engine/scheduler.js';
 import { reportResult } from './children.js';
+import { startMetrics } from './metrics-mode.js';
 
 type Contender = 'ours' | 'p-queue' | 'bottleneck';
 
@@ -45,11 +46,14 @@ function ours(paused: boolean): RateLimitScheduler {
 }
 
 async function throughput(): Promise<void> {
+  // `BENCH_METRICS` (ours only): metrics off, or on through Prometheus or OpenTelemetry (bench/perf/metrics-mode.ts).
+  const metrics = startMetrics();
+  const s = contender === 'ours' ? ours(false) : undefined;
+  if (s) metrics.track(s);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let enqueuedMs: number;
-  if (contender === 'ours') {
-    const s = ours(false);
+  if (s) {
     for (let i = 0; i < tasks; i++) void s.schedule(noop);
     enqueuedMs = performance.now() - t0;
     await s.onIdle();
@@ -68,10 +72,14 @@ async function throughput(): Promise<void> {
   }
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const counted = await metrics.check('modelbeam_scheduler_attempts_total', 'modelbeam.scheduler.attempts');
+  await metrics.close();
   reportResult({
     contender,
     tasks,
     concurrency,
+    metrics: metrics.mode,
+    counted,
     ms,
     enqueuedMs,
     cpuMs: (cpu.user + cpu.system) / 1000,

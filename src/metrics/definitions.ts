@@ -20,6 +20,12 @@ export interface MetricDefinition {
   attributes: readonly string[];
   /** Histogram bucket upper bounds, in `unit`. */
   buckets?: readonly number[];
+  /**
+   * A counter read from `stats()` when collected (an observable counter)
+   * instead of moved by events: the per-task counters, which the scheduler
+   * keeps anyway, so a task costs the metrics nothing for them.
+   */
+  observed?: boolean;
 }
 
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
@@ -100,7 +106,7 @@ export const METRICS = {
     description: '1 while the scheduler is paused (by the user, an authentication failure or a closed store), else 0.',
     attributes: [],
   },
-  // ---- scheduler counters and histograms (from events) ----
+  // ---- scheduler counters (attempts and tasks read from `stats()`, the rest from events) and histograms ----
   attempts: {
     name: 'modelbeam.scheduler.attempts',
     prometheus: 'modelbeam_scheduler_attempts',
@@ -108,6 +114,7 @@ export const METRICS = {
     unit: '{request}',
     description: 'Requests sent (every attempt, 429s included).',
     attributes: [],
+    observed: true,
   },
   tasks: {
     name: 'modelbeam.scheduler.tasks',
@@ -116,6 +123,7 @@ export const METRICS = {
     unit: '{task}',
     description: 'Tasks settled, by outcome (succeeded, failed).',
     attributes: ['outcome'],
+    observed: true,
   },
   rateLimited: {
     name: 'modelbeam.scheduler.rate_limited',
@@ -138,7 +146,7 @@ export const METRICS = {
     prometheus: 'modelbeam_scheduler_request_duration_seconds',
     kind: 'histogram',
     unit: 's',
-    description: 'Time from sending a request to its successful answer.',
+    description: 'Time from sending a request to its successful answer (tasks that returned an HTTP response).',
     attributes: [],
     buckets: REQUEST_BUCKETS,
   },
@@ -212,9 +220,15 @@ export const METRICS = {
 
 export type MetricKey = keyof typeof METRICS;
 type KeysOf<K extends MetricKind> = { [P in MetricKey]: (typeof METRICS)[P]['kind'] extends K ? P : never }[MetricKey];
-export type CounterKey = KeysOf<'counter'>;
+type Observed = { [P in MetricKey]: (typeof METRICS)[P] extends { observed: true } ? P : never }[MetricKey];
+/** Counters moved by events. */
+export type CounterKey = Exclude<KeysOf<'counter'>, Observed>;
+/** Counters read from `stats()` when collected. */
+export type ObservedCounterKey = Extract<KeysOf<'counter'>, Observed>;
 export type GaugeKey = KeysOf<'gauge'>;
 export type HistogramKey = KeysOf<'histogram'>;
+/** What a collection reads: gauges and the observed counters. */
+export type ObservedKey = GaugeKey | ObservedCounterKey;
 
 /** Attribute values of one data point. */
 export type Attributes = Readonly<Record<string, string>>;

@@ -3,8 +3,10 @@
  * OpenTelemetry adapter and the Prometheus endpoint: a `MetricsBridge`
  * subscribes to the diagnostics channels (`src/diagnostics/channels.ts`),
  * turns each event into counter and histogram updates on a `MetricSink`, and,
- * when a backend collects, reads the gauges from the `stats()` of every
- * scheduler and client it has seen.
+ * when a backend collects, reads the gauges (and the per-task counters, which
+ * the scheduler keeps anyway) from the `stats()` of every scheduler and client
+ * it has seen. Per task, the metrics then cost one `succeeded` message and,
+ * for an HTTP answer, one histogram record: `bench/RESULTS.md`, "metrics-overhead".
  *
  * With several schedulers (or clients) in one process the gauges aggregate:
  * queue size, in flight, backing off, concurrency and jobs in flight are
@@ -15,7 +17,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { SchedulerStats } from '../engine/scheduler.js';
 import type { ClientStats } from '../modelbeam/events.js';
 import { channelName, SPEND_CHANNEL, type ChannelMessage, type ChannelSource } from '../diagnostics/channels.js';
-import type { Attributes, CounterKey, GaugeKey, HistogramKey } from './definitions.js';
+import type { Attributes, CounterKey, HistogramKey, ObservedKey } from './definitions.js';
 
 /** Where counter and histogram updates go (the OpenTelemetry instruments, or the Prometheus registry). */
 export interface MetricSink {
@@ -23,8 +25,8 @@ export interface MetricSink {
   record(key: HistogramKey, value: number, attributes: Attributes): void;
 }
 
-/** Receives one gauge reading. */
-export type GaugeObserver = (key: GaugeKey, value: number, attributes: Attributes) => void;
+/** Receives one reading of a gauge or of a counter read from `stats()`. */
+export type Observer = (key: ObservedKey, value: number, attributes: Attributes) => void;
 
 /** What the bridge reads gauges from: a `RateLimitScheduler`. */
 export interface SchedulerLike {
@@ -78,16 +80,17 @@ export class MetricsBridge {
   /** Attribute objects by `key=value`, made once: events carry a handful of distinct values. */
   readonly #attributes = new Map<string, Attributes>();
   #closed = false;
+  /** The source of the last message, compared by identity (weakly held: the bridge keeps no scheduler alive). */
+  #last: WeakRef<object> | undefined;
 
   constructor(sink: MetricSink) {
     const attr = (key: string, value: unknown): Attributes => this.#attr(key, value);
-    this.#on('scheduler', 'dispatched', () => sink.add('attempts', 1, NONE));
     this.#on('scheduler', 'succeeded', (e) => {
-      sink.add('tasks', 1, attr('outcome', 'succeeded'));
+      // Request latency: attempts that returned an HTTP response (a task may be any function).
+      if (e['status'] === undefined) return;
       const ms = finite(e['latencyMs']);
       if (ms !== undefined) sink.record('requestDuration', ms / 1000, NONE);
     });
-    this.#on('scheduler', 'failed', () => sink.add('tasks', 1, attr('outcome', 'failed')));
     this.#on('scheduler', 'rateLimited', (e) => sink.add('rateLimited', 1, attr('window', e['window'])));
     this.#on('scheduler', 'retrying', (e) => sink.add('retries', 1, attr('reason', e['reason'])));
     this.#on('client', 'submitted', (e) => sink.add('jobsSubmitted', 1, attr('endpoint', e['endpoint'])));
@@ -116,8 +119,8 @@ export class MetricsBridge {
     return this;
   }
 
-  /** Reads every gauge (called by a backend when it collects). */
-  collectGauges(observe: GaugeObserver): void {
+  /** Reads every gauge and observed counter (called by a backend when it collects). */
+  collect(observe: Observer): void {
     let queued = 0;
     let inFlight = 0;
     let backingOff = 0;
@@ -125,6 +128,9 @@ export class MetricsBridge {
     let gate = 0;
     let parked = 0;
     let paused = 0;
+    let attempts = 0;
+    let succeeded = 0;
+    let failed = 0;
     const remaining: Record<string, number> = {};
     const limit: Record<string, number> = {};
     for (const scheduler of this.#schedulers.values()) {
@@ -136,6 +142,9 @@ export class MetricsBridge {
       if (s.gateUntil !== undefined) gate = 1;
       if (s.parkedUntil !== undefined) parked = 1;
       if (s.paused) paused = 1;
+      attempts += s.counts.dispatched;
+      succeeded += s.counts.succeeded;
+      failed += s.counts.failed;
       for (const window of WINDOWS) {
         const view = s.budget?.[window];
         if (view?.remaining !== undefined) remaining[window] = Math.min(remaining[window] ?? Infinity, view.remaining);
@@ -149,6 +158,9 @@ export class MetricsBridge {
     observe('gateClosed', gate, NONE);
     observe('parked', parked, NONE);
     observe('paused', paused, NONE);
+    observe('attempts', attempts, NONE);
+    observe('tasks', succeeded, this.#attr('outcome', 'succeeded'));
+    observe('tasks', failed, this.#attr('outcome', 'failed'));
     for (const window of WINDOWS) {
       const r = remaining[window];
       const l = limit[window];
@@ -192,7 +204,9 @@ export class MetricsBridge {
       // A subscriber that throws is reported by Node as an uncaught exception: never throw.
       try {
         const { source: from, event: payload } = message as ChannelMessage;
-        if (typeof from === 'object' && from !== null && typeof (from as SchedulerLike).stats === 'function') {
+        // The same source as last time costs one comparison; a new one is tracked (weakly).
+        if (typeof from === 'object' && from !== null && this.#last?.deref() !== from && typeof (from as SchedulerLike).stats === 'function') {
+          this.#last = new WeakRef(from);
           this.track(from as SchedulerLike | ClientLike);
         }
         if (typeof payload === 'object' && payload !== null) handle(payload as Record<string, unknown>);

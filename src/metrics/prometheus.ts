@@ -116,17 +116,21 @@ export class PrometheusMetrics {
   /** The metrics now, in Prometheus text format. */
   render(): string {
     const out: string[] = [];
-    const gauges = new Map<MetricKey, string[]>();
-    this.#bridge.collectGauges((key, value, attributes) => {
-      let lines = gauges.get(key);
-      if (lines === undefined) gauges.set(key, (lines = []));
-      lines.push(`${METRICS[key].prometheus}${labels(attributes)} ${num(value)}`);
+    const observed = new Map<MetricKey, string[]>();
+    this.#bridge.collect((key, value, attributes) => {
+      const def: MetricDefinition = METRICS[key];
+      let lines = observed.get(key);
+      if (lines === undefined) observed.set(key, (lines = []));
+      lines.push(`${def.prometheus}${def.kind === 'counter' ? '_total' : ''}${labels(attributes)} ${num(value)}`);
     });
     for (const key of Object.keys(METRICS) as MetricKey[]) {
       const def: MetricDefinition = METRICS[key];
       if (def.kind === 'gauge') {
         header(out, def, def.prometheus, 'gauge');
-        out.push(...(gauges.get(key) ?? []));
+        out.push(...(observed.get(key) ?? []));
+      } else if (def.kind === 'counter' && def.observed === true) {
+        header(out, def, `${def.prometheus}_total`, 'counter');
+        out.push(...(observed.get(key) ?? []));
       } else if (def.kind === 'counter') {
         const name = `${def.prometheus}_total`;
         header(out, def, name, 'counter');
