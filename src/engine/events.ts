@@ -174,12 +174,12 @@ export class TypedEmitter<Events extends object> extends EventEmitter {
         this.onListenerError(error);
       }
     }
-    const list = super.rawListeners(name);
-    if (list.length === 0) {
+    if (super.listenerCount(name) === 0) {
       // Keeps `'error'` semantics for anyone emitting it by hand (no listener: it throws).
+      // (Checked before `rawListeners`, which copies the list: an event only a channel wanted allocates nothing here.)
       return name === 'error' ? super.emit(name, ...args) : false;
     }
-    for (const listener of list) {
+    for (const listener of super.rawListeners(name)) {
       try {
         Reflect.apply(listener, this, args);
       } catch (error) {
