@@ -32,6 +32,9 @@ if (!['throughput', 'memory'].includes(mode ?? '') || !['ours', 'p-queue', 'bott
 }
 
 const noop = async (): Promise<void> => {};
+/** `BENCH_TASK=response`: each task answers like an HTTP 200 without headers (the scheduler then reads a status). */
+const RESPONSE = Object.freeze({ statusCode: 200, headers: Object.freeze({}) });
+const answer = async (): Promise<typeof RESPONSE> => RESPONSE;
 
 /**
  * Ours with "no limit": a seeded minute limit far above anything the run can
@@ -54,7 +57,8 @@ async function throughput(): Promise<void> {
   const t0 = performance.now();
   let enqueuedMs: number;
   if (s) {
-    for (let i = 0; i < tasks; i++) void s.schedule(noop);
+    const task: () => Promise<unknown> = process.env['BENCH_TASK'] === 'response' ? answer : noop;
+    for (let i = 0; i < tasks; i++) void s.schedule(task);
     enqueuedMs = performance.now() - t0;
     await s.onIdle();
   } else if (contender === 'p-queue') {
