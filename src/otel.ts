@@ -10,6 +10,7 @@ import type { Meter, MeterProvider, Observable } from '@opentelemetry/api';
 import { METRICS, type CounterKey, type HistogramKey, type MetricDefinition, type MetricKey, type ObservedKey } from './metrics/definitions.js';
 import { MetricsBridge, type ClientLike, type SchedulerLike } from './metrics/mapping.js';
 import { loadOtelApi } from './metrics/otel-api.js';
+import { hasMethods, invalid, options as rootOptions } from './internal/validate.js';
 
 const api = loadOtelApi();
 
@@ -58,11 +59,12 @@ export interface OpenTelemetryMetrics {
  * instrumentation.close();
  */
 export function instrumentOpenTelemetry(options: OpenTelemetryMetricsOptions = {}): OpenTelemetryMetrics {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected \`options\` to be an object, got \`${String(options)}\``);
-  const provider = options.meterProvider ?? api.metrics.getMeterProvider();
-  if (typeof provider?.getMeter !== 'function') {
-    throw new TypeError('Expected `meterProvider` to be an OpenTelemetry MeterProvider (with getMeter())');
+  rootOptions(options, ['meterProvider', 'track']);
+  if (options.meterProvider !== undefined && !hasMethods(options.meterProvider, ['getMeter'])) {
+    invalid('meterProvider', 'an OpenTelemetry MeterProvider (with getMeter())', options.meterProvider);
   }
+  if (options.track !== undefined && !Array.isArray(options.track)) invalid('track', 'an array of schedulers and clients', options.track);
+  const provider = options.meterProvider ?? api.metrics.getMeterProvider();
   const meter = provider.getMeter(METER_NAME);
   const counters = {} as Record<CounterKey, ReturnType<Meter['createCounter']>>;
   const histograms = {} as Record<HistogramKey, ReturnType<Meter['createHistogram']>>;

@@ -153,6 +153,33 @@ describe('OpenTelemetry metrics', () => {
   });
 });
 
+describe('options are checked when given', () => {
+  test('instrumentOpenTelemetry, listen() and track() name the bad field', async () => {
+    expect(() => instrumentOpenTelemetry({ meterProvider: {} as never })).toThrow(/`meterProvider`.*MeterProvider/);
+    expect(() => instrumentOpenTelemetry({ trak: [] } as never)).toThrow(/trak/);
+    expect(() => instrumentOpenTelemetry({ track: {} as never })).toThrow(/`track`/);
+    const metrics = new PrometheusMetrics();
+    cleanup.push(() => metrics.close());
+    await expect(metrics.listen({ port: 70_000 })).rejects.toThrow(/`port`.*65535/);
+    await expect(metrics.listen({ port: 0, host: '' })).rejects.toThrow(/`host`/);
+    expect(() => metrics.track({} as never)).toThrow(/`source`.*stats\(\)/);
+  });
+
+  test('a served endpoint answers /metrics and nothing else', async () => {
+    const metrics = new PrometheusMetrics();
+    cleanup.push(() => metrics.close());
+    const server = await metrics.listen({ port: 0 });
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}/metrics`);
+    const ok = await fetch(server.url);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toMatch(/^# HELP modelbeam_scheduler_queue_size /);
+    expect((await fetch(server.url.replace('/metrics', '/other'))).status).toBe(404);
+    expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);
+    await server.close();
+    await expect(fetch(server.url)).rejects.toThrow();
+  });
+});
+
 describe('diagnostics channels', () => {
   test('every event is published on modelbeam-scheduler:<source>:<event> with its emitter, only while subscribed', async () => {
     const scheduler = new RateLimitScheduler();

@@ -18,6 +18,7 @@ import type { SchedulerStats } from '../engine/scheduler.js';
 import type { ClientStats } from '../modelbeam/events.js';
 import { channelName, SPEND_CHANNEL, type ChannelMessage, type ChannelSource } from '../diagnostics/channels.js';
 import type { Attributes, CounterKey, HistogramKey, ObservedKey } from './definitions.js';
+import { hasMethods, invalid } from '../internal/validate.js';
 
 /** Where counter and histogram updates go (the OpenTelemetry instruments, or the Prometheus registry). */
 export interface MetricSink {
@@ -110,6 +111,7 @@ export class MetricsBridge {
 
   /** Reads gauges from this scheduler or client from now on (the bridge also picks up every one that publishes). */
   track(source: SchedulerLike | ClientLike): this {
+    if (!hasMethods(source, ['stats'])) invalid('source', 'a RateLimitScheduler or a ModelBeamClient (with stats())', source);
     if ('scheduler' in source) {
       this.#clients.add(source);
       this.#schedulers.add(source.scheduler);

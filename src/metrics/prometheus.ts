@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { METRICS, type Attributes, type CounterKey, type HistogramKey, type MetricDefinition, type MetricKey } from './definitions.js';
 import { MetricsBridge, type ClientLike, type MetricSink, type SchedulerLike } from './mapping.js';
+import { checkNumber, options as rootOptions, text } from '../internal/validate.js';
 
 interface Histogram {
   /** Counts per bucket (not cumulative), then one for +Inf. */
@@ -164,7 +165,9 @@ export class PrometheusMetrics {
 
   /** Serves `render()` at `GET /metrics` (anything else: 404). Resolves once listening. */
   async listen(options: MetricsServerOptions): Promise<MetricsServer> {
-    const host = options.host ?? '127.0.0.1';
+    rootOptions(options, ['port', 'host']);
+    const port = checkNumber('port', options.port, { min: 0, max: 65535, integer: true });
+    const host = text('host', options.host, '127.0.0.1');
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
@@ -185,17 +188,17 @@ export class PrometheusMetrics {
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.port, host, () => {
+      server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });
     });
     this.#servers.add(server);
-    const port = (server.address() as AddressInfo).port;
+    const bound = (server.address() as AddressInfo).port;
     const shownHost = host.includes(':') ? `[${host}]` : host;
     return {
-      url: `http://${shownHost}:${port}/metrics`,
-      port,
+      url: `http://${shownHost}:${bound}/metrics`,
+      port: bound,
       close: () => this.#closeServer(server),
     };
   }
