@@ -16,7 +16,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { SchedulerStats } from '../engine/scheduler.js';
 import type { ClientStats } from '../modelbeam/events.js';
-import { channelName, SPEND_CHANNEL, type ChannelMessage, type ChannelSource } from '../diagnostics/channels.js';
+import { channelName, type ChannelMessage, type ChannelSource } from '../diagnostics/channels.js';
 import type { Attributes, CounterKey, HistogramKey, ObservedKey } from './definitions.js';
 import { hasMethods, invalid } from '../internal/validate.js';
 
@@ -201,7 +201,7 @@ export class MetricsBridge {
   }
 
   #on(source: ChannelSource, event: string, handle: Handler): void {
-    const name = event === 'spent' && source === 'client' ? SPEND_CHANNEL : channelName(source, event);
+    const name = channelName(source, event); // ('client', 'spent') is SPEND_CHANNEL: publishers need not be clients
     const listener = (message: unknown): void => {
       // A subscriber that throws is reported by Node as an uncaught exception: never throw.
       try {
