@@ -204,6 +204,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       logger: this.#logger,
       counters: this.#requests,
       dailyCounts: o.dailyCounts,
+      pollsToKeep: (submitting) => this.#tracker.pollsToKeep(submitting),
     });
     const config: PlannerConfig = {
       minIntervalMs: o.polling.minIntervalMs,
@@ -651,21 +652,29 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     } finally {
       left();
     }
-    const submittedAt = this.#o.clock.now();
-    const requestId = readRequestId(res.body) ?? '';
-    const fields = inlineFields(res.body);
-    const inline = hasOutput(fields) ? toJobResult(requestId, fields) : undefined;
+    // The transport counts an answered submission among the jobs on the way until it is tracked here.
+    let requestId: string;
+    let submittedAt: number;
+    let inline: JobResult | undefined;
     const model = prepared.values.get('model');
-    this.#counts.submitted++;
-    if (requestId !== '') {
-      const job = this.#tracker.register(requestId, {
-        endpoint,
-        model: typeof model === 'string' ? model : undefined,
-        submittedAt,
-        submittedKnown: true,
-        learns: true,
-      });
-      if (inline) this.#tracker.completeInline(job, inline);
+    try {
+      submittedAt = this.#o.clock.now();
+      requestId = readRequestId(res.body) ?? '';
+      const fields = inlineFields(res.body);
+      inline = hasOutput(fields) ? toJobResult(requestId, fields) : undefined;
+      this.#counts.submitted++;
+      if (requestId !== '') {
+        const job = this.#tracker.register(requestId, {
+          endpoint,
+          model: typeof model === 'string' ? model : undefined,
+          submittedAt,
+          submittedKnown: true,
+          learns: true,
+        });
+        if (inline) this.#tracker.completeInline(job, inline);
+      }
+    } finally {
+      this.#transport.tracked();
     }
     this.emit('submitted', { requestId, endpoint, model: typeof model === 'string' ? model : undefined, attempt });
     return { requestId, submittedAt, inline };

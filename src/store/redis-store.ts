@@ -311,8 +311,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  async reserve(want: number, now: number, backlog = Infinity, countsDaily = true): Promise<ReserveResult> {
-    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog, countsDaily);
+  async reserve(want: number, now: number, backlog = Infinity, countsDaily = true, keepDaily = 0): Promise<ReserveResult> {
+    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog, countsDaily, keepDaily);
     const prefix = `${this.#pid}.${++this.#seq}:`;
     const config = this.#require();
     type Reserved = ReturnType<SharedBudget['reserve']>;
@@ -321,12 +321,12 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       result = await this.#enqueue<Reserved>(
         'reserve',
         now,
-        (b) => b.reserve(want, backlog, prefix, config.leaseMs, countsDaily),
+        (b) => b.reserve(want, backlog, prefix, config.leaseMs, countsDaily, keepDaily),
         (late) => this.#giveBackLate(late as Reserved, prefix),
       );
     } catch (error) {
       this.#markDown(error);
-      return this.#reserveOffline(want, now, backlog, countsDaily);
+      return this.#reserveOffline(want, now, backlog, countsDaily, keepDaily);
     }
     if (result.granted > 0) {
       this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
@@ -737,11 +737,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return { now: engineNow + this.#offset, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
   }
 
-  #reserveOffline(want: number, now: number, backlog = Infinity, countsDaily = true): ReserveResult {
+  #reserveOffline(want: number, now: number, backlog = Infinity, countsDaily = true, keepDaily = 0): ReserveResult {
     const storeNow = now + this.#offset;
     if (this.#mode === 'local-share' && this.#lastView) {
       this.#local ??= this.#seedLocal(this.#lastView, storeNow);
-      const result = this.#local.reserve(want, storeNow, backlog, countsDaily);
+      const result = this.#local.reserve(want, storeNow, backlog, countsDaily, keepDaily);
       if (result.granted > 0) {
         const prefix = `${this.#pid}.L${++this.#seq}:`;
         this.#localGroups.set(prefix, { state: this.#local, open: result.granted });
