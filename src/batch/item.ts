@@ -16,6 +16,8 @@ import type { Logger } from '../internal/logger.js';
 import { classifyError, configurationStop, errorCode, isConfigurationError, mayResubmit, stopFor, toItemError } from './classify.js';
 import type { ParsedItem } from './input.js';
 import type { Journal, OpenEntry, TerminalRecord } from './journal.js';
+import type { RunSpend } from './spend.js';
+import { fromNano } from '../internal/money.js';
 import type { BatchClient, BatchJobResult, ItemError, JobOutput, StopInfo, TerminalState } from './types.js';
 
 /** Counters an item adds to, owned by its run. */
@@ -40,6 +42,8 @@ export interface ItemHost {
   readonly keepPreview: boolean;
   /** The API base URL, for the message of a configuration stop. */
   readonly apiBaseUrl: string | undefined;
+  /** With `maxSpend`: prices and the cap. */
+  readonly spend: RunSpend | undefined;
   /** True once a stop was requested. */
   readonly stopping: boolean;
   /** True when a stop cut requests on the wire (their outcome is unknown). */
@@ -92,6 +96,8 @@ class ItemRun {
   #possibleDuplicate: boolean;
   #requestId: string | undefined;
   #submittedAt = 0;
+  /** The price reserved for the submission under way, nano-dollars (0: none). */
+  #priceNano = 0;
   /** Resubmissions spent in this run, in all and by job error code. */
   readonly #spent = { total: 0, byCode: new Map<string, number>() };
 
@@ -141,8 +147,30 @@ class ItemRun {
     // An orphan whose job failed: without its input it cannot be sent again.
     if (item === undefined) return this.#leavePending();
     if (this.#stopped()) return this.#leavePending();
+    let priceNano: number | undefined;
+    if (host.spend !== undefined) {
+      try {
+        priceNano = await host.spend.quote(this.#endpoint, item.params, this.#line, this.#signal);
+      } catch (error) {
+        return this.#onPriceError(error);
+      }
+      if (this.#stopped()) return this.#leavePending();
+    }
     await host.waitForSubmitSlot(this.#signal);
     if (this.#stopped()) return this.#leavePending();
+    if (host.spend !== undefined && priceNano !== undefined) {
+      // Reserved before the `submitting` record: a crash from here on counts the price as spent, never as free.
+      try {
+        await host.spend.reserve(priceNano);
+      } catch (error) {
+        return this.#onPriceError(error);
+      }
+      this.#priceNano = priceNano;
+      if (this.#stopped()) {
+        this.#giveBack();
+        return this.#leavePending();
+      }
+    }
     this.#attempt++;
     host.journal.append({
       id: this.#id,
@@ -150,6 +178,7 @@ class ItemRun {
       state: 'submitting',
       attempt: this.#attempt,
       ...(this.#possibleDuplicate ? { possibleDuplicate: true } : {}),
+      ...(this.#priceNano > 0 ? { price: fromNano(this.#priceNano) } : {}),
       at: host.clock.now(),
     });
     host.submitting(1);
@@ -166,6 +195,8 @@ class ItemRun {
       host.submitting(-1);
     }
     if (failure !== undefined || submitted === undefined) return this.#onSubmitError(failure?.error);
+    const price = this.#priceNano;
+    this.#priceNano = 0; // charged
     host.apiConfirmed = true;
     this.#requestId = submitted.requestId;
     if (submitted.result !== undefined) {
@@ -185,9 +216,39 @@ class ItemRun {
       attempt: this.#attempt,
       resubmissions: this.#resubmissions,
       ...(this.#possibleDuplicate ? { possibleDuplicate: true } : {}),
+      ...(price > 0 ? { price: fromNano(price) } : {}),
       at: this.#submittedAt,
     });
     return 'submitted';
+  }
+
+  /** A price that could not be had, or a reservation refused: nothing was sent, nothing is spent. */
+  #onPriceError(error: unknown): Phase {
+    const host = this.#host;
+    if (this.#signal.aborted) return this.#leavePending();
+    const code = errorCode(error);
+    if (code === 'SPEND_CAP_REACHED') {
+      host.requestStop({ reason: 'spend-cap', message: `${(error as Error).message}. Raise --max-spend (maxSpend), then run the batch again to resume.` });
+      return this.#leavePending();
+    }
+    if (code === 'PRICE_UNAVAILABLE') {
+      host.noteSuccess();
+      return this.#finish('failed', { error: toItemError(error) });
+    }
+    switch (classifyError(error)) {
+      case 'stop':
+        host.requestStop(stopFor(error, host.apiBaseUrl));
+        return this.#leavePending();
+      default:
+        host.noteTransient(error);
+        return this.#leavePending();
+    }
+  }
+
+  /** Gives back the reservation of a submission that was definitely not charged. */
+  #giveBack(): void {
+    if (this.#priceNano > 0) this.#host.spend?.release(this.#priceNano);
+    this.#priceNano = 0;
   }
 
   #onSubmitError(error: unknown): Phase {
@@ -205,6 +266,7 @@ class ItemRun {
     }
     switch (classifyError(error)) {
       case 'unknown-outcome':
+        this.#priceNano = 0; // the job may exist: its price stays spent
         host.logger.warn({ id: this.#id, line: this.#line, attempt: this.#attempt }, 'submission outcome unknown');
         if (host.resubmitUnknown && this.#spent.total < host.maxResubmissions && !host.stopping) {
           this.#possibleDuplicate = true;
@@ -225,6 +287,8 @@ class ItemRun {
       case 'fatal':
       case 'job-failed':
         host.noteSuccess();
+        // Refused for its parameters: not charged. The `released` record gives the price back on resume too.
+        if (this.#priceNano > 0) this.#release(errorCode(error) ?? 'refused');
         return this.#finish('failed', { error: toItemError(error) });
       case 'transient':
         // Retries ran out on failures the engine knows were not processed (5xx, refused connections): no job
@@ -313,6 +377,7 @@ class ItemRun {
   #release(reason: string): void {
     const host = this.#host;
     host.journal.append({ id: this.#id, line: this.#line, state: 'released', reason, at: host.clock.now() });
+    this.#giveBack();
   }
 
   #finish(state: TerminalState, extra: { output?: JobOutput; error?: ItemError }): 'end' {

@@ -8,6 +8,7 @@ import { RunControl } from './run-control.js';
 import { CLAIMED, ErrorsFile, Journal, JournalWriteError, SEEN, STATE_CODE, type OpenEntry, type TerminalRecord } from './journal.js';
 import { BATCH_DEFAULTS, checkBatchClient, resolveBatchOptions, validateBatchItem, type ResolvedBatchOptions } from './options.js';
 import { ResultStream } from './result-stream.js';
+import { RunSpend } from './spend.js';
 import { invalidRecord, Tally, toResult } from './tally.js';
 import type { Batch, BatchClient, BatchInput, BatchProgress, BatchResult, BatchSummary, RunBatchOptions, StopReason } from './types.js';
 
@@ -112,6 +113,7 @@ class BatchRun implements Batch {
       apiBaseUrl: options.apiBaseUrl,
       finishTerminal: (record, resumed) => this.#finishTerminal(record, resumed),
     });
+    if (settings.maxSpend !== undefined) this.#ctl.spend = new RunSpend(client, settings.maxSpend, options.spendLedger, this.#logger);
     // Start on the next macrotask, so that a caller iterating right away sees every result.
     this.summary = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#main());
     this.summary.catch(() => {});
@@ -173,6 +175,7 @@ class BatchRun implements Batch {
         clock: this.#clock,
       });
       this.#errors = new ErrorsFile(this.#settings.errorsOut);
+      await this.#ctl.spend?.open(this.#journal.index.spentNano);
     } catch (error) {
       this.#journal?.closeSync();
       const setupError = new BatchSetupError((error as Error).message, { cause: error });
@@ -213,6 +216,7 @@ class BatchRun implements Batch {
       scheduler.off('paused', this.#onPaused);
       signal?.removeEventListener('abort', this.#onAbortSignal);
     }
+    await this.#ctl.spend?.settled();
     let orphaned = 0;
     for (const [id] of index.open) if ((index.table.get(id) & CLAIMED) === 0) orphaned++;
     const endCounts = scheduler.stats().counts;
@@ -226,11 +230,12 @@ class BatchRun implements Batch {
       elapsedMs: this.#clock.now() - this.#startedAt,
       requests: { dispatched: endCounts.dispatched - this.#dispatchedAtStart, rateLimited: endCounts.rateLimited - this.#rateLimitedAtStart },
     });
+    if (this.#ctl.spend) summary.spend = this.#ctl.spend.summary();
     await journal.close();
     this.#errors?.close();
     this.#results.end();
     this.#logger.info(
-      { complete: summary.complete, stopped: summary.stopped?.reason, run: summary.run, pending: summary.pending },
+      { complete: summary.complete, stopped: summary.stopped?.reason, run: summary.run, pending: summary.pending, spend: summary.spend },
       'batch finished',
     );
     return summary;
