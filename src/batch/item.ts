@@ -227,10 +227,8 @@ class ItemRun {
     const host = this.#host;
     if (this.#signal.aborted) return this.#leavePending();
     const code = errorCode(error);
-    if (code === 'SPEND_CAP_REACHED') {
-      host.requestStop({ reason: 'spend-cap', message: `${(error as Error).message}. Raise --max-spend (maxSpend), then run the batch again to resume.` });
-      return this.#leavePending();
-    }
+    // The cap: this item waits for the next run (the run ends as 'spend-cap' once the items under way finish).
+    if (code === 'SPEND_CAP_REACHED') return this.#leavePending();
     if (code === 'PRICE_UNAVAILABLE') {
       host.noteSuccess();
       return this.#finish('failed', { error: toItemError(error) });

@@ -217,6 +217,10 @@ class BatchRun implements Batch {
       signal?.removeEventListener('abort', this.#onAbortSignal);
     }
     await this.#ctl.spend?.settled();
+    const reached = this.#ctl.spend?.reached;
+    if (reached && !this.#ctl.stopInfo) {
+      this.#ctl.requestStop({ reason: 'spend-cap', message: `${reached.message}. Raise the cap (--max-spend, maxSpend), then run the batch again to resume.` });
+    }
     let orphaned = 0;
     for (const [id] of index.open) if ((index.table.get(id) & CLAIMED) === 0) orphaned++;
     const endCounts = scheduler.stats().counts;
@@ -265,7 +269,7 @@ class BatchRun implements Batch {
     try {
       for await (const input of this.#inputs) {
         position++;
-        if (this.#ctl.stopInfo) break;
+        if (this.#ctl.stopInfo || this.#ctl.spend?.reached) break;
         const item = parseInput(input, position, defaults);
         if (item === undefined) continue;
         this.#tally.items++;
@@ -285,14 +289,14 @@ class BatchRun implements Batch {
           continue;
         }
         await this.#waitForRoom();
-        if (this.#ctl.stopInfo) {
+        if (this.#ctl.stopInfo || this.#ctl.spend?.reached) {
           // Read but not started: the next run reads it again.
           break;
         }
         const prior = index.open.get(item.id);
         this.#start(item.id, prior, item);
       }
-      this.#inputDone = this.#ctl.stopInfo === undefined;
+      this.#inputDone = this.#ctl.stopInfo === undefined && this.#ctl.spend?.reached === undefined;
     } catch (error) {
       if (this.#ctl.stopInfo === undefined) {
         const message = error instanceof Error ? error.message : String(error);
@@ -326,7 +330,7 @@ class BatchRun implements Batch {
   async #waitForRoom(): Promise<void> {
     const scheduler = this.#client.scheduler;
     for (;;) {
-      if (this.#ctl.stopInfo) return;
+      if (this.#ctl.stopInfo || this.#ctl.spend?.reached) return;
       const { maxInFlight, maxSubmitting, maxQueued } = this.#settings;
       const consumerBehind = this.#results.backlog >= maxInFlight;
       if (this.#ctl.active.size >= maxInFlight || this.#ctl.submittingNow >= maxSubmitting || consumerBehind) {

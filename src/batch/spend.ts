@@ -27,6 +27,8 @@ export class RunSpend {
   /** The ledger's total, as last seen. */
   #totalNano = 0;
   readonly #releasing = new Set<Promise<void>>();
+  /** The first refusal: from then on the run starts nothing new and reserves nothing more. */
+  #reached: SpendCapReachedError | undefined;
 
   constructor(client: BatchClient, cap: number, ledger: SpendLedger | undefined, logger: Logger) {
     if (typeof client.quote !== 'function') {
@@ -60,12 +62,26 @@ export class RunSpend {
     }
   }
 
-  /** Reserves `priceNano`; rejects with {@link SpendCapReachedError} when it does not fit under the cap. */
+  /**
+   * Reserves `priceNano`; rejects with {@link SpendCapReachedError} when it does not fit under the cap. After
+   * the first refusal every reservation is refused: what is left stops, resumable, while the submissions
+   * that hold a reservation go out and their jobs finish.
+   */
   async reserve(priceNano: number): Promise<void> {
+    if (this.#reached) throw this.#reached;
     const r = await this.#ledger.reserve(priceNano, this.capNano);
     this.#totalNano = r.totalNano;
-    if (!r.ok) throw new SpendCapReachedError(fromNano(this.capNano), fromNano(r.totalNano), fromNano(priceNano));
+    if (!r.ok) {
+      this.#reached ??= new SpendCapReachedError(fromNano(this.capNano), fromNano(r.totalNano), fromNano(priceNano));
+      this.#logger.warn({ cap: fromNano(this.capNano), spent: fromNano(r.totalNano), price: fromNano(priceNano) }, 'spend cap reached: no new submissions');
+      throw this.#reached;
+    }
     this.#runNano += priceNano;
+  }
+
+  /** Set once a reservation was refused: the run starts nothing new. */
+  get reached(): SpendCapReachedError | undefined {
+    return this.#reached;
   }
 
   /** Gives back a reservation whose submission was definitely not charged (in the background; {@link settled} waits). */
