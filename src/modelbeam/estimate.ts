@@ -131,7 +131,7 @@ export async function estimateBatch(
       totalNano += toNano(price);
       priced++;
     } catch (error) {
-      if (signal?.aborted) throw error;
+      if (signal?.aborted || isAccountError(error)) throw error;
       failed++;
       const e = error instanceof PriceUnavailableError ? error : new PriceUnavailableError(item.endpoint, line, { cause: error });
       if (errors.length < MAX_ERRORS) errors.push({ line, endpoint: item.endpoint, code: e.code, message: e.message });
@@ -166,6 +166,12 @@ export async function estimateBatch(
     limits,
     durationMs: estimateDurationMs(priced, limits),
   };
+}
+
+/** Errors about the account or the client, not the line: the estimate fails with them. */
+function isAccountError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'AUTHENTICATION_FAILED' || code === 'DAILY_QUOTA_EXHAUSTED' || code === 'QUEUE_CLOSED' || code === 'STORE_UNAVAILABLE';
 }
 
 function checkItem(item: EstimateItem, position: number): void {
