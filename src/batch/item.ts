@@ -50,9 +50,12 @@ export interface ItemHost {
   readonly hardAbort: boolean;
   /** True once the API answered a submission or a job's end in this run: the base URL and the key work. */
   apiConfirmed: boolean;
-  /** Waits until fewer than `maxSubmitting` items are between their `submitting` record and the POST's answer, or a stop. */
-  waitForSubmitSlot(signal: AbortSignal): Promise<void>;
-  /** One more (`+1`) or one fewer (`-1`) item is submitting. */
+  /**
+   * Waits until fewer than `maxSubmitting` items are between their `submitting` record and the POST's answer,
+   * and takes the slot (give it back with `submitting(-1)`). Resolves false, taking nothing, on a stop.
+   */
+  waitForSubmitSlot(signal: AbortSignal): Promise<boolean>;
+  /** One fewer (`-1`) item is submitting (`+1`: one more, without waiting). */
   submitting(delta: 1 | -1): void;
   requestStop(info: StopInfo): void;
   /** A request succeeded or an item reached a terminal state by the API's word: the run of transient failures ends. */
@@ -156,32 +159,41 @@ class ItemRun {
       }
       if (this.#stopped()) return this.#leavePending();
     }
-    await host.waitForSubmitSlot(this.#signal);
-    if (this.#stopped()) return this.#leavePending();
+    if (!(await host.waitForSubmitSlot(this.#signal))) return this.#leavePending();
+    if (this.#stopped()) {
+      host.submitting(-1);
+      return this.#leavePending();
+    }
     if (host.spend !== undefined && priceNano !== undefined) {
       // Reserved before the `submitting` record: a crash from here on counts the price as spent, never as free.
       try {
         await host.spend.reserve(priceNano);
       } catch (error) {
+        host.submitting(-1);
         return this.#onPriceError(error);
       }
       this.#priceNano = priceNano;
       if (this.#stopped()) {
+        host.submitting(-1);
         this.#giveBack();
         return this.#leavePending();
       }
     }
     this.#attempt++;
-    host.journal.append({
-      id: this.#id,
-      line: this.#line,
-      state: 'submitting',
-      attempt: this.#attempt,
-      ...(this.#possibleDuplicate ? { possibleDuplicate: true } : {}),
-      ...(this.#priceNano > 0 ? { price: fromNano(this.#priceNano) } : {}),
-      at: host.clock.now(),
-    });
-    host.submitting(1);
+    try {
+      host.journal.append({
+        id: this.#id,
+        line: this.#line,
+        state: 'submitting',
+        attempt: this.#attempt,
+        ...(this.#possibleDuplicate ? { possibleDuplicate: true } : {}),
+        ...(this.#priceNano > 0 ? { price: fromNano(this.#priceNano) } : {}),
+        at: host.clock.now(),
+      });
+    } catch (error) {
+      host.submitting(-1);
+      throw error;
+    }
     let submitted: { requestId: string; result?: unknown } | undefined;
     let failure: { error: unknown } | undefined;
     try {

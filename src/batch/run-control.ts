@@ -117,8 +117,12 @@ export class RunControl implements ItemHost {
     for (const resolve of waiters) resolve();
   }
 
-  async waitForSubmitSlot(signal: AbortSignal): Promise<void> {
+  async waitForSubmitSlot(signal: AbortSignal): Promise<boolean> {
     while (this.submittingNow >= this.#settings.maxSubmitting && !this.stopInfo && !signal.aborted) await this.nextChange();
+    if (this.stopInfo || signal.aborted) return false;
+    // Taken in the same tick as the check: two items woken together cannot both take the last slot.
+    this.submittingNow++;
+    return true;
   }
 
   submitting(delta: 1 | -1): void {
