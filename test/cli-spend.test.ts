@@ -92,8 +92,8 @@ test('estimate prints the total, the balance, the limits and a duration, with on
   expect(text.stdout).toMatch(/^Estimate: \$0\.6120{0,4} for 300 jobs\n/);
   expect(text.stdout).toMatch(/balance: {3}\$1000\.00 \(covers the batch\)/);
   expect(text.stdout).toMatch(/cap: {7}\$0\.10 — the run will stop at the cap, resumable/);
-  expect(text.stdout).toMatch(/line 301 \[INVALID_INPUT\]/);
-  expect(text.stdout).toMatch(/line 302 \[INVALID_INPUT\]/);
+  expect(text.stdout).toMatch(/\[INVALID_INPUT\] Line 301 /);
+  expect(text.stdout).toMatch(/\[INVALID_INPUT\] Line 302 /);
 }, 60_000);
 
 function size(path: string): number {

@@ -58,7 +58,8 @@ export function formatEstimate(e: CliEstimate, maxSpend?: number): string {
   const bad = e.failed + e.invalidLines;
   if (bad > 0) {
     lines.push(`  errors:    ${bad} line${bad === 1 ? '' : 's'} could not be priced:`);
-    for (const err of e.errors.slice(0, ERRORS_SHOWN)) lines.push(`    line ${err.line ?? '?'} [${err.code}]: ${err.message.replace(/^Line \d+: /, '')}`);
+    // Every message names its line ("Line 12: …", "Line 12 is not valid JSON …").
+    for (const err of e.errors.slice(0, ERRORS_SHOWN)) lines.push(`    [${err.code}] ${err.message}`);
     if (bad > Math.min(ERRORS_SHOWN, e.errors.length)) lines.push(`    … and ${bad - Math.min(ERRORS_SHOWN, e.errors.length)} more`);
   }
   return `${lines.join('\n')}\n`;
@@ -83,15 +84,21 @@ async function* itemsOf(input: string, options: EstimateCommandOptions, refused:
 
 /** Runs `estimate <input>` and returns the exit code: 0 every line priced, 1 some could not be, 2 usage, 4 key refused. */
 export async function estimateCommand(input: string, options: EstimateCommandOptions, io: CliIo = DEFAULT_IO()): Promise<ExitCode> {
+  return (await runEstimate(input, options, io)).code;
+}
+
+/** As {@link estimateCommand}, also handing back the estimate (the demo sets its cap from it). */
+export async function runEstimate(input: string, options: EstimateCommandOptions, io: CliIo): Promise<{ code: ExitCode; estimate?: CliEstimate }> {
+  const code = (c: ExitCode, estimate?: CliEstimate): { code: ExitCode; estimate?: CliEstimate } => (estimate ? { code: c, estimate } : { code: c });
   const envKey = io.env['MODELBEAM_API_KEY'];
   const apiKey = options.apiKey ?? envKey;
   const scrub = makeScrubber([apiKey, envKey]);
   const say = (stream: NodeJS.WriteStream, text: string): void => {
     stream.write(scrub(text.endsWith('\n') ? text : `${text}\n`));
   };
-  const usage = (message: string): ExitCode => {
+  const usage = (message: string): { code: ExitCode } => {
     say(io.stderr, `modelbeam-batch estimate: ${message}`);
-    return EXIT.USAGE;
+    return code(EXIT.USAGE);
   };
   if (!apiKey) return usage('no API key. Set MODELBEAM_API_KEY (the price route needs it too).');
   try {
@@ -132,19 +139,18 @@ export async function estimateCommand(input: string, options: EstimateCommandOpt
     try {
       estimate = await client.estimate(itemsOf(input, options, refused, count));
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === 'AUTHENTICATION_FAILED') {
+      if ((error as { code?: string }).code === 'AUTHENTICATION_FAILED') {
         say(io.stderr, `modelbeam-batch estimate: the API key was refused (${(error as Error).message}).`);
-        return EXIT.AUTH_FAILED;
+        return code(EXIT.AUTH_FAILED);
       }
       throw error;
     }
     const result: CliEstimate = { ...estimate, errors: [...refused, ...estimate.errors].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)).slice(0, 100), invalidLines: count.invalid };
     say(io.stdout, options.json === true ? JSON.stringify(result) : formatEstimate(result, options.maxSpend));
-    return result.failed + result.invalidLines > 0 ? EXIT.ITEMS_FAILED : EXIT.OK;
+    return code(result.failed + result.invalidLines > 0 ? EXIT.ITEMS_FAILED : EXIT.OK, result);
   } catch (error) {
     say(io.stderr, `modelbeam-batch estimate: ${error instanceof Error ? error.message : String(error)}`);
-    return EXIT.INTERNAL;
+    return code(EXIT.INTERNAL);
   } finally {
     await client?.close().catch(() => {});
     await scheduler?.close({ drain: false }).catch(() => {});
