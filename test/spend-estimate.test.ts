@@ -2,7 +2,7 @@
  * Issue 14: estimates and spend caps, over real HTTP against the fake server (which prices jobs by their
  * parameters and charges the balance on submit).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -185,5 +185,54 @@ describe('estimate and spend on the fake server', () => {
     // The refused 11th submission was given back: the results file counts the 10 charged jobs only.
     expect((await loadJournal(out)).spentNano).toBe(10 * toNano(0.00102));
     expect(summary.spend?.spent).toBe(fromNano(10 * toNano(0.00102)));
+  });
+});
+
+describe('the results file counts what was spent', () => {
+  const sub = (id: string, price: number, attempt = 1): string => JSON.stringify({ id, line: 1, state: 'submitting', attempt, price, at: 1 });
+  const ok = (id: string): string => JSON.stringify({ id, line: 1, state: 'submitted', requestId: `r-${id}`, endpoint: 'txt2img', attempt: 1, resubmissions: 0, price: 0.5, at: 2 });
+  const rel = (id: string): string => JSON.stringify({ id, line: 1, state: 'released', reason: 'stopped', at: 3 });
+  const done = (id: string): string => JSON.stringify({ id, line: 1, state: 'done', attempts: 1, resubmissions: 0, possibleDuplicate: false, at: 4 });
+  test.each([
+    ['a charged submission', [sub('a', 0.5), ok('a'), done('a')], 0.5],
+    ['an unknown outcome counts as spent', [sub('a', 0.5)], 0.5],
+    ['an unknown outcome resubmitted: both count', [sub('a', 0.5), sub('a', 0.5, 2), ok('a')], 1],
+    ['a released submission was not charged', [sub('a', 0.5), rel('a')], 0],
+    ['a refusal (released, then failed) was not charged', [sub('a', 0.5), rel('a'), JSON.stringify({ id: 'a', line: 1, state: 'failed', attempts: 1, resubmissions: 0, possibleDuplicate: false, at: 5 })], 0],
+    ['records without a price (no cap) count nothing', [JSON.stringify({ id: 'a', line: 1, state: 'submitting', attempt: 1, at: 1 }), ok('a')], 0],
+    ['prices sum exactly', Array.from({ length: 10 }, (_, i) => sub(`x${i}`, 0.1)), 1],
+  ])('%s', async (_name, lines, usd) => {
+    const path = join(dir, 'r.jsonl');
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    expect((await loadJournal(path)).spentNano).toBe(toNano(usd));
+  });
+});
+
+describe('options', () => {
+  test.each([
+    [{ maxSpend: 0 }, /Expected `maxSpend` to be a number > 0/],
+    [{ maxSpend: -1 }, /Expected `maxSpend` to be a number > 0/],
+    [{ maxSpend: Number.NaN }, /Expected `maxSpend` to be a number > 0/],
+    [{ maxSpend: '5' }, /Expected `maxSpend` to be a number > 0/],
+    [{ maxSpend: 5, spendLedger: {} }, /Expected `spendLedger` to be a spend ledger/],
+    [{ spendLedger: { open() {}, reserve() {}, release() {}, total() {} } }, /Expected `maxSpend` to be set with `spendLedger`/],
+  ])('runBatch refuses %j', async (bad, message) => {
+    const h = await harness();
+    expect(() => runBatch(h.client, [], { out: join(dir, 'o.jsonl'), ...(bad as object) })).toThrow(message);
+  });
+
+  test('runBatch with maxSpend needs a client that can quote', async () => {
+    const h = await harness();
+    const client = { scheduler: h.client.scheduler, submit: () => Promise.reject(new Error('x')), wait: () => Promise.reject(new Error('x')) };
+    expect(() => runBatch(client as never, [], { out: join(dir, 'o.jsonl'), maxSpend: 1 })).toThrow(/`quote\(endpoint, params\)`/);
+  });
+
+  test('client.estimate refuses bad items and options before any request', async () => {
+    const h = await harness();
+    await expect(h.client.estimate(null as never)).rejects.toThrow(/iterable/);
+    await expect(h.client.estimate([], { concurrency: 0 })).rejects.toThrow(/Expected `concurrency` to be an integer >= 1/);
+    await expect(h.client.estimate([], { nope: 1 } as never)).rejects.toThrow(/nope/);
+    await expect(h.client.estimate([{ endpoint: 'txt2img' } as never])).rejects.toThrow(/Expected item 1 to be/);
+    expect(h.server.stats().requests).toBe(0);
   });
 });
