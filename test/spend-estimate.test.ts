@@ -11,6 +11,7 @@ import { loadJournal } from '../src/batch/journal.js';
 import { estimateDurationMs } from '../src/modelbeam/estimate.js';
 import { priceKey } from '../src/modelbeam/price-key.js';
 import { fromNano, toNano } from '../src/internal/money.js';
+import { ValidationError } from '../src/errors/validation-error.js';
 import { closeAll, harness, img } from './modelbeam-harness.js';
 
 let dir: string;
@@ -112,6 +113,9 @@ describe('estimate and spend on the fake server', () => {
     expect(summary.spend).toMatchObject({ spent: estimate.total, run: estimate.total, shared: false });
     expect(h.server.stats().byRoute['POST /txt2img/price-calculation']).toBe(distinct);
     expect((await loadJournal(out)).spentNano).toBe(toNano(estimate.total));
+    console.log(
+      `estimate vs run, ${n} lines: ${JSON.stringify({ estimate: estimate.total, spentOnServer: Math.round(spentOnServer * 1e9) / 1e9, priceCalls: h.server.stats().byRoute['POST /txt2img/price-calculation'], distinct })}`,
+    );
   }, 120_000);
 
   test('a line whose price cannot be computed is its line error; the others are summed', async () => {
@@ -186,6 +190,28 @@ describe('estimate and spend on the fake server', () => {
     expect((await loadJournal(out)).spentNano).toBe(10 * toNano(0.00102));
     expect(summary.spend?.spent).toBe(fromNano(10 * toNano(0.00102)));
   });
+});
+
+test('a submission refused for its parameters after it was priced gives its price back (a released record before the failed one)', async () => {
+  const h = await harness({ limits: FAST_LIMITS, jobs: { pendingMs: 0, processingMs: 5 } });
+  const real = h.client;
+  const client = {
+    scheduler: real.scheduler,
+    quote: real.quote.bind(real),
+    wait: real.wait.bind(real),
+    submit: (endpoint: string, params: Record<string, unknown>, options: { signal?: AbortSignal }) =>
+      params['prompt'] === 'refused'
+        ? Promise.reject(new ValidationError({ body: { message: 'The selected model is invalid.' }, fieldErrors: { model: ['The selected model is invalid.'] } }))
+        : real.submit(endpoint as "txt2img", params as never, options),
+  };
+  const out = join(dir, 'results.jsonl');
+  const lines = ['a', 'refused', 'b'].map((prompt, i) => ({ id: `r${i}`, prompt, model: 'Flux1schnell', width: 512, height: 512, steps: 4 }));
+  const summary = await runBatch(client as never, lines, { out, endpoint: 'txt2img', maxSpend: 1 }).summary;
+  expect(summary).toMatchObject({ complete: true, run: { done: 2, failed: 1 } });
+  const states = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; state: string }).filter((r) => r.id === 'r1').map((r) => r.state);
+  expect(states).toEqual(['submitting', 'released', 'failed']);
+  expect(summary.spend?.spent).toBe(fromNano(2 * toNano(0.00102)));
+  expect((await loadJournal(out)).spentNano).toBe(2 * toNano(0.00102));
 });
 
 describe('the results file counts what was spent', () => {
