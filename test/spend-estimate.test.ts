@@ -214,6 +214,18 @@ test('a submission refused for its parameters after it was priced gives its pric
   expect((await loadJournal(out)).spentNano).toBe(2 * toNano(0.00102));
 });
 
+test('with a cap, a price route that answers 404 before anything worked is a wrong base URL: the run stops, no line fails', async () => {
+  const h = await harness({ limits: FAST_LIMITS });
+  const wrong = h.make({ baseUrl: `${h.server.url}/not-the-api` });
+  const out = join(dir, 'results.jsonl');
+  const lines = Array.from({ length: 10 }, (_, i) => ({ id: `w${i}`, prompt: `p${i}`, model: 'Flux1schnell', width: 512, height: 512, steps: 4 }));
+  const summary = await runBatch(wrong, lines, { out, endpoint: 'txt2img', maxSpend: 1, apiBaseUrl: `${h.server.url}/not-the-api` }).summary;
+  expect(summary.stopped?.reason).toBe('configuration');
+  expect(summary.stopped?.message).toMatch(/txt2img\/price-calculation answered HTTP 404/);
+  expect(summary).toMatchObject({ run: { done: 0, failed: 0, invalid: 0 } });
+  expect(h.server.jobs.size).toBe(0);
+});
+
 describe('the results file counts what was spent', () => {
   const sub = (id: string, price: number, attempt = 1): string => JSON.stringify({ id, line: 1, state: 'submitting', attempt, price, at: 1 });
   const ok = (id: string): string => JSON.stringify({ id, line: 1, state: 'submitted', requestId: `r-${id}`, endpoint: 'txt2img', attempt: 1, resubmissions: 0, price: 0.5, at: 2 });

@@ -4,7 +4,7 @@
  * | phase | does | next |
  * |---|---|---|
  * | (enter) | reads what the results file says of the item | `submitted` (a request id is known: poll it), `submitting` (resubmitted flagged when the last outcome is unknown), or end |
- * | `submitting` | waits for a submission slot, writes `submitting`, POSTs | `submitted` (writes `submitted`); `submitting` again (unknown outcome, resubmitted flagged); terminal (an inline result, or a refusal that is the item's own); end (released or left pending: a stop, a configuration error, a transient failure) |
+ * | `submitting` | with `maxSpend`, prices the job (a price the API refuses fails the item, `PRICE_UNAVAILABLE`); waits for a submission slot; with `maxSpend`, reserves the price (refused: the item waits for the next run); writes `submitting` (with the price), POSTs | `submitted` (writes `submitted`); `submitting` again (unknown outcome, resubmitted flagged); terminal (an inline result, or a refusal that is the item's own); end (released or left pending: a stop, a configuration error, a transient failure) |
  * | `submitted` | waits for the job | terminal (done or failed); `submitting` (a failed job that may be resubmitted); end (pending: the `submitted` record stands and the next run polls it) |
  *
  * "End" without a terminal record always leaves the item resumable: a `released` record (the POST was refused
@@ -157,6 +157,7 @@ class ItemRun {
       } catch (error) {
         return this.#onPriceError(error);
       }
+      host.apiConfirmed = true; // the API priced a job: the base URL and the key work
       if (this.#stopped()) return this.#leavePending();
     }
     if (!(await host.waitForSubmitSlot(this.#signal))) return this.#leavePending();
@@ -242,6 +243,12 @@ class ItemRun {
     // The cap: this item waits for the next run (the run ends as 'spend-cap' once the items under way finish).
     if (code === 'SPEND_CAP_REACHED') return this.#leavePending();
     if (code === 'PRICE_UNAVAILABLE') {
+      const cause = (error as { cause?: unknown }).cause;
+      if (!host.apiConfirmed && isConfigurationError(cause)) {
+        // Nothing has worked at this base URL yet: the URL is wrong, not the line.
+        host.requestStop(configurationStop(cause, host.apiBaseUrl, `${this.#endpoint}/price-calculation`, 'POST'));
+        return this.#leavePending();
+      }
       host.noteSuccess();
       return this.#finish('failed', { error: toItemError(error) });
     }
