@@ -153,6 +153,14 @@ test('a capped run killed with kill -9 at random points and resumed stops at the
 }, 120_000);
 
 describe.skipIf(!reachable)('through Redis', () => {
+  test('estimate --redis prices through the shared store', async () => {
+    const acct = account();
+    const path = input('est-redis.jsonl', 50);
+    const r = await runCli(['estimate', path, ...common(), '--redis', REDIS_URL, '--json'], { MODELBEAM_API_KEY: acct.key });
+    expect(r.code, r.stderr).toBe(EXIT.OK);
+    expect(JSON.parse(r.stdout)).toMatchObject({ priced: 50, priceCalls: 1, total: (50 * PRICE_NANO) / 1e9 });
+  }, 60_000);
+
   test('4 processes sharing one cap never spend past it together', async () => {
     const acct = account();
     const spendKey = `t-${randomUUID().slice(0, 8)}`;

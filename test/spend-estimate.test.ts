@@ -107,6 +107,7 @@ describe('estimate and spend on the fake server', () => {
     });
     const summary = await batch.summary;
     expect(summary).toMatchObject({ complete: true, run: { done: n } });
+    expect(batch.progress().spend).toMatchObject({ spent: estimate.total, cap: estimate.total + 1 });
     const spentOnServer = before - h.server.balance('acct-1');
     expect(spentOnServer.toFixed(2)).toBe(estimate.total.toFixed(2));
     expect(toNano(spentOnServer)).toBe(toNano(estimate.total));

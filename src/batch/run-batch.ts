@@ -143,6 +143,7 @@ class BatchRun implements Batch {
       parkedUntil: stats.parkedUntil,
       stopping: this.#ctl.stopInfo !== undefined,
       elapsedMs: this.#startedAt === 0 ? 0 : this.#clock.now() - this.#startedAt,
+      ...(this.#ctl.spend ? { spend: this.#ctl.spend.summary() } : {}),
     };
   }
 

@@ -241,6 +241,8 @@ export interface BatchProgress {
   parkedUntil: number | undefined;
   stopping: boolean;
   elapsedMs: number;
+  /** With `maxSpend`: what was spent so far (USD; the ledger's total as last seen). */
+  spend?: SpendSummary;
 }
 
 /** Options of {@link runBatch}. Only `out` is required. */
