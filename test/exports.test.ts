@@ -23,17 +23,20 @@ const ROOT = [
   'JOB_ERROR_CODES',
   'JobFailedError',
   'KNOWN_ENDPOINTS',
+  'MemorySpendLedger',
   'MemoryStore',
   'ModelBeamClient',
   'NotFoundError',
   'OutcomeUnknownError',
   'ParamsValidationError',
+  'PriceUnavailableError',
   'QueueClosedError',
   'RateLimitScheduler',
   'RetriesExhaustedError',
   'SCHEDULER_DEFAULTS',
   'SIGNATURE_HEADER',
   'SchedulerError',
+  'SpendCapReachedError',
   'StoreUnavailableError',
   'TIMESTAMP_HEADER',
   'TYPED_ENDPOINTS',
@@ -53,7 +56,7 @@ const ROOT = [
   'verifyWebhook',
 ];
 
-const REDIS = ['RedisStore'];
+const REDIS = ['RedisSpendLedger', 'RedisStore'];
 
 const TESTING = [
   'FAKE_ENDPOINTS',

@@ -23,6 +23,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from './ioredis.js';
+import { RedisSpendLedger } from './spend-ledger.js';
 import { StoreUnavailableError } from '../errors/store-unavailable-error.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
 import { sleep, systemClock } from '../internal/clock.js';
@@ -263,6 +264,18 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   /** The keys of this account's state (for tools and tests). */
   get keys(): readonly string[] {
     return [this.#key];
+  }
+
+  /**
+   * The spend counter named `name` of this store's account, beside its budgets: pass it as the `spendLedger`
+   * of every `runBatch` (or `--redis` run) that must share one `maxSpend`. It persists in Redis until
+   * deleted; use a name per campaign to start another from zero.
+   */
+  spendLedger(name = 'default'): RedisSpendLedger {
+    if (typeof name !== 'string' || !/^[\w.:-]{1,100}$/.test(name)) {
+      throw new TypeError(`Expected \`name\` to be 1 to 100 letters, digits, '_', '.', ':' or '-', got \`${String(name)}\``);
+    }
+    return new RedisSpendLedger(this.#redis, `${this.#key.slice(0, -':budget'.length)}:spend:${name}`, { commandTimeoutMs: this.#commandTimeoutMs, url: this.#url });
   }
 
   stats(): RedisStoreStats {
