@@ -73,6 +73,8 @@ export { StoreUnavailableError } from './errors/store-unavailable-error.js';
 export { JobFailedError, type JobFailedErrorInit } from './errors/job-failed-error.js';
 export { WebhookVerificationError, type WebhookRejectReason } from './errors/webhook-verification-error.js';
 export { BatchSetupError } from './errors/batch-setup-error.js';
+export { PriceUnavailableError } from './errors/price-unavailable-error.js';
+export { SpendCapReachedError } from './errors/spend-cap-reached-error.js';
 
 // ---- the ModelBeam client ------------------------------------------------------------
 export { ModelBeamClient, CLIENT_DEFAULTS } from './modelbeam/index.js';
@@ -177,4 +179,9 @@ export type {
   StopInfo,
   InvalidLine,
   StateCounts,
+  SpendSummary,
 } from './batch/types.js';
+
+// ---- estimates and spend caps --------------------------------------------------------
+export type { BatchEstimate, EstimateItem, EstimateLimits, EstimateLineError, EstimateOptions } from './modelbeam/estimate.js';
+export { MemorySpendLedger, type SpendLedger, type SpendReservation } from './store/spend-ledger.js';

@@ -27,8 +27,8 @@ function tracingStore(states: string[]): Store {
     init(config: BudgetConfig) {
       state = new BudgetState(config);
     },
-    reserve(want, now, backlog) {
-      const r = state!.reserve(want, now, backlog);
+    reserve(want, now, backlog, countsDaily, keepDaily) {
+      const r = state!.reserve(want, now, backlog, countsDaily, keepDaily);
       dump();
       return r;
     },

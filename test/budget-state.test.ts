@@ -350,3 +350,76 @@ describe('budget state: the day left uncounted', () => {
     expect(state.data.parked).toBe(0);
   });
 });
+
+describe('budget state: requests said not to count daily that do (the server counts job polls too)', () => {
+  const both = (mRem: number, dRem: number, dLimit = 10): Outcome['snapshot'] => ({
+    minute: { limit: 100, remaining: mRem },
+    daily: { limit: dLimit, remaining: dRem },
+    present: true,
+  });
+  /** One daily request answered (Daily-Remaining 8 of 10), then one said not to count daily answered with `dRem`. */
+  function afterPoll(dRem: number, dLimit = 10): BudgetState {
+    const state = new BudgetState(config);
+    const a = state.reserve(1, 0);
+    state.settle(ticketOf(a), { ...outcome(10, 200), snapshot: both(99, 8) });
+    const poll = state.reserve(1, 20, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(30, 200), snapshot: both(98, dRem, dLimit) });
+    return state;
+  }
+
+  it.each([
+    ['lower than the daily requests explain', 7, 10, 3],
+    ['unchanged (proof they do not count)', 8, 10, 1],
+    ['lower, but the limit changed (proves nothing)', 7, 9, 0],
+  ] as const)('a poll answered with Daily-Remaining %s: minuteOnly %#', (_name, dRem, dLimit, expected) => {
+    expect(afterPoll(dRem, dLimit).data.minuteOnly).toBe(expected);
+  });
+
+  it('a daily request in flight explains one unit: not proof', () => {
+    const state = new BudgetState(config);
+    const a = state.reserve(1, 0);
+    state.settle(ticketOf(a), { ...outcome(10, 200), snapshot: both(99, 8) });
+    state.reserve(1, 15); // a submission, still in flight when the poll's answer says 7
+    const poll = state.reserve(1, 20, 0, false);
+    const r = state.settle(ticketOf(poll), { ...outcome(30, 200), snapshot: both(98, 7) });
+    expect(state.data.minuteOnly).toBe(0);
+    expect(r.minuteLaneCountsDaily).toBeUndefined();
+  });
+
+  it('once shown, they count daily: they spend daily units and a spent day holds them', () => {
+    const state = afterPoll(7);
+    const polls = state.reserve(3, 40, 0, false);
+    expect(polls.granted).toBe(3);
+    expect(polls.ticket.minuteOnly).toBeUndefined();
+    expect(state.data.daily.unc).toBe(3);
+  });
+
+  it('the settle result says so, and it outlasts a new day', () => {
+    const state = new BudgetState(config);
+    const a = state.reserve(1, 0);
+    state.settle(ticketOf(a), { ...outcome(10, 200), snapshot: both(99, 8) });
+    const poll = state.reserve(1, 20, 0, false);
+    expect(state.settle(ticketOf(poll), { ...outcome(30, 200), snapshot: both(98, 7) }).minuteLaneCountsDaily).toBe(true);
+    const b = state.reserve(1, 40);
+    state.settle(ticketOf(b), { ...outcome(50, 200), snapshot: both(97, 9) }); // the day reset (a jump)
+    expect(state.data.minuteOnly).toBe(3);
+  });
+
+  it('keepDaily: granted down to the kept units, then held as `daily` (no park), others may use them', () => {
+    const state = afterPoll(7); // 7 daily units left
+    const subs = state.reserve(10, 40, 0, true, 4);
+    expect(subs.granted).toBe(3);
+    expect(state.reserve(1, 41, 0, true, 4)).toMatchObject({ granted: 0, blockedBy: 'daily', parkedUntil: undefined });
+    expect(state.data.parked).toBe(0);
+    // The kept units serve the polls (and daily requests that keep nothing).
+    expect(state.reserve(3, 42, 0, false).granted).toBe(3);
+    expect(state.reserve(5, 43, 0, true).granted).toBe(1);
+  });
+
+  it('keepDaily counts only where the daily window is known', () => {
+    const state = new BudgetState(config);
+    const a = state.reserve(1, 0);
+    state.settle(ticketOf(a), { ...outcome(10, 200), snapshot: { minute: { limit: 100, remaining: 99 }, daily: {}, present: true } });
+    expect(state.reserve(5, 20, 0, true, 50).granted).toBe(5);
+  });
+});

@@ -58,6 +58,11 @@ describe('modelbeam-batch', () => {
     const { code, stdout, stderr } = await runCli(['demo', '--items', '60', '--minute-ms', '500', '--limit', '100', '--progress', 'none', '--dir', dir]);
     expect(code, stderr).toBe(EXIT.OK);
     expect(stdout).toMatch(/no key, no network/);
+    // The estimate comes first (60 jobs of 512², 4 steps at $0.00102), then the run under a cap from it.
+    expect(stdout).toMatch(/Estimate: \$0\.0612 for 60 jobs\n {2}priced: {4}60 of 62 lines, with 1 price call/);
+    expect(stdout.indexOf('Estimate:')).toBeLessThan(stdout.indexOf('Batch complete'));
+    expect(stdout).toMatch(/--max-spend 0\.07 /);
+    expect(stdout).toMatch(/spend: {5}\$0\.06\d* of \$0\.07/);
     expect(stdout).toMatch(/Batch complete, with failures\./);
     expect(stdout).toMatch(/bad input: 2 lines/);
     expect(stdout).toMatch(/Results: {2}.*results\.jsonl/);

@@ -354,3 +354,36 @@ describe('tasks the daily window does not count (countsDaily: false)', () => {
     expect(server.maxInWindow()).toBeLessThanOrEqual(1000);
   });
 });
+
+describe('tasks that keep daily units for others (keepDaily)', () => {
+  it('wait while sending would leave fewer than they keep; tasks behind them that keep nothing go on', async () => {
+    const dayMs = 10_000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs } });
+    const server = dailyServer(clock, 6, dayMs);
+    // The first answer tells the daily window (6 a day); then two submissions keep 3 units each, as many as are left.
+    const first = track(scheduler.schedule(server.task));
+    await clock.advance(50);
+    expect(first.state).toBe('fulfilled');
+    let keep = 3;
+    const kept = Array.from({ length: 3 }, () => track(scheduler.schedule(server.task, { keepDaily: () => keep, priority: 1 })));
+    await clock.advance(50);
+    // 5 left, 3 kept: two go; the third would leave 2.
+    expect(kept.map((t) => t.state)).toEqual(['fulfilled', 'fulfilled', 'pending']);
+    expect(scheduler.stats().parkedUntil).toBeUndefined();
+    // Requests that keep nothing (the polls the units were kept for) go, behind it in priority or not.
+    const others = Array.from({ length: 2 }, () => track(scheduler.schedule(server.task)));
+    await clock.advance(50);
+    expect(others.every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(kept[2]!.state).toBe('pending');
+    // The function is asked again: with nothing more to keep, the last one takes the last unit.
+    keep = 0;
+    await clock.advance(50);
+    expect(kept[2]!.state).toBe('fulfilled');
+    expect(server.rejected).toBe(0);
+  });
+
+  it('a number is checked like every option', async () => {
+    const { scheduler } = setup();
+    await expect(scheduler.schedule(() => 1, { keepDaily: -1 })).rejects.toThrow(/keepDaily/);
+  });
+});

@@ -26,12 +26,14 @@ const ROOT = [
   'JobFailedError',
   'KNOWN_ENDPOINTS',
   'METRICS',
+  'MemorySpendLedger',
   'MemoryStore',
   'ModelBeamClient',
   'NotFoundError',
   'OutcomeUnknownError',
   'PROMETHEUS_CONTENT_TYPE',
   'ParamsValidationError',
+  'PriceUnavailableError',
   'PrometheusMetrics',
   'QueueClosedError',
   'RateLimitScheduler',
@@ -40,6 +42,7 @@ const ROOT = [
   'SIGNATURE_HEADER',
   'SPEND_CHANNEL',
   'SchedulerError',
+  'SpendCapReachedError',
   'StoreUnavailableError',
   'TIMESTAMP_HEADER',
   'TYPED_ENDPOINTS',
@@ -60,7 +63,7 @@ const ROOT = [
   'verifyWebhook',
 ];
 
-const REDIS = ['RedisStore'];
+const REDIS = ['RedisSpendLedger', 'RedisStore'];
 
 const OTEL = ['METER_NAME', 'METRICS', 'instrumentOpenTelemetry'];
 

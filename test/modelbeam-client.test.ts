@@ -936,7 +936,8 @@ describe('a daily quota that counts job submissions only, spent with jobs in fli
       const all = Promise.all(['a', 'b', 'c', 'd'].map((prompt) => client.generate('txt2img', img({ prompt })).then(() => doneAt.push(clock.now() - start)))).finally(
         () => (settled = true),
       );
-      await advanceWhileQuiet(clock, client, () => settled, 3 * dayMs);
+      // 'all' keeps daily units for the polls of the jobs in flight: with 3 a day, one job (and its polls) a day.
+      await advanceWhileQuiet(clock, client, () => settled, 6 * dayMs);
       await all;
       console.log(`[daily ${dailyCounts}] results at ${doneAt.join(', ')} ms (day ${dayMs} ms), daily 429s ${server.stats().rejected429.daily}, polls ${server.stats().polls}`);
       return { doneAt, dayMs, start, rejectedDaily: server.stats().rejected429.daily };
@@ -960,5 +961,46 @@ describe('a daily quota that counts job submissions only, spent with jobs in fli
     expect(doneAt).toHaveLength(4);
     expect(doneAt.filter((t) => t < 2000).length).toBeLessThan(3);
     expect(Math.max(...doneAt)).toBeGreaterThan(dayMs / 2);
+  });
+});
+
+describe('a daily quota that counts status polls too: results of jobs in flight are never left for the next day', () => {
+  afterEach(closeAll);
+
+  /** 16 jobs against a day that fits about half of them (a submission and its polls each count). */
+  async function run(dailyCounts: 'auto' | 'all'): Promise<{ waits: number[]; done: number; dayMs: number; submitted: number }> {
+    const clock = new ManualClock(Date.UTC(2026, 0, 5, 10, 0, 0));
+    const dayMs = 30_000;
+    const server = await startFakeModelBeam({
+      clock,
+      countPolls: true,
+      limits: { minute: { limit: 60, windowMs: 2000 }, daily: { limit: 30, windowMs: dayMs } },
+      jobs: { pendingMs: 100, processingMs: 500 },
+    });
+    const client = new ModelBeamClient({ ...server.clientOptions(), clock, dailyCounts });
+    const submittedAt = new Map<string, number>();
+    const waits: number[] = [];
+    client.on('submitted', ({ requestId }) => submittedAt.set(requestId, clock.now()));
+    client.on('completed', ({ requestId }) => waits.push(clock.now() - (submittedAt.get(requestId) ?? Number.NaN)));
+    try {
+      let settled = false;
+      const prompts = Array.from({ length: 16 }, (_, i) => `p${i}`);
+      const all = Promise.all(prompts.map((prompt) => client.generate('txt2img', img({ prompt })))).finally(() => (settled = true));
+      await advanceWhileQuiet(clock, client, () => settled, 4 * dayMs);
+      await all;
+      return { waits, done: waits.length, dayMs, submitted: client.stats().submitted };
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }
+
+  it.each(['auto', 'all'] as const)("dailyCounts '%s': every job's result comes the day it was submitted", async (dailyCounts) => {
+    const { waits, done, dayMs } = await run(dailyCounts);
+    expect(done).toBe(16);
+    // A job takes 600 ms and a few polls; one whose polls were left without daily units would wait for the next day.
+    // (Without the units kept, 3 of 16 did.) The one exception allowed: a submission made with no job in flight goes
+    // while the day has a unit, and its result comes after the reset if its polls then find none.
+    expect(waits.filter((w) => w > dayMs / 4).length).toBeLessThanOrEqual(1);
   });
 });

@@ -20,7 +20,7 @@ import {
   firstDivergence,
   invariantProblems,
   randomConfigArb,
-  randomOpArb,
+  randomLaneOpArb,
   randomScenario,
   readSharedDoc,
   record,
@@ -105,7 +105,7 @@ describe.skipIf(!reachable && !process.env.CI)('store conformance: MemoryStore â
   describe('random sequences (fast-check)', () => {
     it('identical outputs, no negative or NaN budget, never more granted than wanted', async () => {
       await fc.assert(
-        fc.asyncProperty(randomConfigArb, fc.array(randomOpArb, { minLength: 1, maxLength: 80 }), fc.integer({ min: 1, max: 12 }), async (cfg, ops, modelLimit) => {
+        fc.asyncProperty(randomConfigArb, fc.array(randomLaneOpArb, { minLength: 1, maxLength: 80 }), fc.integer({ min: 1, max: 12 }), async (cfg, ops, modelLimit) => {
           const { memory, redis } = await compare(cfg, randomScenario(ops, modelLimit, cfg.minuteMs));
           for (const step of memory) expect(invariantProblems(step), JSON.stringify(step)).toEqual([]);
           expectSame(memory, redis);

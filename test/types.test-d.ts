@@ -24,6 +24,10 @@ import {
   type SubmitResult,
   type Txt2ImgParams,
   type TypedEndpoint,
+  type BatchEstimate,
+  type RunBatchOptions,
+  type SpendLedger,
+  type StopReason,
 } from '../src/index.js';
 import { RedisStore, type RedisStoreOptions } from '../src/redis.js';
 import { startFakeModelBeam, type FakeJobStatus, type FakeModelBeamServer, type FakeWebhookEvent } from '../src/testing/index.js';
@@ -120,5 +124,16 @@ describe('errors, batch, redis, testing', () => {
     expectTypeOf<FakeWebhookEvent>().toEqualTypeOf<'job.processing' | 'job.completed' | 'job.failed'>();
     expectTypeOf<JobStatus>().not.toEqualTypeOf<FakeJobStatus>();
     expectTypeOf<WebhookEvent>().toHaveProperty('requestId');
+  });
+
+  it('estimates and spend caps', () => {
+    expectTypeOf<ModelBeamClient['estimate']>().returns.toEqualTypeOf<Promise<BatchEstimate>>();
+    expectTypeOf<ModelBeamClient['quote']>().returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf<BatchEstimate['total']>().toEqualTypeOf<number>();
+    expectTypeOf<BatchEstimate['durationMs']>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<RunBatchOptions['maxSpend']>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<RedisStore['spendLedger']>().returns.toExtend<SpendLedger>();
+    expectTypeOf<'spend-cap'>().toExtend<StopReason>();
+    expectTypeOf<'PRICE_UNAVAILABLE' | 'SPEND_CAP_REACHED'>().toExtend<ErrorCode>();
   });
 });

@@ -84,6 +84,14 @@ const MUTATIONS: Mutation[] = [
   { what: 'a daily refusal of such a request does not revoke the word', file: STATE, from: '      if (is429) s.minuteOnly = 2;\n', to: '' },
   { what: 'the revoked word not heard again when the day resets', file: STATE, from: '    if (s.minuteOnly === 2) s.minuteOnly = 0;\n    if (s.nextDailyReset > 0', to: '    if (s.nextDailyReset > 0' },
   { what: 'an answer the daily window did not count passes for a daily count', file: STATE, from: 'ticket, counted && daily, now, false);', to: 'ticket, counted, now, false);' },
+  // Polls that count daily after all, and units kept for them.
+  { what: 'a daily count below what daily requests explain proves nothing', file: WINDOW, from: '  return r < w.srvRem - w.unc;', to: '  return false;' },
+  { what: 'daily requests in flight not allowed for in that proof', file: WINDOW, from: '  return r < w.srvRem - w.unc;', to: '  return r < w.srvRem;' },
+  { what: 'a changed limit taken as that proof', file: WINDOW, from: '  if (snap.limit !== undefined && snap.limit !== w.limit) return false;\n  return r < w.srvRem - w.unc;', to: '  return r < w.srvRem - w.unc;' },
+  { what: 'an unchanged daily count after a stale send taken as proof they do not count', file: WINDOW, from: '  if (sentVer !== w.ver || sentEpoch !== w.epoch) return false;\n', to: '' },
+  { what: 'requests shown to count daily still not counted there', file: STATE, from: 'const countsDaily = countsDailyAsked || s.minuteOnly >= 2;', to: 'const countsDaily = countsDailyAsked || s.minuteOnly === 2;' },
+  { what: 'kept daily units not kept', file: STATE, from: '        } else if (a - keepDaily <= 0) {', to: '        } else if (a <= 0) {' },
+  { what: 'kept units leave one too many', file: STATE, from: '          avail = Math.min(avail, a - keepDaily);', to: '          avail = Math.min(avail, a - keepDaily + 1);' },
 ];
 
 function run(files: string[]): boolean {

@@ -4,7 +4,7 @@
  * | phase | does | next |
  * |---|---|---|
  * | (enter) | reads what the results file says of the item | `submitted` (a request id is known: poll it), `submitting` (resubmitted flagged when the last outcome is unknown), or end |
- * | `submitting` | waits for a submission slot, writes `submitting`, POSTs | `submitted` (writes `submitted`); `submitting` again (unknown outcome, resubmitted flagged); terminal (an inline result, or a refusal that is the item's own); end (released or left pending: a stop, a configuration error, a transient failure) |
+ * | `submitting` | with `maxSpend`, prices the job (a price the API refuses fails the item, `PRICE_UNAVAILABLE`); waits for a submission slot; with `maxSpend`, reserves the price (refused: the item waits for the next run); writes `submitting` (with the price), POSTs | `submitted` (writes `submitted`); `submitting` again (unknown outcome, resubmitted flagged); terminal (an inline result, or a refusal that is the item's own); end (released or left pending: a stop, a configuration error, a transient failure) |
  * | `submitted` | waits for the job | terminal (done or failed); `submitting` (a failed job that may be resubmitted); end (pending: the `submitted` record stands and the next run polls it) |
  *
  * "End" without a terminal record always leaves the item resumable: a `released` record (the POST was refused
@@ -16,6 +16,8 @@ import type { Logger } from '../internal/logger.js';
 import { classifyError, configurationStop, errorCode, isConfigurationError, mayResubmit, stopFor, toItemError } from './classify.js';
 import type { ParsedItem } from './input.js';
 import type { Journal, OpenEntry, TerminalRecord } from './journal.js';
+import type { RunSpend } from './spend.js';
+import { fromNano } from '../internal/money.js';
 import type { BatchClient, BatchJobResult, ItemError, JobOutput, StopInfo, TerminalState } from './types.js';
 
 /** Counters an item adds to, owned by its run. */
@@ -40,15 +42,20 @@ export interface ItemHost {
   readonly keepPreview: boolean;
   /** The API base URL, for the message of a configuration stop. */
   readonly apiBaseUrl: string | undefined;
+  /** With `maxSpend`: prices and the cap. */
+  readonly spend: RunSpend | undefined;
   /** True once a stop was requested. */
   readonly stopping: boolean;
   /** True when a stop cut requests on the wire (their outcome is unknown). */
   readonly hardAbort: boolean;
   /** True once the API answered a submission or a job's end in this run: the base URL and the key work. */
   apiConfirmed: boolean;
-  /** Waits until fewer than `maxSubmitting` items are between their `submitting` record and the POST's answer, or a stop. */
-  waitForSubmitSlot(signal: AbortSignal): Promise<void>;
-  /** One more (`+1`) or one fewer (`-1`) item is submitting. */
+  /**
+   * Waits until fewer than `maxSubmitting` items are between their `submitting` record and the POST's answer,
+   * and takes the slot (give it back with `submitting(-1)`). Resolves false, taking nothing, on a stop.
+   */
+  waitForSubmitSlot(signal: AbortSignal): Promise<boolean>;
+  /** One fewer (`-1`) item is submitting (`+1`: one more, without waiting). */
   submitting(delta: 1 | -1): void;
   requestStop(info: StopInfo): void;
   /** A request succeeded or an item reached a terminal state by the API's word: the run of transient failures ends. */
@@ -92,6 +99,8 @@ class ItemRun {
   #possibleDuplicate: boolean;
   #requestId: string | undefined;
   #submittedAt = 0;
+  /** The price reserved for the submission under way, nano-dollars (0: none). */
+  #priceNano = 0;
   /** Resubmissions spent in this run, in all and by job error code. */
   readonly #spent = { total: 0, byCode: new Map<string, number>() };
 
@@ -141,18 +150,51 @@ class ItemRun {
     // An orphan whose job failed: without its input it cannot be sent again.
     if (item === undefined) return this.#leavePending();
     if (this.#stopped()) return this.#leavePending();
-    await host.waitForSubmitSlot(this.#signal);
-    if (this.#stopped()) return this.#leavePending();
+    let priceNano: number | undefined;
+    if (host.spend !== undefined) {
+      try {
+        priceNano = await host.spend.quote(this.#endpoint, item.params, this.#line, this.#signal);
+      } catch (error) {
+        return this.#onPriceError(error);
+      }
+      host.apiConfirmed = true; // the API priced a job: the base URL and the key work
+      if (this.#stopped()) return this.#leavePending();
+    }
+    if (!(await host.waitForSubmitSlot(this.#signal))) return this.#leavePending();
+    if (this.#stopped()) {
+      host.submitting(-1);
+      return this.#leavePending();
+    }
+    if (host.spend !== undefined && priceNano !== undefined) {
+      // Reserved before the `submitting` record: a crash from here on counts the price as spent, never as free.
+      try {
+        await host.spend.reserve(priceNano);
+      } catch (error) {
+        host.submitting(-1);
+        return this.#onPriceError(error);
+      }
+      this.#priceNano = priceNano;
+      if (this.#stopped()) {
+        host.submitting(-1);
+        this.#giveBack();
+        return this.#leavePending();
+      }
+    }
     this.#attempt++;
-    host.journal.append({
-      id: this.#id,
-      line: this.#line,
-      state: 'submitting',
-      attempt: this.#attempt,
-      ...(this.#possibleDuplicate ? { possibleDuplicate: true } : {}),
-      at: host.clock.now(),
-    });
-    host.submitting(1);
+    try {
+      host.journal.append({
+        id: this.#id,
+        line: this.#line,
+        state: 'submitting',
+        attempt: this.#attempt,
+        ...(this.#possibleDuplicate ? { possibleDuplicate: true } : {}),
+        ...(this.#priceNano > 0 ? { price: fromNano(this.#priceNano) } : {}),
+        at: host.clock.now(),
+      });
+    } catch (error) {
+      host.submitting(-1);
+      throw error;
+    }
     let submitted: { requestId: string; result?: unknown } | undefined;
     let failure: { error: unknown } | undefined;
     try {
@@ -166,6 +208,8 @@ class ItemRun {
       host.submitting(-1);
     }
     if (failure !== undefined || submitted === undefined) return this.#onSubmitError(failure?.error);
+    const price = this.#priceNano;
+    this.#priceNano = 0; // charged
     host.apiConfirmed = true;
     this.#requestId = submitted.requestId;
     if (submitted.result !== undefined) {
@@ -185,9 +229,43 @@ class ItemRun {
       attempt: this.#attempt,
       resubmissions: this.#resubmissions,
       ...(this.#possibleDuplicate ? { possibleDuplicate: true } : {}),
+      ...(price > 0 ? { price: fromNano(price) } : {}),
       at: this.#submittedAt,
     });
     return 'submitted';
+  }
+
+  /** A price that could not be had, or a reservation refused: nothing was sent, nothing is spent. */
+  #onPriceError(error: unknown): Phase {
+    const host = this.#host;
+    if (this.#signal.aborted) return this.#leavePending();
+    const code = errorCode(error);
+    // The cap: this item waits for the next run (the run ends as 'spend-cap' once the items under way finish).
+    if (code === 'SPEND_CAP_REACHED') return this.#leavePending();
+    if (code === 'PRICE_UNAVAILABLE') {
+      const cause = (error as { cause?: unknown }).cause;
+      if (!host.apiConfirmed && isConfigurationError(cause)) {
+        // Nothing has worked at this base URL yet: the URL is wrong, not the line.
+        host.requestStop(configurationStop(cause, host.apiBaseUrl, `${this.#endpoint}/price-calculation`, 'POST'));
+        return this.#leavePending();
+      }
+      host.noteSuccess();
+      return this.#finish('failed', { error: toItemError(error) });
+    }
+    switch (classifyError(error)) {
+      case 'stop':
+        host.requestStop(stopFor(error, host.apiBaseUrl));
+        return this.#leavePending();
+      default:
+        host.noteTransient(error);
+        return this.#leavePending();
+    }
+  }
+
+  /** Gives back the reservation of a submission that was definitely not charged. */
+  #giveBack(): void {
+    if (this.#priceNano > 0) this.#host.spend?.release(this.#priceNano);
+    this.#priceNano = 0;
   }
 
   #onSubmitError(error: unknown): Phase {
@@ -205,6 +283,7 @@ class ItemRun {
     }
     switch (classifyError(error)) {
       case 'unknown-outcome':
+        this.#priceNano = 0; // the job may exist: its price stays spent
         host.logger.warn({ id: this.#id, line: this.#line, attempt: this.#attempt }, 'submission outcome unknown');
         if (host.resubmitUnknown && this.#spent.total < host.maxResubmissions && !host.stopping) {
           this.#possibleDuplicate = true;
@@ -225,6 +304,8 @@ class ItemRun {
       case 'fatal':
       case 'job-failed':
         host.noteSuccess();
+        // Refused for its parameters: not charged. The `released` record gives the price back on resume too.
+        if (this.#priceNano > 0) this.#release(errorCode(error) ?? 'refused');
         return this.#finish('failed', { error: toItemError(error) });
       case 'transient':
         // Retries ran out on failures the engine knows were not processed (5xx, refused connections): no job
@@ -313,6 +394,7 @@ class ItemRun {
   #release(reason: string): void {
     const host = this.#host;
     host.journal.append({ id: this.#id, line: this.#line, state: 'released', reason, at: host.clock.now() });
+    this.#giveBack();
   }
 
   #finish(state: TerminalState, extra: { output?: JobOutput; error?: ItemError }): 'end' {

@@ -6,9 +6,9 @@
  *
  * | record | written |
  * |---|---|
- * | `{id, line, state:'submitting', attempt, at}` | before the item's POST is handed to the client |
- * | `{id, line, state:'submitted', requestId, endpoint, attempt, at}` | as soon as the POST's `request_id` is known |
- * | `{id, line, state:'released', reason, at}` | when a submission was refused unsent (a stop, a 401, a daily 429) |
+ * | `{id, line, state:'submitting', attempt, price?, at}` | before the item's POST is handed to the client |
+ * | `{id, line, state:'submitted', requestId, endpoint, attempt, price?, at}` | as soon as the POST's `request_id` is known |
+ * | `{id, line, state:'released', reason, at}` | when a submission was refused and not charged (a stop, a 401, a daily 429; with `maxSpend`, also a refusal of the item's parameters, just before its `failed` record) |
  * | `{id, line, state:'done'\|'failed'\|'invalid', ...}` | when the item reaches its terminal state |
  *
  * **Flushing.** Every record is written with one `fs.writeSync` call, before
@@ -30,6 +30,11 @@
  * after `submitted`, an item is resumed by polling its request id: never
  * resubmitted. Killed after the terminal record, it is skipped.
  *
+ * **Spend.** With `maxSpend`, a `submitting` record carries the submission's
+ * price (USD, reserved before the record is written). The index sums them,
+ * minus the price of each submission a `released` record gives back: a
+ * submission whose outcome is unknown counts as spent, never as free.
+ *
  * **On restart** the file is read back into a compact index: terminal ids in
  * an {@link IdTable} (16–25 bytes an id, ~17 MB for a million ids), and the few
  * items that were between `submitting` and their terminal record in a `Map`.
@@ -41,6 +46,7 @@ import { closeSync, createReadStream, fstatSync, fsync, fsyncSync, openSync, rea
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
+import { toNano } from '../internal/money.js';
 import { IdTable } from './id-table.js';
 import { describeFsError } from './input.js';
 import type { ItemError, JobOutput, StateCounts, TerminalState } from './types.js';
@@ -68,6 +74,8 @@ export interface SubmittingRecord {
   attempt: number;
   /** True when this submission follows one whose outcome was unknown. */
   possibleDuplicate?: boolean;
+  /** The submission's price, USD (with `maxSpend`). */
+  price?: number;
   at: number;
 }
 
@@ -81,6 +89,8 @@ export interface SubmittedRecord {
   attempt: number;
   resubmissions: number;
   possibleDuplicate?: boolean;
+  /** The job's price, USD (with `maxSpend`). */
+  price?: number;
   at: number;
 }
 
@@ -121,6 +131,8 @@ export interface OpenEntry {
   model?: string;
   /** When the record was written (for `submitted`: when the job was created). */
   at: number;
+  /** The price of the latest `submitting` record, nano-dollars, until a `released` record gives it back. */
+  priceNano?: number;
 }
 
 /** What reading a results file found. */
@@ -133,6 +145,8 @@ export interface JournalIndex {
   records: number;
   corruptLines: number;
   tornTail: boolean;
+  /** What the submissions recorded cost, nano-dollars (see "Spend" above). */
+  spentNano: number;
 }
 
 export interface JournalOptions {
@@ -183,20 +197,26 @@ function apply(index: JournalIndex, record: unknown): boolean {
     return true;
   }
   if (state === 'released') {
+    index.spentNano -= index.open.get(id)?.priceNano ?? 0;
     index.open.delete(id);
     return true;
   }
   if (state === 'submitting') {
+    const priceNano = typeof record['price'] === 'number' && Number.isFinite(record['price']) ? toNano(record['price']) : 0;
+    // Spent even when stale: the submission was about to be sent.
+    index.spentNano += priceNano;
     if (!isOpenable(index, id)) return true; // stale: already terminal
     const prior = index.open.get(id);
-    index.open.set(id, {
+    const entry: OpenEntry = {
       state: 'submitting',
       line,
       attempt,
       resubmissions: prior?.resubmissions ?? Math.max(0, attempt - 1),
       possibleDuplicate: possibleDuplicate || prior?.possibleDuplicate === true,
       at,
-    });
+    };
+    if (priceNano > 0) entry.priceNano = priceNano;
+    index.open.set(id, entry);
     return true;
   }
   if (state === 'submitted') {
@@ -230,6 +250,7 @@ export async function loadJournal(path: string): Promise<JournalIndex> {
     records: 0,
     corruptLines: 0,
     tornTail: false,
+    spentNano: 0,
   };
   let fd: number;
   try {

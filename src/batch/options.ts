@@ -4,6 +4,7 @@
  * `engine/options.ts` is (a defaults object, a key list, one validate
  * function), so that it moves onto the shared validation helper unchanged.
  */
+import { checkNumber, hasMethods, invalid } from '../internal/validate.js';
 import { KNOWN_ENDPOINTS, validateParams } from '../modelbeam/endpoints.js';
 import type { BatchClient, RunBatchOptions } from './types.js';
 
@@ -43,6 +44,8 @@ export const BATCH_OPTION_KEYS = [
   'signal',
   'validate',
   'keepPreview',
+  'maxSpend',
+  'spendLedger',
   'onResult',
   'logger',
   'clock',
@@ -76,6 +79,8 @@ export interface ResolvedBatchOptions {
   fsyncEveryRecords: number;
   retryFailed: boolean;
   errorsOut: string;
+  /** USD; undefined: no cap. */
+  maxSpend: number | undefined;
 }
 
 function isBoolean(name: string, value: unknown): void {
@@ -119,6 +124,11 @@ export function resolveBatchOptions(options: RunBatchOptions): ResolvedBatchOpti
   if (options.apiBaseUrl !== undefined && (typeof options.apiBaseUrl !== 'string' || options.apiBaseUrl === '')) {
     throw new TypeError(`Expected \`apiBaseUrl\` to be the API base URL, got \`${String(options.apiBaseUrl)}\` (${typeof options.apiBaseUrl})`);
   }
+  if (options.maxSpend !== undefined) checkNumber('maxSpend', options.maxSpend, { min: 0, exclusiveMin: true });
+  if (options.spendLedger !== undefined) {
+    if (!hasMethods(options.spendLedger, ['open', 'reserve', 'release', 'total'])) invalid('spendLedger', 'a spend ledger (e.g. `redisStore.spendLedger()`)', options.spendLedger);
+    if (options.maxSpend === undefined) throw new TypeError('Expected `maxSpend` to be set with `spendLedger` (the ledger counts spend against it)');
+  }
   isBoolean('keepPreview', options.keepPreview);
   isBoolean('retryFailed', options.retryFailed);
   isBoolean('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome);
@@ -144,6 +154,7 @@ export function resolveBatchOptions(options: RunBatchOptions): ResolvedBatchOpti
     fsyncEveryRecords: options.fsyncEveryRecords ?? d.fsyncEveryRecords,
     retryFailed: options.retryFailed ?? d.retryFailed,
     errorsOut: options.errorsOut ?? `${options.out}.errors.jsonl`,
+    maxSpend: options.maxSpend,
   };
 }
 

@@ -8,6 +8,7 @@ import { RunControl } from './run-control.js';
 import { CLAIMED, ErrorsFile, Journal, JournalWriteError, SEEN, STATE_CODE, type OpenEntry, type TerminalRecord } from './journal.js';
 import { BATCH_DEFAULTS, checkBatchClient, resolveBatchOptions, validateBatchItem, type ResolvedBatchOptions } from './options.js';
 import { ResultStream } from './result-stream.js';
+import { RunSpend } from './spend.js';
 import { invalidRecord, Tally, toResult } from './tally.js';
 import type { Batch, BatchClient, BatchInput, BatchProgress, BatchResult, BatchSummary, RunBatchOptions, StopReason } from './types.js';
 
@@ -112,6 +113,7 @@ class BatchRun implements Batch {
       apiBaseUrl: options.apiBaseUrl,
       finishTerminal: (record, resumed) => this.#finishTerminal(record, resumed),
     });
+    if (settings.maxSpend !== undefined) this.#ctl.spend = new RunSpend(client, settings.maxSpend, options.spendLedger, this.#logger);
     // Start on the next macrotask, so that a caller iterating right away sees every result.
     this.summary = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#main());
     this.summary.catch(() => {});
@@ -141,6 +143,7 @@ class BatchRun implements Batch {
       parkedUntil: stats.parkedUntil,
       stopping: this.#ctl.stopInfo !== undefined,
       elapsedMs: this.#startedAt === 0 ? 0 : this.#clock.now() - this.#startedAt,
+      ...(this.#ctl.spend ? { spend: this.#ctl.spend.summary() } : {}),
     };
   }
 
@@ -173,6 +176,7 @@ class BatchRun implements Batch {
         clock: this.#clock,
       });
       this.#errors = new ErrorsFile(this.#settings.errorsOut);
+      await this.#ctl.spend?.open(this.#journal.index.spentNano);
     } catch (error) {
       this.#journal?.closeSync();
       const setupError = new BatchSetupError((error as Error).message, { cause: error });
@@ -213,6 +217,11 @@ class BatchRun implements Batch {
       scheduler.off('paused', this.#onPaused);
       signal?.removeEventListener('abort', this.#onAbortSignal);
     }
+    await this.#ctl.spend?.settled();
+    const reached = this.#ctl.spend?.reached;
+    if (reached && !this.#ctl.stopInfo) {
+      this.#ctl.requestStop({ reason: 'spend-cap', message: `${reached.message}. Raise the cap (--max-spend, maxSpend), then run the batch again to resume.` });
+    }
     let orphaned = 0;
     for (const [id] of index.open) if ((index.table.get(id) & CLAIMED) === 0) orphaned++;
     const endCounts = scheduler.stats().counts;
@@ -226,11 +235,12 @@ class BatchRun implements Batch {
       elapsedMs: this.#clock.now() - this.#startedAt,
       requests: { dispatched: endCounts.dispatched - this.#dispatchedAtStart, rateLimited: endCounts.rateLimited - this.#rateLimitedAtStart },
     });
+    if (this.#ctl.spend) summary.spend = this.#ctl.spend.summary();
     await journal.close();
     this.#errors?.close();
     this.#results.end();
     this.#logger.info(
-      { complete: summary.complete, stopped: summary.stopped?.reason, run: summary.run, pending: summary.pending },
+      { complete: summary.complete, stopped: summary.stopped?.reason, run: summary.run, pending: summary.pending, spend: summary.spend },
       'batch finished',
     );
     return summary;
@@ -260,7 +270,7 @@ class BatchRun implements Batch {
     try {
       for await (const input of this.#inputs) {
         position++;
-        if (this.#ctl.stopInfo) break;
+        if (this.#ctl.stopInfo || this.#ctl.spend?.reached) break;
         const item = parseInput(input, position, defaults);
         if (item === undefined) continue;
         this.#tally.items++;
@@ -280,14 +290,14 @@ class BatchRun implements Batch {
           continue;
         }
         await this.#waitForRoom();
-        if (this.#ctl.stopInfo) {
+        if (this.#ctl.stopInfo || this.#ctl.spend?.reached) {
           // Read but not started: the next run reads it again.
           break;
         }
         const prior = index.open.get(item.id);
         this.#start(item.id, prior, item);
       }
-      this.#inputDone = this.#ctl.stopInfo === undefined;
+      this.#inputDone = this.#ctl.stopInfo === undefined && this.#ctl.spend?.reached === undefined;
     } catch (error) {
       if (this.#ctl.stopInfo === undefined) {
         const message = error instanceof Error ? error.message : String(error);
@@ -321,7 +331,7 @@ class BatchRun implements Batch {
   async #waitForRoom(): Promise<void> {
     const scheduler = this.#client.scheduler;
     for (;;) {
-      if (this.#ctl.stopInfo) return;
+      if (this.#ctl.stopInfo || this.#ctl.spend?.reached) return;
       const { maxInFlight, maxSubmitting, maxQueued } = this.#settings;
       const consumerBehind = this.#results.backlog >= maxInFlight;
       if (this.#ctl.active.size >= maxInFlight || this.#ctl.submittingNow >= maxSubmitting || consumerBehind) {

@@ -12,6 +12,7 @@ import { errorCode, transientCause } from './classify.js';
 import type { ItemHost } from './item.js';
 import type { Journal, TerminalRecord } from './journal.js';
 import type { ResolvedBatchOptions } from './options.js';
+import type { RunSpend } from './spend.js';
 import type { Tally } from './tally.js';
 import type { BatchClient, StopInfo } from './types.js';
 
@@ -41,6 +42,8 @@ export class RunControl implements ItemHost {
   readonly keepPreview: boolean;
   readonly apiBaseUrl: string | undefined;
   apiConfirmed = false;
+  /** With `maxSpend`: prices and the cap (set before items start). */
+  spend: RunSpend | undefined;
   /** Set by the first stop requested; later requests keep the first reason. */
   stopInfo: StopInfo | undefined;
   /** A stop that cut requests on the wire. */
@@ -114,8 +117,12 @@ export class RunControl implements ItemHost {
     for (const resolve of waiters) resolve();
   }
 
-  async waitForSubmitSlot(signal: AbortSignal): Promise<void> {
+  async waitForSubmitSlot(signal: AbortSignal): Promise<boolean> {
     while (this.submittingNow >= this.#settings.maxSubmitting && !this.stopInfo && !signal.aborted) await this.nextChange();
+    if (this.stopInfo || signal.aborted) return false;
+    // Taken in the same tick as the check: two items woken together cannot both take the last slot.
+    this.submittingNow++;
+    return true;
   }
 
   submitting(delta: 1 | -1): void {

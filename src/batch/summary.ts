@@ -1,4 +1,5 @@
 import { formatDuration } from './classify.js';
+import { RunSpend } from './spend.js';
 import type { BatchSummary } from './types.js';
 
 export interface FormatSummaryOptions {
@@ -20,6 +21,7 @@ const STOP_TITLES: Record<string, string> = {
   'input-error': 'input unreadable',
   'output-error': 'results file unwritable',
   configuration: 'the API base URL looks wrong',
+  'spend-cap': 'spend cap reached',
   stopped: 'stopped',
 };
 
@@ -65,6 +67,7 @@ export function formatSummary(summary: BatchSummary, options: FormatSummaryOptio
     const more = run.invalid + summary.duplicateIds - Math.min(shown, bad.length);
     if (more > 0) lines.push(`    … and ${more} more`);
   }
+  if (summary.spend) lines.push(`  spend:     ${RunSpend.describe(summary.spend)}`);
   lines.push(`  requests:  ${summary.requests.dispatched} sent, ${summary.requests.rateLimited} answered 429`);
   lines.push(`  time:      ${formatDuration(summary.elapsedMs)}`);
   lines.push(`  results:   ${summary.out}`);

@@ -1,6 +1,7 @@
 import type { Clock } from '../internal/clock.js';
 import type { Logger } from '../internal/logger.js';
 import type { RateLimitScheduler } from '../engine/scheduler.js';
+import type { SpendLedger } from '../store/spend-ledger.js';
 
 /**
  * The slice of `ModelBeamClient` that `runBatch` uses. `ModelBeamClient`
@@ -22,6 +23,11 @@ export interface BatchClient {
     requestId: string,
     options: { signal?: AbortSignal; endpoint?: string; model?: string; submittedAt?: number },
   ): Promise<BatchJobResult>;
+  /**
+   * The price of one job, USD, from a cache keyed by its price-changing parameters (`ModelBeamClient.quote`).
+   * Needed only with `maxSpend`.
+   */
+  quote?(endpoint: string, params: Record<string, unknown>, options: { signal?: AbortSignal }): Promise<number>;
 }
 
 /** What `runBatch` needs from the scheduler: backpressure, stats, events, pause. */
@@ -107,6 +113,7 @@ export type StopReason =
   | 'input-error'
   | 'output-error'
   | 'configuration'
+  | 'spend-cap'
   | 'stopped';
 
 export interface StopInfo {
@@ -176,6 +183,25 @@ export interface BatchSummary {
    * an item pending: the cause to show when the run did not finish.
    */
   lastTransient?: TransientCause;
+  /** With `maxSpend`: what was spent. */
+  spend?: SpendSummary;
+}
+
+/** What a run with `maxSpend` spent. Amounts are USD. */
+export interface SpendSummary {
+  /** The cap. */
+  cap: number;
+  /**
+   * Spent so far under the cap: the results file's total (earlier runs included), or with a shared ledger
+   * (Redis) the total of every process on it. Submissions whose outcome is unknown count as spent.
+   */
+  spent: number;
+  /** Spent by this run (reserved, minus what was given back for submissions that were not charged). */
+  run: number;
+  /** The total the results file records (earlier runs included). */
+  results: number;
+  /** True when the ledger is shared with other processes. */
+  shared: boolean;
 }
 
 /** A transient failure, as plain data: the error's message and code, and the first code in its `cause` chain. */
@@ -215,6 +241,8 @@ export interface BatchProgress {
   parkedUntil: number | undefined;
   stopping: boolean;
   elapsedMs: number;
+  /** With `maxSpend`: what was spent so far (USD; the ledger's total as last seen). */
+  spend?: SpendSummary;
 }
 
 /** Options of {@link runBatch}. Only `out` is required. */
@@ -312,6 +340,21 @@ export interface RunBatchOptions {
    *   pass `validateParams` (documented ranges)
    */
   validate?: (endpoint: string, params: Record<string, unknown>) => Record<string, string[]> | undefined;
+  /**
+   * A spend cap, USD. Every submission is priced first (`client.quote`: one `price-calculation` call per
+   * distinct set of price-changing parameters) and its price reserved; no submission is sent whose price
+   * would take the spend past the cap. The run then stops (`reason: 'spend-cap'`), resumable; the summary's
+   * `spend` says what was spent. Each `submitting` record carries its price, so a resumed run continues the
+   * same total. A line whose price cannot be computed fails with `PRICE_UNAVAILABLE` and spends nothing.
+   * @default no cap (nothing is priced)
+   */
+  maxSpend?: number;
+  /**
+   * Where the spend is counted. Pass `redisStore.spendLedger()` to share one cap between every process on
+   * the account (an atomic counter in Redis beside the budgets).
+   * @default a counter of this run, started from the results file's total
+   */
+  spendLedger?: SpendLedger;
   /** Keep the job's `preview` (a thumbnail, often base64) in the results file. @default false */
   keepPreview?: boolean;
   /** Called with every result, in completion order, after its record is written. */

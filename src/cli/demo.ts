@@ -1,7 +1,8 @@
 /**
  * `modelbeam-batch demo`: a batch of bundled prompts through the real `run`
  * code path, against the fake ModelBeam API started in this process, in
- * compressed time. No key, no network.
+ * compressed time. No key, no network. It prints the batch's estimate first
+ * (`estimate`), then runs it with a spend cap a little above it.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { startFakeModelBeam } from '../testing/fake-server.js';
 import { describeFsError } from '../batch/input.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
+import { runEstimate } from './estimate.js';
 import { runCommand, type CliIo } from './run.js';
 import type { ProgressMode } from './progress.js';
 
@@ -87,6 +89,13 @@ export async function demoCommand(options: DemoOptions, io: CliIo): Promise<Exit
   );
   let code: ExitCode;
   try {
+    // First what it will cost: the same price route a real batch would ask, one call per distinct setting.
+    io.stdout.write('What will it cost? (`modelbeam-batch estimate`: nothing is submitted)\n');
+    const demoIo = { ...io, env: { MODELBEAM_API_KEY: 'test-key' } };
+    const { estimate } = await runEstimate(input, { endpoint: 'txt2img', baseUrl: server.baseUrl, minuteMs, dayMs: minuteMs * 1440, logLevel: 'error' }, demoIo);
+    // A cap a little above the estimate: retried jobs are billed again.
+    const maxSpend = estimate && estimate.total > 0 ? Math.ceil(estimate.total * 1.1 * 100) / 100 : undefined;
+    io.stdout.write(maxSpend === undefined ? '\n' : `\nRunning it with --max-spend ${maxSpend} (the estimate plus 10 % for jobs retried after a failure):\n\n`);
     code = await runCommand(
       input,
       {
@@ -100,6 +109,7 @@ export async function demoCommand(options: DemoOptions, io: CliIo): Promise<Exit
         progress: options.progress ?? 'auto',
         progressInterval: 2,
         logLevel: 'warn',
+        ...(maxSpend !== undefined ? { maxSpend } : {}),
       },
       {
         ...io,

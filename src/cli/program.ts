@@ -1,5 +1,5 @@
 /**
- * The `modelbeam-batch` command line (commander): `run`, `fake-server`, `demo`.
+ * The `modelbeam-batch` command line (commander): `run`, `estimate`, `fake-server`, `demo`.
  *
  * `fake-server` and `demo` are imported when their command runs: the fake
  * server's code is not loaded into a `run` process, where every module's code
@@ -39,6 +39,17 @@ function number(min: number, max = Infinity): (value: string) => number {
   };
 }
 
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number > 0 (USD).');
+  return n;
+}
+
+function spendKey(value: string): string {
+  if (!/^[\w.:-]{1,100}$/.test(value)) throw new InvalidArgumentError("expected 1 to 100 letters, digits, '_', '.', ':' or '-'.");
+  return value;
+}
+
 function url(value: string): string {
   if (!/^https?:\/\//i.test(value) || !URL.canParse(value)) throw new InvalidArgumentError('expected an http(s) URL.');
   return value;
@@ -68,6 +79,10 @@ export const EXAMPLES_HELP = `Examples:
 
   # default parameters for every line, and a seed of the minute limit
   modelbeam-batch run prompts.jsonl -o results.jsonl -e txt2img --params '{"model":"Flux1schnell","steps":4}' --limit-minute 300
+
+  # what will it cost? (nothing is submitted); then run it with a spend cap
+  modelbeam-batch estimate prompts.jsonl -e txt2img --params '{"model":"Flux1schnell","steps":4}'
+  modelbeam-batch run prompts.jsonl -o results.jsonl -e txt2img --max-spend 25
 
   # after fixing what made items fail, run them again
   modelbeam-batch run prompts.jsonl -o results.jsonl -e txt2img --retry-failed
@@ -125,6 +140,8 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
     .option('--webhook-url <url>', 'public URL ModelBeam posts job events to (polling becomes a safety net)', url)
     .option('--webhook-port <port>', 'receive webhooks on this local port (secret from MODELBEAM_WEBHOOK_SECRET)', int(1, 65535))
     .option('--redis <url>', 'share the quota with other processes through Redis (redis://host:6379)', redisUrl)
+    .option('--max-spend <usd>', 'spend cap in USD: no job is submitted whose price would take the spend past it; the run then stops, resumable (shared by every process with --redis)', positiveNumber)
+    .option('--spend-key <name>', 'with --redis and --max-spend: the name of the shared spend counter (default: default); a new name starts from zero', spendKey)
     .option('--base-url <url>', 'API base URL (default https://api.modelbeam.ai/api/v1/client)', url)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics-host>:<port>/metrics while the run lasts (0: any free port, logged)', int(0, 65535))
     .option('--metrics-host <host>', 'interface of the metrics endpoint (0.0.0.0 to expose it beyond this machine)', '127.0.0.1')
@@ -175,7 +192,40 @@ export function buildProgram(io: CliIo, setCode: (code: ExitCode) => void): Comm
       copy('logFormat');
       copy('metricsPort');
       if (options.metricsPort !== undefined) copy('metricsHost');
+      copy('maxSpend');
+      copy('spendKey');
       setCode(await runCommand(input, options, io));
+    });
+
+  program
+    .command('estimate')
+    .description(
+      'Price every line of <input> (JSONL) before running it: one price-calculation call per distinct set of price-changing ' +
+        'parameters, summed, with the balance, the rate limits and how long the run will take. Nothing is submitted.',
+    )
+    .argument('<input>', 'JSONL file, as for run')
+    .option('-e, --endpoint <name>', 'endpoint for lines without an "endpoint" field (e.g. txt2img)')
+    .option('--params <json>', "default parameters merged under each line's", jsonObject)
+    .option('--max-spend <usd>', 'say whether this cap covers the batch', positiveNumber)
+    .option('--limit-minute <n>', 'requests per minute to assume until the server says (seed)', int(1))
+    .option('--limit-daily <n>', 'requests per day to assume until the server says (seed)', int(1))
+    .option('--max-concurrent <n>', 'most HTTP requests at once', int(1))
+    .option('--redis <url>', 'share the quota with running batches through Redis (redis://host:6379)', redisUrl)
+    .option('--base-url <url>', 'API base URL (default https://api.modelbeam.ai/api/v1/client)', url)
+    .option('--connect-timeout <ms>', 'milliseconds to wait for a connection to the API', int(1), 10_000)
+    .option('--timeout <ms>', 'milliseconds to wait for an answer from the API', int(1), 60_000)
+    .option('--json', 'print the estimate as one JSON object')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('warn'))
+    .option('--api-key <key>', 'API key (discouraged: use MODELBEAM_API_KEY)')
+    .addOption(new Option('--minute-ms <ms>', 'length of the rate-limit minute (compressed time)').argParser(int(1)))
+    .addOption(new Option('--day-ms <ms>', 'length of the rate-limit day (compressed time)').argParser(int(1)))
+    .action(async (input: string, opts: Record<string, unknown>) => {
+      const { estimateCommand } = await import('./estimate.js');
+      const options: Record<string, unknown> = {};
+      for (const key of ['endpoint', 'params', 'maxSpend', 'limitMinute', 'limitDaily', 'maxConcurrent', 'redis', 'baseUrl', 'connectTimeout', 'timeout', 'json', 'logLevel', 'apiKey', 'minuteMs', 'dayMs']) {
+        if (opts[key] !== undefined) options[key] = opts[key];
+      }
+      setCode(await estimateCommand(input, options, io));
     });
 
   program

@@ -19,6 +19,7 @@ import type { BatchSummary } from '../batch/types.js';
 import { PrometheusMetrics, type MetricsServer } from '../metrics/prometheus.js';
 import { ModelBeamClient } from '../modelbeam/client.js';
 import { CLIENT_DEFAULTS } from '../modelbeam/options.js';
+import type { SpendLedger } from '../store/spend-ledger.js';
 import type { Store } from '../store/types.js';
 import { describeCause } from './cause.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
@@ -66,6 +67,10 @@ export interface RunCommandOptions {
   metricsPort?: number;
   /** Interface of the metrics endpoint. @default '127.0.0.1' */
   metricsHost?: string;
+  /** The spend cap, USD (`maxSpend`). */
+  maxSpend?: number;
+  /** With `--redis`: the name of the shared spend counter. */
+  spendKey?: string;
 }
 
 /** What the command talks to. Tests and the demo pass their own. */
@@ -143,6 +148,37 @@ export function resumeCommandLine(argv: readonly string[], execArgv: readonly st
     args.push(maskUrlPassword(arg));
   }
   return [...program, ...args].map(shellQuote).join(' ');
+}
+
+/** The Redis account of an API key: processes with the same key share one quota; the key itself is never stored. */
+export function redisAccount(apiKey: string): string {
+  return `key-${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`;
+}
+
+/** The scheduler options of `run` and `estimate`, from their shared command-line options. */
+export function schedulerOptionsFor(
+  options: Pick<RunCommandOptions, 'onDailyLimit' | 'maxConcurrent' | 'limitMinute' | 'limitDaily' | 'minuteMs' | 'dayMs'>,
+  logger: PinoLogger,
+  store: Store | undefined,
+): SchedulerOptions {
+  const minuteMs = options.minuteMs ?? 60_000;
+  return {
+    onDailyLimit: options.onDailyLimit === 'wait' ? 'wait' : 'reject',
+    logger,
+    ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
+    ...(options.limitMinute !== undefined || options.limitDaily !== undefined
+      ? {
+          limits: {
+            ...(options.limitMinute !== undefined ? { minute: options.limitMinute } : {}),
+            ...(options.limitDaily !== undefined ? { daily: options.limitDaily } : {}),
+          },
+        }
+      : {}),
+    ...(options.minuteMs !== undefined || options.dayMs !== undefined
+      ? { windows: { minuteMs, ...(options.dayMs !== undefined ? { dayMs: options.dayMs } : {}) } }
+      : {}),
+    ...(store ? { store } : {}),
+  };
 }
 
 /** The exit code a summary calls for. */
@@ -269,6 +305,9 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
   if (options.webhookPort !== undefined && !webhookSecret) {
     return usage('--webhook-port needs the webhook signing secret in MODELBEAM_WEBHOOK_SECRET (it is never read from the command line).');
   }
+  if (options.spendKey !== undefined && (options.maxSpend === undefined || options.redis === undefined)) {
+    return usage('--spend-key names the spend counter shared through Redis: it needs --max-spend and --redis.');
+  }
   if (options.webhookUrl !== undefined && options.webhookPort === undefined && !webhookSecret) {
     // Deliveries go to a receiver elsewhere; polling stays the source of truth here.
   }
@@ -314,6 +353,7 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
   const timeoutMs = options.timeout ?? CLIENT_DEFAULTS.headersTimeoutMs;
   const scale = minuteMs / 60_000;
   let store: Store | undefined;
+  let spendLedger: SpendLedger | undefined;
   let scheduler: RateLimitScheduler | undefined;
   let client: ModelBeamClient | undefined;
   let webhookServer: { url: string; close(): Promise<void> } | undefined;
@@ -342,27 +382,12 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
       store = new mod.RedisStore({
         redis: options.redis,
         // Processes with the same key share one quota; the key itself is never stored.
-        account: `key-${createHash('sha256').update(apiKey).digest('hex').slice(0, 16)}`,
+        account: redisAccount(apiKey),
         logger,
       });
+      if (options.maxSpend !== undefined) spendLedger = (store as InstanceType<typeof mod.RedisStore>).spendLedger(options.spendKey);
     }
-    const schedulerOptions: SchedulerOptions = {
-      onDailyLimit: options.onDailyLimit === 'wait' ? 'wait' : 'reject',
-      logger,
-      ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
-      ...(options.limitMinute !== undefined || options.limitDaily !== undefined
-        ? {
-            limits: {
-              ...(options.limitMinute !== undefined ? { minute: options.limitMinute } : {}),
-              ...(options.limitDaily !== undefined ? { daily: options.limitDaily } : {}),
-            },
-          }
-        : {}),
-      ...(options.minuteMs !== undefined || options.dayMs !== undefined
-        ? { windows: { minuteMs, ...(options.dayMs !== undefined ? { dayMs: options.dayMs } : {}) } }
-        : {}),
-      ...(store ? { store } : {}),
-    };
+    const schedulerOptions = schedulerOptionsFor(options, logger, store);
     try {
       scheduler = new RateLimitScheduler(schedulerOptions);
       await scheduler.ready();
@@ -432,6 +457,8 @@ export async function runCommand(input: string, options: RunCommandOptions, io: 
       ...(options.maxResubmissions !== undefined ? { maxResubmissions: options.maxResubmissions } : {}),
       ...(options.resubmitUnknown !== undefined ? { resubmitOnUnknownOutcome: options.resubmitUnknown } : {}),
       ...(options.fsyncEvery !== undefined ? { fsyncEveryRecords: options.fsyncEvery } : {}),
+      ...(options.maxSpend !== undefined ? { maxSpend: options.maxSpend } : {}),
+      ...(options.maxSpend !== undefined && spendLedger !== undefined ? { spendLedger } : {}),
     });
     progress.start(batch);
     if (mode !== 'none') {

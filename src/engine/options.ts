@@ -158,6 +158,16 @@ export interface ScheduleOptions {
    * @default true
    */
   countsDaily?: boolean;
+  /**
+   * Daily units this request leaves for others: it waits (the daily park is
+   * not involved, and tasks that do not count daily go on) while sending it
+   * would leave fewer than this in the daily window. A function is asked
+   * again each time the task is about to go, so the number can follow the
+   * work in flight (the ModelBeam client keeps units for the status polls of
+   * the jobs it has submitted, where polls count daily).
+   * @default 0
+   */
+  keepDaily?: number | (() => number);
 }
 
 /** The time settings of a scheduler, as a client or a store built on it reads them (`scheduler.timing`). */
@@ -220,7 +230,7 @@ const SCHEDULER_KEYS = keyList({
 const WINDOW_KEYS = keyList({ minuteMs: true, dayMs: true } satisfies Keys<NonNullable<SchedulerOptions['windows']>>);
 const LIMIT_KEYS = keyList({ minute: true, daily: true } satisfies Keys<NonNullable<SchedulerOptions['limits']>>);
 const RETRY_KEYS = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
-const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true } satisfies Keys<ScheduleOptions>);
+const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true, keepDaily: true } satisfies Keys<ScheduleOptions>);
 
 /** `timeScale` alone, checked: a client or store reads it before the scheduler is built. */
 export function resolveTimeScale(value: unknown): number {
@@ -285,4 +295,5 @@ export function checkScheduleOptions(options: ScheduleOptions): void {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', o.signal);
   bool('idempotent', o.idempotent, false);
   bool('countsDaily', o.countsDaily, true);
+  if (typeof o.keepDaily !== 'function') num('keepDaily', o.keepDaily, 0);
 }

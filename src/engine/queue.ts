@@ -169,20 +169,32 @@ export class PriorityQueue<T extends Queueable> {
   }
 }
 
-/** Which windows a queued item counts against: both, or the minute window only. */
-export type Lane = 'daily' | 'minute';
+/**
+ * Which windows a queued item counts against, and what it leaves: both
+ * windows, leaving daily units for others (`kept`); both (`daily`); the
+ * minute window only (`minute`).
+ */
+export type Lane = 'kept' | 'daily' | 'minute';
+
+/** The lanes from the most held to the least: a day that holds one holds those before it too. */
+export const LANES: readonly Lane[] = ['kept', 'daily', 'minute'];
 
 /**
- * Two priority queues, one per lane: items that count against the daily
- * window, and items that count against the minute window only (a daily park
- * does not hold those). Across lanes, the higher priority goes first, then
- * the earlier arrival, as in one queue.
+ * One priority queue per lane. The daily window may hold a lane while the
+ * later ones go on: what it keeps units for (`kept` waits, the rest may use
+ * them), what it does not count (`minute` goes on while the day is spent).
+ * Across lanes, the higher priority goes first, then the earlier arrival, as
+ * in one queue.
  */
 export class LanedQueue<T extends Queueable & { lane: Lane }> {
-  readonly #lanes: Record<Lane, PriorityQueue<T>> = { daily: new PriorityQueue<T>(), minute: new PriorityQueue<T>() };
+  readonly #lanes: Record<Lane, PriorityQueue<T>> = {
+    kept: new PriorityQueue<T>(),
+    daily: new PriorityQueue<T>(),
+    minute: new PriorityQueue<T>(),
+  };
 
   get size(): number {
-    return this.#lanes.daily.size + this.#lanes.minute.size;
+    return this.#lanes.kept.size + this.#lanes.daily.size + this.#lanes.minute.size;
   }
 
   sizeOf(lane: Lane): number {
@@ -201,23 +213,40 @@ export class LanedQueue<T extends Queueable & { lane: Lane }> {
     this.#lanes[item.lane].cancel(item);
   }
 
-  /** The lane whose first item goes next; with `dailyHeld`, only the minute lane is served. */
-  next(dailyHeld: boolean): Lane | undefined {
-    const minute = this.#lanes.minute.peek();
-    if (dailyHeld) return minute ? 'minute' : undefined;
-    const daily = this.#lanes.daily.peek();
-    if (!daily || !minute) return daily ? 'daily' : minute ? 'minute' : undefined;
-    if (daily.priority !== minute.priority) return daily.priority > minute.priority ? 'daily' : 'minute';
-    return daily.id < minute.id ? 'daily' : 'minute';
+  /** The lane whose first item goes next, among `LANES[from]` and those after it (the ones before are held). */
+  next(from = 0): Lane | undefined {
+    let lane: Lane | undefined;
+    let head: T | undefined;
+    for (let i = from; i < LANES.length; i++) {
+      const l = LANES[i] as Lane;
+      const first = this.#lanes[l].peek();
+      if (first && (!head || first.priority > head.priority || (first.priority === head.priority && first.id < head.id))) {
+        lane = l;
+        head = first;
+      }
+    }
+    return lane;
+  }
+
+  /** Whether a lane after `lane` has items. */
+  hasAfter(lane: Lane): boolean {
+    for (let i = LANES.indexOf(lane) + 1; i < LANES.length; i++) if (this.#lanes[LANES[i] as Lane].size > 0) return true;
+    return false;
+  }
+
+  /** The first live item of `lane`, left in place. */
+  peek(lane: Lane): T | undefined {
+    return this.#lanes[lane].peek();
   }
 
   shift(lane: Lane): T | undefined {
     return this.#lanes[lane].shift();
   }
 
-  /** Removes and returns every live item of `lane` (of both when omitted), marking each as cancelled. */
-  *drain(lane?: Lane): Generator<T> {
-    if (lane !== 'minute') yield* this.#lanes.daily.drain();
-    if (lane !== 'daily') yield* this.#lanes.minute.drain();
+  /** Removes and returns every live item (of the lanes the daily window counts with `daily`), marking each as cancelled. */
+  *drain(which?: 'daily'): Generator<T> {
+    yield* this.#lanes.kept.drain();
+    yield* this.#lanes.daily.drain();
+    if (which !== 'daily') yield* this.#lanes.minute.drain();
   }
 }

@@ -24,7 +24,7 @@ import {
 } from './classify.js';
 import { TypedEmitter, type SchedulerEvents } from './events.js';
 import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
-import { LanedQueue, type Lane } from './queue.js';
+import { LANES, LanedQueue, type Lane } from './queue.js';
 import { SignalWatch } from './signal-watch.js';
 import { Entry, Flight, RetryableFailure, ticketFor, type Task } from './task.js';
 
@@ -142,6 +142,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #lastThrottleAt = -Infinity;
   #nextSmoothAt = 0;
   #parkNotified = false;
+  #minuteLaneCountsDaily: boolean | undefined = undefined;
   #storeDown = false;
   #wasIdle = true;
   #counts = { scheduled: 0, dispatched: 0, succeeded: 0, failed: 0, retried: 0, rateLimited: 0, outcomeUnknown: 0 };
@@ -209,6 +210,18 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   get isPaused(): boolean {
     return this.#paused;
+  }
+
+  /**
+   * What the server's numbers showed of requests scheduled with
+   * `countsDaily: false`: `true`, they count in the daily window all the same
+   * (they are then held and counted like the rest); `false`, they do not;
+   * `undefined` while nothing showed either. A client reads it to size
+   * `keepDaily`: the results of work in flight need daily units unless it is
+   * `false`.
+   */
+  get minuteLaneCountsDaily(): boolean | undefined {
+    return this.#minuteLaneCountsDaily;
   }
 
   /**
@@ -318,12 +331,13 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   /**
    * `known`: the clock as the caller just read it (an answer's arrival), saving a reading for the first round.
-   * `dailyHeld`: the daily window just refused (parked or spent): only tasks it does not count may go.
+   * `from`: the daily window just held the lanes before `LANES[from]` (parked, spent, or keeping units):
+   * only the later lanes may go.
    */
-  #pump(known?: number, dailyHeld = false): void {
+  #pump(known?: number, from = 0): void {
     if (this.#pumping || this.#paused || this.#stopped || this.#dropping || this.#init) return;
     let at = known;
-    for (let lane = this.#queue.next(dailyHeld); lane !== undefined; lane = this.#queue.next(dailyHeld)) {
+    for (let lane = this.#queue.next(from); lane !== undefined; lane = this.#queue.next(from)) {
       const room = this.#concurrency - this.#inFlight;
       if (room <= 0) return;
       const now = at ?? this.#clock.now();
@@ -350,14 +364,22 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
           if (want === 0) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
         }
       }
-      const result = this.#store.reserve(want, now, queued - want, lane === 'daily');
+      // Where the daily window is known (elsewhere nothing is kept), what a task keeps may follow each one
+      // sent (the client counts its submissions): one at a time while it keeps units, or while other requests
+      // may count daily (nothing in flight to keep for yet, so the keep reads 0 until the first one goes).
+      const keep =
+        lane === 'kept' && this.#currentView(now)?.daily.limit !== undefined
+          ? keepDaily(this.#queue.peek(lane)?.options?.keepDaily)
+          : -1;
+      if (keep > 0 || (keep === 0 && this.#minuteLaneCountsDaily !== false)) want = 1;
+      const result = this.#store.reserve(want, now, queued - want, lane !== 'minute', Math.max(0, keep));
       if (isPromise(result)) {
         this.#pumping = true;
         result.then(
           (granted) => {
             this.#pumping = false;
-            if (this.#onGrant(granted, want, this.#clock.now(), lane)) this.#pump(undefined, dailyHeld);
-            else if (this.#heldByDay(granted, lane)) this.#pump(undefined, true);
+            if (this.#onGrant(granted, want, this.#clock.now(), lane)) this.#pump(undefined, from);
+            else if (this.#heldByDay(granted, lane)) this.#pump(undefined, LANES.indexOf(lane) + 1);
           },
           (error: unknown) => {
             this.#pumping = false;
@@ -368,15 +390,15 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       }
       if (!this.#onGrant(result, want, now, lane)) {
         if (!this.#heldByDay(result, lane)) return;
-        dailyHeld = true;
+        from = LANES.indexOf(lane) + 1;
       }
     }
   }
 
-  /** The daily window alone held back daily tasks, and tasks it does not count are queued: they may still go. */
+  /** The daily window alone held back `lane`, and later lanes have tasks: they may still go. */
   #heldByDay(result: ReserveResult, lane: Lane): boolean {
     const byDay = result.blockedBy === 'park' || result.blockedBy === 'daily';
-    return lane === 'daily' && byDay && this.#queue.sizeOf('minute') > 0;
+    return byDay && this.#queue.hasAfter(lane);
   }
 
   /**
@@ -390,7 +412,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       this.emit('storeRecovered', {});
     }
     // Granted outside a park (and not as the probe of an exhausted day): the park is over.
-    if (lane === 'daily' && result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified = false;
+    if (lane !== 'minute' && result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified = false;
     const shared = result.leasePrefix === '' ? ticketFor(result.ticket, '') : undefined;
     let dispatched = 0;
     for (let i = 0; i < result.granted; i++) {
@@ -685,6 +707,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 
   #afterSettle(result: SettleResult, id: number, snapshot: RateLimitSnapshot | undefined, now: number): void {
+    if (result.minuteLaneCountsDaily !== undefined) this.#minuteLaneCountsDaily = result.minuteLaneCountsDaily;
     if (result.gateUntil !== undefined && result.gateWindow !== undefined) {
       const until = now + (result.gateUntil - result.now);
       this.#logger.debug({ window: result.gateWindow, waitMs: until - now }, 'rate limited: gate closed');
@@ -880,4 +903,10 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     }
     if (kept < waiters.length) waiters.length = kept; // setting the length is a runtime call: only when it shrinks
   }
+}
+
+/** A task's `keepDaily`, read when it is about to be reserved for (a function answers for now). */
+function keepDaily(keep: ScheduleOptions['keepDaily']): number {
+  const n = typeof keep === 'function' ? keep() : (keep ?? 0);
+  return Number.isFinite(n) && n > 0 ? Math.ceil(n) : 0;
 }

@@ -65,9 +65,11 @@ export class Entry implements Queueable {
     readonly options: ScheduleOptions | undefined,
   ) {}
 
-  /** Which windows it counts against (`countsDaily`); read from the options, so a queued task costs no more memory. */
+  /** Which windows it counts against (`countsDaily`) and what it leaves (`keepDaily`); read from the options, so a queued task costs no more memory. */
   get lane(): Lane {
-    return this.options?.countsDaily === false ? 'minute' : 'daily';
+    const o = this.options;
+    if (o?.countsDaily === false) return 'minute';
+    return o?.keepDaily === undefined || o.keepDaily === 0 ? 'daily' : 'kept';
   }
 
   /** Settles the caller's promise with success (and stops listening to its signal). */

@@ -15,3 +15,5 @@ export { WebhookVerificationError, type WebhookRejectReason } from './webhook-ve
 export { ParamsValidationError } from './params-validation-error.js';
 export { BatchSetupError } from './batch-setup-error.js';
 export { JournalWriteError } from './journal-write-error.js';
+export { PriceUnavailableError } from './price-unavailable-error.js';
+export { SpendCapReachedError } from './spend-cap-reached-error.js';

@@ -16,7 +16,9 @@ export type ErrorCode =
   | 'INVALID_INPUT'
   | 'BATCH_SETUP_FAILED'
   | 'JOURNAL_WRITE_FAILED'
-  | 'MISSING_DEPENDENCY';
+  | 'MISSING_DEPENDENCY'
+  | 'PRICE_UNAVAILABLE'
+  | 'SPEND_CAP_REACHED';
 
 const kSchedulerError = Symbol.for('modelbeam-scheduler.error');
 

@@ -25,9 +25,16 @@ const SUBMIT = { signal, priority: finite, onDispatch: callback };
 const GENERATE = { ...SUBMIT, onSubmitted: callback };
 const WAIT = { signal, endpoint: text, model: text, submittedAt: finite };
 const CALL = { signal };
+const positiveInteger: Check = (name, value) => {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) invalid(name, 'an integer >= 1', value);
+};
+const flag: Check = (name, value) => {
+  if (typeof value !== 'boolean') invalid(name, 'a boolean', value);
+};
+const ESTIMATE = { signal, concurrency: positiveInteger, balance: flag };
 
 /** The option checks of each method, by option name. */
-export const CALL_OPTIONS = { submit: SUBMIT, generate: GENERATE, wait: WAIT, call: CALL } as const;
+export const CALL_OPTIONS = { submit: SUBMIT, generate: GENERATE, wait: WAIT, call: CALL, estimate: ESTIMATE } as const;
 
 /**
  * Throws a `TypeError` for an options argument that is not an object, has a

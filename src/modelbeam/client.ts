@@ -38,6 +38,8 @@ import { linkSignals } from './lru.js';
 import { MAX_URL_LENGTH, resolveClientOptions, type ModelBeamClientOptions, type ResolvedClientOptions } from './options.js';
 import { PollGate } from './poll-gate.js';
 import { DurationEstimator, type PlannerConfig } from './poll-planner.js';
+import { estimateBatch, type BatchEstimate, type EstimateItem, type EstimateOptions } from './estimate.js';
+import { PriceBook } from './price-book.js';
 import { Poller } from './poller.js';
 import { SubmitGate } from './submit-gate.js';
 import { Transport, type ApiCall, type ApiResponse, type TransportCounters } from './transport.js';
@@ -170,6 +172,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
   readonly #poller: Poller;
   readonly #submitGate: SubmitGate;
   readonly #downloader: Downloader;
+  readonly #prices = new PriceBook((endpoint, params, signal) => this.price(endpoint, params, signal ? { signal } : {}));
   readonly #requests: TransportCounters = { submits: 0, polls: 0, other: 0, rateLimited: 0 };
   readonly #jobs: TrackerCounters = { completed: 0, failed: 0, pollErrors: 0, webhooksUnknownJob: 0 };
   readonly #counts = { submitted: 0, resubmissions: 0, outcomeUnknown: 0, possibleDuplicates: 0, webhooksAccepted: 0, webhooksRejected: 0, webhooksDuplicate: 0 };
@@ -204,6 +207,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       logger: this.#logger,
       counters: this.#requests,
       dailyCounts: o.dailyCounts,
+      pollsToKeep: (submitting) => this.#tracker.pollsToKeep(submitting),
     });
     const config: PlannerConfig = {
       minIntervalMs: o.polling.minIntervalMs,
@@ -422,6 +426,54 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       ...(options.signal ? { signal: options.signal } : {}),
     });
     return readNumberField(res.body, 'price') as number;
+  }
+
+  /**
+   * The price of a job, from a cache keyed by the parameters that can change it (see `price-key.ts`): one
+   * `price-calculation` call per distinct set, shared with {@link estimate} and with batch runs that have a
+   * spend cap. Rejects as {@link price} does.
+   */
+  quote(endpoint: string, params: Record<string, unknown>, options: CallOptions = {}): Promise<number> {
+    try {
+      checkCallOptions(options, CALL_OPTIONS.call);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.#prices.quote(endpoint, params, options.signal);
+  }
+
+  /**
+   * What a batch will cost, before anything is submitted: every item priced through {@link quote} (one
+   * `price-calculation` call per distinct set of price-changing parameters, through the scheduler), summed
+   * exactly, with the balance, the limits the scheduler will run under and a duration from them. An item
+   * that cannot be priced is counted in `failed` with its line (`PRICE_UNAVAILABLE`).
+   *
+   * @example
+   * const e = await client.estimate([{ endpoint: 'txt2img', params: { prompt: 'a fox', model: 'Flux1schnell', width: 512, height: 512, steps: 4 } }]);
+   * console.log(e.total, e.balance, e.durationMs);
+   */
+  estimate(items: Iterable<EstimateItem> | AsyncIterable<EstimateItem>, options: EstimateOptions = {}): Promise<BatchEstimate> {
+    if (items === null || typeof items !== 'object' || (!(Symbol.asyncIterator in items) && !(Symbol.iterator in items))) {
+      return Promise.reject(new TypeError('Expected `items` to be an iterable or async iterable of `{ endpoint, params, line? }`'));
+    }
+    try {
+      checkCallOptions(options, CALL_OPTIONS.estimate);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return estimateBatch(
+      {
+        prices: this.#prices,
+        balance: (signal) => this.balance(signal ? { signal } : {}),
+        limits: () => {
+          const budget = this.scheduler.stats().budget;
+          const { minuteMs, dayMs } = this.scheduler.timing;
+          return { minute: budget?.minute.limit, daily: budget?.daily.limit, dailyRemaining: budget?.daily.remaining, minuteMs, dayMs };
+        },
+      },
+      items,
+      options,
+    );
   }
 
   /** Every model (all pages), optionally only those of some inference types. */
@@ -651,21 +703,29 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     } finally {
       left();
     }
-    const submittedAt = this.#o.clock.now();
-    const requestId = readRequestId(res.body) ?? '';
-    const fields = inlineFields(res.body);
-    const inline = hasOutput(fields) ? toJobResult(requestId, fields) : undefined;
+    // The transport counts an answered submission among the jobs on the way until it is tracked here.
+    let requestId: string;
+    let submittedAt: number;
+    let inline: JobResult | undefined;
     const model = prepared.values.get('model');
-    this.#counts.submitted++;
-    if (requestId !== '') {
-      const job = this.#tracker.register(requestId, {
-        endpoint,
-        model: typeof model === 'string' ? model : undefined,
-        submittedAt,
-        submittedKnown: true,
-        learns: true,
-      });
-      if (inline) this.#tracker.completeInline(job, inline);
+    try {
+      submittedAt = this.#o.clock.now();
+      requestId = readRequestId(res.body) ?? '';
+      const fields = inlineFields(res.body);
+      inline = hasOutput(fields) ? toJobResult(requestId, fields) : undefined;
+      this.#counts.submitted++;
+      if (requestId !== '') {
+        const job = this.#tracker.register(requestId, {
+          endpoint,
+          model: typeof model === 'string' ? model : undefined,
+          submittedAt,
+          submittedKnown: true,
+          learns: true,
+        });
+        if (inline) this.#tracker.completeInline(job, inline);
+      }
+    } finally {
+      this.#transport.tracked();
     }
     this.emit('submitted', { requestId, endpoint, model: typeof model === 'string' ? model : undefined, attempt });
     return { requestId, submittedAt, inline };

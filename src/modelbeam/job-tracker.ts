@@ -65,6 +65,10 @@ const MAX_ACTIVE = 100_000;
 const MAX_ORPHANS = 1_000;
 /** Consecutive safety-net polls that found a job finished with no delivery for it: polling takes over. */
 const MISSED_FOR_FALLBACK = 2;
+/** Polls per job assumed before any job finished (see `pollsToKeep`). */
+const POLLS_PER_JOB_GUESS = 4;
+/** Finished jobs whose poll counts size `pollsToKeep` (the most of them). */
+const POLLS_SAMPLE = 16;
 /** Consecutive 404s before a wait gives up on an id. */
 const NOT_FOUND_LIMIT = 3;
 /** Distinct unrecognised status values logged at warn (each once); the rest, and repeats, go to debug. */
@@ -81,6 +85,9 @@ export class JobTracker {
   #closed: Error | undefined;
   /** Unrecognised status values already warned about (bounded: a server sending garbage cannot grow it). */
   readonly #unknownStatuses = new Set<string>();
+  /** Polls each of the last finished jobs took (a ring of `POLLS_SAMPLE`). */
+  readonly #pollCounts: number[] = [];
+  #pollCountAt = 0;
 
   constructor(deps: TrackerDeps) {
     this.#d = deps;
@@ -103,6 +110,25 @@ export class JobTracker {
   /** Jobs whose outcome is not known yet. */
   get inFlight(): number {
     return this.#active.size;
+  }
+
+  /**
+   * The status polls to keep daily units for before one more submission goes:
+   * those of the jobs in flight, of the `pending` ones (submissions on the
+   * way) and of that one. Each may take as many as the most any of the last
+   * finished jobs took (4 before any finished), less those it took already,
+   * and at least one more. Generous on purpose: a unit kept too many delays a
+   * submission within the day; one too few leaves a result for tomorrow. With
+   * no job in flight nothing is kept: the submission then goes while the day
+   * has a unit (its result comes today if the day has units left for its
+   * polls, else tomorrow, as it would if it waited).
+   */
+  pollsToKeep(pending: number): number {
+    if (this.#active.size === 0 && pending === 0) return 0;
+    const perJob = this.#pollCounts.length === 0 ? POLLS_PER_JOB_GUESS : Math.max(1, ...this.#pollCounts);
+    let keep = (pending + 1) * perJob;
+    for (const job of this.#active.values()) keep += Math.max(1, perJob - job.polls);
+    return keep;
   }
 
   get(requestId: string): TrackedJob | undefined {
@@ -350,6 +376,10 @@ export class JobTracker {
     job.state = outcome.kind;
     this.#active.delete(job.id);
     this.#done.set(job.id, job);
+    if (job.learns) {
+      this.#pollCounts[this.#pollCountAt] = job.polls;
+      this.#pollCountAt = (this.#pollCountAt + 1) % POLLS_SAMPLE;
+    }
     const durationMs = job.submittedKnown ? this.#d.clock.now() - job.submittedAt : undefined;
     if (outcome.kind === 'done') {
       this.#d.counters.completed++;

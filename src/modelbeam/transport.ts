@@ -75,6 +75,8 @@ export interface TransportOptions {
   counters: TransportCounters;
   /** See `ModelBeamClientOptions.dailyCounts`. */
   dailyCounts: 'auto' | 'all';
+  /** Status polls the jobs in flight and `submitting` more may still need (see `JobTracker.pollsToKeep`). */
+  pollsToKeep: (submitting: number) => number;
 }
 
 /**
@@ -169,6 +171,9 @@ export function errorForResponse(
   return new HttpError({ ...init, status }, `HTTP ${status}${message}`);
 }
 
+/** Submissions answered with a job and handed to the client, which tracks the job (and calls `tracked()`). */
+const answeredCalls = new WeakSet<ApiCall>();
+
 export class Transport {
   readonly #pool: Pool;
   readonly #prefix: string;
@@ -177,6 +182,13 @@ export class Transport {
   readonly #logger: Logger;
   readonly #counters: TransportCounters;
   readonly #dailyCounts: 'auto' | 'all';
+  /** A submission's `keepDaily`: polls count daily (said, or not shown otherwise by the server's numbers), so keep theirs. */
+  readonly #keepForPolls: () => number;
+  /**
+   * Submissions on the wire, and answered ones not yet tracked by the client
+   * (`tracked()`): jobs on the way, whose polls need daily units too.
+   */
+  #submitting = 0;
   #closed = false;
 
   constructor(options: TransportOptions) {
@@ -199,6 +211,12 @@ export class Transport {
     this.#logger = options.logger;
     this.#counters = options.counters;
     this.#dailyCounts = options.dailyCounts;
+    const scheduler = options.scheduler;
+    // Until an answer shows whether polls count daily, assume they do (a unit kept too many only delays).
+    this.#keepForPolls = () => {
+      if (this.#dailyCounts === 'auto' && scheduler.minuteLaneCountsDaily === false) return 0;
+      return options.pollsToKeep(this.#submitting);
+    };
   }
 
   /** Sends `call` through the scheduler; resolves with the parsed 2xx response. */
@@ -209,13 +227,43 @@ export class Transport {
     const priority = call.priority ?? 0;
     // Only job submissions are sure to count against the daily quota (see dailyCounts).
     const countsDaily = call.kind === 'submit' || this.#dailyCounts === 'all';
+    // A submission leaves the daily units the polls of the jobs in flight need.
+    const keepDaily = call.kind === 'submit' ? this.#keepForPolls : 0;
     const { idempotent, signal } = call;
     const options: ScheduleOptions =
-      signal === undefined ? { idempotent, priority, countsDaily } : { idempotent, priority, countsDaily, signal };
-    return this.#scheduler.schedule(task, options);
+      signal === undefined
+        ? { idempotent, priority, countsDaily, keepDaily }
+        : { idempotent, priority, countsDaily, keepDaily, signal };
+    const result = this.#scheduler.schedule(task, options);
+    if (call.kind !== 'submit') return result;
+    // Answered, then failed all the same (aborted meanwhile): nobody will track it.
+    return result.catch((error: unknown) => {
+      if (answeredCalls.has(call)) this.tracked();
+      throw error;
+    });
+  }
+
+  /** A submission answered with a job is tracked by the client: no longer on the way. */
+  tracked(): void {
+    if (this.#submitting > 0) this.#submitting--;
   }
 
   async #attempt(call: ApiCall, ctx: TaskContext, request: number): Promise<ApiResponse> {
+    if (call.kind !== 'submit') return this.#send(call, ctx, request);
+    this.#submitting++;
+    let answered = false;
+    try {
+      const res = await this.#send(call, ctx, request);
+      answered = res.statusCode !== 429;
+      if (answered) answeredCalls.add(call);
+      return res;
+    } finally {
+      // An answered submission stays counted until the client tracks its job (`tracked()`).
+      if (!answered) this.#submitting--;
+    }
+  }
+
+  async #send(call: ApiCall, ctx: TaskContext, request: number): Promise<ApiResponse> {
     const query = call.query ? `?${new URLSearchParams(call.query).toString()}` : '';
     const encoded = call.body?.();
     this.#counters[call.kind === 'submit' ? 'submits' : call.kind === 'poll' ? 'polls' : 'other']++;

@@ -27,7 +27,7 @@ import type { WindowSnapshot } from '../headers/types.js';
 import { AnswerLog } from './answer-log.js';
 import * as phase from './phase.js';
 import type { WindowPhase } from './phase.js';
-import { absorb, applyUntrusted, hide, letOneRead, newWindow, setSnapshot, windowView } from './window.js';
+import { absorb, applyUntrusted, countedBelow, hide, notCounted, letOneRead, newWindow, setSnapshot, windowView } from './window.js';
 import type { BudgetConfig, BudgetView, Outcome, ReserveResult, SettleResult, Ticket } from './types.js';
 
 /**
@@ -111,9 +111,12 @@ export interface BudgetStateData {
   dailyResetKnown: number;
   /**
    * What requests said not to count against the daily window have shown:
-   * 0 nothing yet, 1 one was answered while the day was spent (proven),
+   * 0 nothing yet, 1 one was answered while the day was spent, or left the
+   * server's daily count unchanged (proven),
    * 2 one was refused by the daily window (revoked until the day resets:
-   * they are held like the rest).
+   * they are held like the rest), 3 one's answer showed a daily count lower
+   * than the requests said to count there can explain (they count there all
+   * the same; for good: a server's rule, not a day's).
    */
   minuteOnly: number;
   /** Requests sent to test that word (while the day was spent, unproven), not answered yet. */
@@ -229,11 +232,14 @@ export class BudgetState {
    * Grants up to `want` requests now; `backlog` tasks wait beyond those.
    * `countsDaily: false`: requests the daily window does not count (its
    * budget and its park do not hold them; their tickets say `minuteOnly`).
+   * `keepDaily`: daily units these requests leave for others (they wait while
+   * sending them would leave fewer; no park).
    */
-  reserve(want: number, now: number, backlog = Infinity, countsDailyAsked = true): ReserveResult {
+  reserve(want: number, now: number, backlog = Infinity, countsDailyAsked = true, keepDaily = 0): ReserveResult {
     const s = this.data;
-    // Said not to count daily, but one such was refused by the daily window: held like the rest until the day resets.
-    const countsDaily = countsDailyAsked || s.minuteOnly === 2;
+    // Said not to count daily, but one such was refused by the daily window (until the day resets) or shown
+    // counted there by the server's numbers (for good): they count like the rest.
+    const countsDaily = countsDailyAsked || s.minuteOnly >= 2;
     /** That word is tested first: while the day is spent and nothing proved it, one goes alone. */
     let test = false;
     const result: ReserveResult = {
@@ -344,8 +350,12 @@ export class BudgetState {
             avail = 0;
             blockedBy = 'daily';
           }
+        } else if (a - keepDaily <= 0) {
+          // What is left is kept for others (the results of jobs in flight): wait for them, do not park.
+          avail = 0;
+          blockedBy ??= 'daily';
         } else {
-          avail = Math.min(avail, a);
+          avail = Math.min(avail, a - keepDaily);
         }
       }
     }
@@ -404,6 +414,11 @@ export class BudgetState {
     let appliedDaily = false;
     if (snap?.present && trusted) {
       s.headers = 1;
+      if (!daily && counted) {
+        if (s.minuteOnly !== 3 && countedBelow(s.daily, snap.daily)) s.minuteOnly = 3;
+        else if (s.minuteOnly === 0 && notCounted(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily)) s.minuteOnly = 1;
+      }
+      if (s.minuteOnly !== 0) result.minuteLaneCountsDaily = s.minuteOnly !== 1;
       appliedMinute = this.#apply(s.minute, snap.minute, ticket.verMinute, ticket.epochMinute, ticket, counted, now, true);
       // An answer the daily window did not count is no count there: an unchanged `Daily-Remaining` is no reset.
       appliedDaily = this.#apply(s.daily, snap.daily, ticket.verDaily, ticket.epochDaily, ticket, counted && daily, now, false);

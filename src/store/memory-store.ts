@@ -13,8 +13,8 @@ export class MemoryStore implements Store {
     this.#state = new BudgetState(config);
   }
 
-  reserve(want: number, now: number, backlog?: number, countsDaily?: boolean): ReserveResult {
-    return this.#require().reserve(want, now, backlog, countsDaily);
+  reserve(want: number, now: number, backlog?: number, countsDaily?: boolean, keepDaily?: number): ReserveResult {
+    return this.#require().reserve(want, now, backlog, countsDaily, keepDaily);
   }
 
   settle(ticket: Ticket, outcome: Outcome): SettleResult {

@@ -23,6 +23,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from './ioredis.js';
+import { RedisSpendLedger } from './spend-ledger.js';
 import { StoreUnavailableError } from '../errors/store-unavailable-error.js';
 import type { RateLimitSnapshot } from '../headers/types.js';
 import { sleep, systemClock } from '../internal/clock.js';
@@ -265,6 +266,18 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return [this.#key];
   }
 
+  /**
+   * The spend counter named `name` of this store's account, beside its budgets: pass it as the `spendLedger`
+   * of every `runBatch` (or `--redis` run) that must share one `maxSpend`. It persists in Redis until
+   * deleted; use a name per campaign to start another from zero.
+   */
+  spendLedger(name = 'default'): RedisSpendLedger {
+    if (typeof name !== 'string' || !/^[\w.:-]{1,100}$/.test(name)) {
+      throw new TypeError(`Expected \`name\` to be 1 to 100 letters, digits, '_', '.', ':' or '-', got \`${String(name)}\``);
+    }
+    return new RedisSpendLedger(this.#redis, `${this.#key.slice(0, -':budget'.length)}:spend:${name}`, { commandTimeoutMs: this.#commandTimeoutMs, url: this.#url });
+  }
+
   stats(): RedisStoreStats {
     let inFlight = 0;
     for (const group of this.#leases.values()) inFlight += group.open.size;
@@ -311,8 +324,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  async reserve(want: number, now: number, backlog = Infinity, countsDaily = true): Promise<ReserveResult> {
-    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog, countsDaily);
+  async reserve(want: number, now: number, backlog = Infinity, countsDaily = true, keepDaily = 0): Promise<ReserveResult> {
+    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog, countsDaily, keepDaily);
     const prefix = `${this.#pid}.${++this.#seq}:`;
     const config = this.#require();
     type Reserved = ReturnType<SharedBudget['reserve']>;
@@ -321,12 +334,12 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       result = await this.#enqueue<Reserved>(
         'reserve',
         now,
-        (b) => b.reserve(want, backlog, prefix, config.leaseMs, countsDaily),
+        (b) => b.reserve(want, backlog, prefix, config.leaseMs, countsDaily, keepDaily),
         (late) => this.#giveBackLate(late as Reserved, prefix),
       );
     } catch (error) {
       this.#markDown(error);
-      return this.#reserveOffline(want, now, backlog, countsDaily);
+      return this.#reserveOffline(want, now, backlog, countsDaily, keepDaily);
     }
     if (result.granted > 0) {
       this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
@@ -737,11 +750,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return { now: engineNow + this.#offset, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
   }
 
-  #reserveOffline(want: number, now: number, backlog = Infinity, countsDaily = true): ReserveResult {
+  #reserveOffline(want: number, now: number, backlog = Infinity, countsDaily = true, keepDaily = 0): ReserveResult {
     const storeNow = now + this.#offset;
     if (this.#mode === 'local-share' && this.#lastView) {
       this.#local ??= this.#seedLocal(this.#lastView, storeNow);
-      const result = this.#local.reserve(want, storeNow, backlog, countsDaily);
+      const result = this.#local.reserve(want, storeNow, backlog, countsDaily, keepDaily);
       if (result.granted > 0) {
         const prefix = `${this.#pid}.L${++this.#seq}:`;
         this.#localGroups.set(prefix, { state: this.#local, open: result.granted });

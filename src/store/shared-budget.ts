@@ -107,9 +107,10 @@ export class SharedBudget {
     leasePrefix: string,
     leaseMs: number,
     countsDaily = true,
+    keepDaily = 0,
   ): ReserveResult & { reclaimed: number; oldestLease: { expiresAt: number; id: string } | undefined } {
     const reclaimed = this.#reclaim();
-    const result = this.state.reserve(want, this.now, backlog, countsDaily);
+    const result = this.state.reserve(want, this.now, backlog, countsDaily, keepDaily);
     for (let i = 0; i < result.granted; i++) this.doc.leases[`${leasePrefix}${i}`] = this.now + leaseMs;
     result.leasePrefix = result.granted > 0 ? leasePrefix : '';
     return { ...result, reclaimed, oldestLease: this.#oldestLease() };

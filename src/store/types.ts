@@ -83,6 +83,12 @@ export interface SettleResult {
   parked: { until: number | undefined } | undefined;
   /** The budget moved (a snapshot was applied). */
   changed: boolean;
+  /**
+   * What the answers showed of requests scheduled with `countsDaily: false`:
+   * true, they count in the daily window all the same; false, they do not;
+   * absent while nothing showed either.
+   */
+  minuteLaneCountsDaily?: boolean;
 }
 
 /** One window's budget as the engine reports it in stats and events. */
@@ -123,8 +129,16 @@ export interface Store {
    * `want`: a unit is held back for a scout only when there is more work than
    * budget (default: assume there is). `countsDaily: false` grants requests
    * the daily window does not count: its budget and its park do not hold them.
+   * `keepDaily`: daily units to leave for other requests (these wait, blocked
+   * as `'daily'`, while granting them would leave fewer).
    */
-  reserve(want: number, now: number, backlog?: number, countsDaily?: boolean): ReserveResult | Promise<ReserveResult>;
+  reserve(
+    want: number,
+    now: number,
+    backlog?: number,
+    countsDaily?: boolean,
+    keepDaily?: number,
+  ): ReserveResult | Promise<ReserveResult>;
   settle(ticket: Ticket, outcome: Outcome): SettleResult | Promise<SettleResult>;
   view(now: number): BudgetView | Promise<BudgetView>;
   close(): void | Promise<void>;

@@ -93,6 +93,34 @@ export function setSnapshot(w: WindowState, r: number, unc: number, sentAt: numb
   w.phantomAt = 0;
 }
 
+/**
+ * An answer to a request this window was said not to count shows a count it
+ * cannot explain: below the server's last word less everything sent to count
+ * here since (`rem - unc` is a lower bound of what is left while only those
+ * count). Proof that such requests count here too (or that someone else spends
+ * the same quota: waiting for them is right either way). Nothing is proved
+ * while `rem` is time's raise, not the server's word, or when the limit moved.
+ */
+export function countedBelow(w: WindowState, snap: WindowSnapshot): boolean {
+  const r = snap.remaining;
+  if (r === undefined || w.srvRem < 0 || w.limit < 0) return false;
+  if (snap.limit !== undefined && snap.limit !== w.limit) return false;
+  return r < w.srvRem - w.unc;
+}
+
+/**
+ * The opposite proof: an answer to such a request, sent and answered with no
+ * request counted here between (no snapshot applied since it was sent, none
+ * in flight), shows the server's last word unchanged: it was not counted.
+ */
+export function notCounted(w: WindowState, snap: WindowSnapshot, sentVer: number, sentEpoch: number): boolean {
+  const r = snap.remaining;
+  if (r === undefined || w.srvRem < 0 || w.limit < 0 || w.unc !== 0) return false;
+  if (sentVer !== w.ver || sentEpoch !== w.epoch) return false;
+  if (snap.limit !== undefined && snap.limit !== w.limit) return false;
+  return r === w.srvRem;
+}
+
 /** A counted answer without this window's count, to a request sent after the current snapshot. */
 export function hide(w: WindowState, done: number): void {
   if (w.lastSrvRem < 0) return;

@@ -116,6 +116,19 @@ export function defaultPrice(endpoint: FakeEndpoint, params: JobParams): number 
     const steps = Number(params['steps'] ?? 4) || 4;
     return Math.round((0.00034 + 6.485e-10 * w * h * steps) * 1e6) / 1e6;
   }
+  if (endpoint === 'txt2video' || endpoint === 'img2video' || endpoint === 'aud2video') {
+    // Resolution × frames × steps: ~$0.0056 for 512², 100 frames, 4 steps (the documented 512², 4 s).
+    const w = Number(params['width'] ?? 512) || 512;
+    const h = Number(params['height'] ?? 512) || 512;
+    const frames = Number(params['frames'] ?? 100) || 100;
+    const steps = Number(params['steps'] ?? 4) || 4;
+    return Math.round((0.0001 + 5.245e-11 * w * h * frames * steps) * 1e6) / 1e6;
+  }
+  if (endpoint === 'txt2audio') {
+    // Characters: $0.77 per million (the documented TTS price), at least $0.000001.
+    const text = typeof params['text'] === 'string' ? params['text'] : '';
+    return Math.max(1, Math.round(0.77 * text.length)) / 1e6;
+  }
   return 0.001;
 }
 

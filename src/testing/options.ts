@@ -277,7 +277,9 @@ export interface FakeServerOptions {
   /**
    * Price of one job in USD.
    * @default txt2img/img2img: 0.00034 + 6.485e-10 × width × height × steps (matches the documented
-   *   0.00187 for 768², 4 steps and 0.00306 for 1024², 4 steps), rounded to 6 decimals; others 0.001
+   *   0.00187 for 768², 4 steps and 0.00306 for 1024², 4 steps), rounded to 6 decimals; txt2video, img2video,
+   *   aud2video: 0.0001 + 5.245e-11 × width × height × frames × steps (~0.0056 for 512², 100 frames, 4 steps);
+   *   txt2audio: $0.77 per million characters of `text` (at least 0.000001); others 0.001
    */
   pricing?: (endpoint: FakeEndpoint, params: JobParams) => number;
   /**

@@ -84,8 +84,11 @@ export function config(overrides: Partial<BudgetConfig> = {}): BudgetConfig {
 
 /** What a scenario can do; times are absolute store times. */
 export interface Driver {
-  /** `backlog`: tasks queued beyond `want` (undefined: the store's default, many). */
-  reserve(want: number, at: number, backlog?: number): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
+  /**
+   * `backlog`: tasks queued beyond `want` (undefined: the store's default, many);
+   * `lane`: `countsDaily` and `keepDaily` as the scheduler passes them.
+   */
+  reserve(want: number, at: number, backlog?: number, lane?: Lane): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
   /** A missing ticket (fewer granted than the scenario hoped, after a rule change) is skipped and noted. */
   settle(ticket: Ticket | undefined, at: number, outcome?: Partial<Omit<Outcome, 'now'>>): Promise<SettleResult | undefined>;
   view(at: number): Promise<BudgetView>;
@@ -93,10 +96,16 @@ export interface Driver {
   note(value: unknown): void;
 }
 
+/** A reservation's lane: whether the daily window counts it, and the daily units it leaves for others. */
+export interface Lane {
+  countsDaily?: boolean;
+  keepDaily?: number;
+}
+
 export type Scenario = (d: Driver) => Promise<void>;
 
 export type Step = (
-  | { op: 'reserve'; want: number; at: number; backlog?: number; result: Omit<ReserveResult, 'leasePrefix'> }
+  | { op: 'reserve'; want: number; at: number; backlog?: number; lane?: Lane; result: Omit<ReserveResult, 'leasePrefix'> }
   | { op: 'settle'; at: number; status: number | undefined; result: SettleResult }
   | { op: 'view'; at: number; result: BudgetView }
   | { op: 'note'; value: unknown }
@@ -114,14 +123,14 @@ export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario
     steps.push(step);
   };
   const driver: Driver = {
-    async reserve(want, at, backlog) {
-      const result = await store.reserve(want, at, backlog);
+    async reserve(want, at, backlog, lane) {
+      const result = await store.reserve(want, at, backlog, lane?.countsDaily, lane?.keepDaily);
       const tickets: Ticket[] = [];
       for (let i = 0; i < result.granted; i++) {
         tickets.push({ ...result.ticket, lease: result.leasePrefix === '' ? '' : `${result.leasePrefix}${i}` });
       }
       const { leasePrefix: _, ...rest } = result;
-      await push({ op: 'reserve', want, at, ...(backlog === undefined ? {} : { backlog }), result: structuredClone(rest) });
+      await push({ op: 'reserve', want, at, ...(backlog === undefined ? {} : { backlog }), ...(lane === undefined ? {} : { lane }), result: structuredClone(rest) });
       return { result, tickets };
     },
     async settle(ticket, at, outcome = {}) {
@@ -454,6 +463,25 @@ export const scenarios: NamedScenario[] = [
     },
   },
   {
+    name: 'requests said not to count daily, shown counted there; a reservation that keeps daily units',
+    config: config({ seeds: { minute: 50 } }),
+    async run(d) {
+      const a = await d.reserve(1, T0);
+      await d.settle(a.tickets[0], T0 + 10, { snapshot: snap({ limit: 50, remaining: 49 }, { limit: 10, remaining: 8 }) });
+      // A poll said not to count daily; the server's daily count went down all the same (8 -> 7).
+      const poll = await d.reserve(1, T0 + 20, 0, { countsDaily: false });
+      await d.settle(poll.tickets[0], T0 + 30, { snapshot: snap({ limit: 50, remaining: 48 }, { limit: 10, remaining: 7 }) });
+      // From now on such requests count daily; a submission keeping 5 units gets 2 of the 7.
+      const polls = await d.reserve(2, T0 + 40, 0, { countsDaily: false });
+      const subs = await d.reserve(4, T0 + 41, 0, { keepDaily: 2 });
+      await d.reserve(1, T0 + 42, 0, { keepDaily: 2 });
+      for (const t of [...polls.tickets, ...subs.tickets]) await d.settle(t, T0 + 50, { snapshot: snap({ limit: 50, remaining: 40 }, { limit: 10, remaining: 2 }) });
+      await d.reserve(1, T0 + 60, 0, { keepDaily: 2 });
+      await d.reserve(2, T0 + 61, 0, { countsDaily: false });
+      await d.view(T0 + 62);
+    },
+  },
+  {
     name: 'high limit: a long answer log',
     config: config(),
     run: simRun({ limit: 150, windowMs: 1000, kind: 'fixed', phaseMs: 600, latency: (i) => 4 + (i % 7), steps: 90, stepMs: 25, want: 30 }),
@@ -654,7 +682,7 @@ export const scenarios: NamedScenario[] = [
 // ---- random sequences ----------------------------------------------------------
 
 export type RandomOp =
-  | { kind: 'reserve'; dt: number; want: number; backlog: number | undefined }
+  | { kind: 'reserve'; dt: number; want: number; backlog: number | undefined; lane: Lane | undefined }
   | { kind: 'view'; dt: number }
   | {
       kind: 'settle';
@@ -679,6 +707,7 @@ export const randomOpArb: fc.Arbitrary<RandomOp> = fc.oneof(
       dt: fc.integer({ min: 0, max: 400 }),
       want: fc.integer({ min: 0, max: 6 }),
       backlog: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined, freq: 2 }),
+      lane: fc.constant(undefined),
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('view' as const), dt: fc.integer({ min: 0, max: 1500 }) }) },
@@ -697,6 +726,28 @@ export const randomOpArb: fc.Arbitrary<RandomOp> = fc.oneof(
       type: fc.option(fc.constantFrom('minute', 'daily') as fc.Arbitrary<'minute' | 'daily'>, { nil: undefined }),
       retryAfterMs: fc.option(fc.double({ min: 0, max: 3000, noNaN: true }), { nil: undefined }),
       jitterMs: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 50, noNaN: true })),
+    }),
+  },
+);
+
+/**
+ * `randomOpArb` plus reservations in the other lanes: requests the daily
+ * window is said not to count, and ones that keep daily units for others.
+ * (A separate arbitrary, so that the seeded golden sequences stay as they were.)
+ */
+export const randomLaneOpArb: fc.Arbitrary<RandomOp> = fc.oneof(
+  { weight: 9, arbitrary: randomOpArb },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('reserve' as const),
+      dt: fc.integer({ min: 0, max: 400 }),
+      want: fc.integer({ min: 0, max: 6 }),
+      backlog: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined, freq: 2 }),
+      lane: fc.oneof(
+        fc.constant<Lane | undefined>({ countsDaily: false }),
+        fc.record({ countsDaily: fc.constant(true), keepDaily: fc.integer({ min: 0, max: 10 }) }),
+      ),
     }),
   },
 );
@@ -726,7 +777,7 @@ export function randomScenario(ops: RandomOp[], modelLimit = 8, windowMs = 1000)
     for (const op of ops) {
       now += op.dt;
       if (op.kind === 'reserve') {
-        const { tickets } = await d.reserve(op.want, now, op.backlog);
+        const { tickets } = await d.reserve(op.want, now, op.backlog, op.lane);
         inFlight.push(...tickets);
       } else if (op.kind === 'view') {
         await d.view(now);
