@@ -2,7 +2,7 @@
  * The CLI's Prometheus endpoint (`run --metrics-port`), read over real HTTP
  * while a spawned CLI runs a batch against the fake server: every metric of
  * issue 14 moves (queue, in flight, budget remaining and limit per window,
- * gate and park, 429s by window, retries by reason, latency, jobs by state).
+ * gate and park, 429s by window, retries by reason, latency, jobs by state, spend).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { EXIT } from '../src/cli/exit-codes.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../src/metrics/prometheus.js';
 import { startFakeModelBeam, type FakeModelBeamServer } from '../src/testing/fake-server.js';
-import { freePort, runCli, startCli, terminalRecords } from './helpers/cli.js';
+import { freePort, jsonLines, runCli, startCli, terminalRecords } from './helpers/cli.js';
 import { DAY_MS, fromPrometheus, ITEMS, MINUTE_MS, notMoving, scenarioServer, seriesId, squeeze, type Sample } from './helpers/metrics-scenario.js';
 
 const KEY = 'mbk-metrics-4c1d2e3f4a5b6c7d';
@@ -38,7 +38,7 @@ describe('modelbeam-batch run --metrics-port', () => {
     const cli = startCli(
       [
         'run', input, '--out', out, '--endpoint', 'txt2img', '--base-url', server.baseUrl,
-        '--minute-ms', String(MINUTE_MS), '--day-ms', String(DAY_MS), '--on-daily-limit', 'wait', '--max-resubmissions', '0',
+        '--minute-ms', String(MINUTE_MS), '--day-ms', String(DAY_MS), '--on-daily-limit', 'wait', '--max-resubmissions', '0', '--max-spend', '100',
         '--progress', 'none', '--log-format', 'json', '--metrics-port', String(port),
       ],
       { MODELBEAM_API_KEY: KEY },
@@ -78,8 +78,12 @@ describe('modelbeam-batch run --metrics-port', () => {
     expect(scrapes.length).toBeGreaterThan(10);
 
     expect(notMoving(scrapes)).toEqual([]);
-    // The spend counter is served (it moves once submissions publish their price on the spend channel).
-    expect(scrapes.at(-1)?.get(seriesId('spend'))).toBe(0);
+    // The spend: with --max-spend every submission is priced, and each charged price lands on the spend counter.
+    const spend = scrapes.map((sample) => sample.get(seriesId('spend')) ?? 0);
+    expect(spend[0]).toBe(0);
+    expect(spend.at(-1)).toBeGreaterThan(0);
+    const charged = jsonLines(out).filter((r) => r['state'] === 'submitted').reduce((sum, r) => sum + ((r['price'] as number | undefined) ?? 0), 0);
+    expect(spend.at(-1)).toBeLessThanOrEqual(charged + 1e-9);
   }, 90_000);
 
   test('a busy metrics port is a usage error before anything is sent', async () => {

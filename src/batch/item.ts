@@ -18,6 +18,7 @@ import type { ParsedItem } from './input.js';
 import type { Journal, OpenEntry, TerminalRecord } from './journal.js';
 import type { RunSpend } from './spend.js';
 import { fromNano } from '../internal/money.js';
+import { publishSpend } from '../diagnostics/channels.js';
 import type { BatchClient, BatchJobResult, ItemError, JobOutput, StopInfo, TerminalState } from './types.js';
 
 /** Counters an item adds to, owned by its run. */
@@ -210,6 +211,7 @@ class ItemRun {
     if (failure !== undefined || submitted === undefined) return this.#onSubmitError(failure?.error);
     const price = this.#priceNano;
     this.#priceNano = 0; // charged
+    if (price > 0) publishSpend(host.client, fromNano(price), this.#endpoint);
     host.apiConfirmed = true;
     this.#requestId = submitted.requestId;
     if (submitted.result !== undefined) {

@@ -32,10 +32,22 @@ export function channelName(source: ChannelSource, event: string): string {
 
 /**
  * The channel of the spend (in USD) of submissions, for the metrics' spend
- * counter. Whoever knows a submission's price publishes `{ source, event: { amount, endpoint } }`
- * here, or emits a `spent` event on the client, which lands on the same channel.
+ * counter: `{ source, event: { amount, endpoint } }`. The batch runner
+ * publishes each charged submission's price here when it prices submissions
+ * (`maxSpend`); a client `spent` event would land on the same channel.
  */
 export const SPEND_CHANNEL = channelName('client', 'spent');
+
+const spendChannel = channel(SPEND_CHANNEL);
+
+/**
+ * Publishes a charged submission's price (USD) on {@link SPEND_CHANNEL}, if
+ * anyone subscribes (the metrics' spend counter does). `source`: the client
+ * that submitted it.
+ */
+export function publishSpend(source: unknown, amount: number, endpoint: string): void {
+  if (spendChannel.hasSubscribers) spendChannel.publish({ source, event: { amount, endpoint } } satisfies ChannelMessage);
+}
 
 /**
  * The channels of one source, created on first use and kept: a strong
