@@ -51,7 +51,15 @@ export type { Clock, Random } from './internal/clock.js';
 export type { Logger } from './internal/logger.js';
 
 // ---- diagnostics channels and metrics ----------------------------------------------
-export { CHANNEL_PREFIX, SPEND_CHANNEL, channelName, type ChannelMessage, type ChannelSource } from './diagnostics/channels.js';
+export {
+  ANSWERED_CHANNEL,
+  CHANNEL_PREFIX,
+  SPEND_CHANNEL,
+  channelName,
+  type AnsweredEvent,
+  type ChannelMessage,
+  type ChannelSource,
+} from './diagnostics/channels.js';
 export { METRICS, type MetricDefinition, type MetricKey, type MetricKind } from './metrics/definitions.js';
 export type { ClientLike, SchedulerLike } from './metrics/mapping.js';
 export { PrometheusMetrics, PROMETHEUS_CONTENT_TYPE, type MetricsServer, type MetricsServerOptions } from './metrics/prometheus.js';

@@ -12,6 +12,7 @@ import * as redis from '../src/redis.js';
 import * as testing from '../src/testing/index.js';
 
 const ROOT = [
+  'ANSWERED_CHANNEL',
   'AuthenticationError',
   'BATCH_DEFAULTS',
   'BatchSetupError',

@@ -8,7 +8,7 @@
 import { channel, subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { afterEach, describe, expect, test } from 'vitest';
-import { channelName, SPEND_CHANNEL } from '../src/diagnostics/channels.js';
+import { ANSWERED_CHANNEL, channelName, SPEND_CHANNEL } from '../src/diagnostics/channels.js';
 import { RateLimitScheduler } from '../src/engine/scheduler.js';
 import { METRICS } from '../src/metrics/definitions.js';
 import { PrometheusMetrics } from '../src/metrics/prometheus.js';
@@ -203,5 +203,27 @@ describe('diagnostics channels', () => {
     expect(scheduler.has('dispatched')).toBe(false);
     await scheduler.schedule(() => 'again');
     expect(seen).toHaveLength(4);
+  });
+
+  test('every HTTP answer (any status) is published on the answered channel; a task without a response publishes nothing', async () => {
+    const scheduler = new RateLimitScheduler();
+    cleanup.push(() => scheduler.close({ drain: false }));
+    const seen: unknown[] = [];
+    const listener = (message: unknown): void => {
+      seen.push(message);
+    };
+    subscribe(ANSWERED_CHANNEL, listener);
+    try {
+      await scheduler.schedule(() => 'not a response');
+      expect(seen).toEqual([]);
+      await scheduler.schedule(() => ({ status: 200, headers: {} }));
+      await expect(scheduler.schedule(() => ({ status: 404, headers: {} }))).rejects.toMatchObject({ status: 404 });
+    } finally {
+      unsubscribe(ANSWERED_CHANNEL, listener);
+    }
+    expect(seen).toEqual([
+      { source: scheduler, event: { id: 2, attempt: 1, status: 200, latencyMs: expect.any(Number) } },
+      { source: scheduler, event: { id: 3, attempt: 1, status: 404, latencyMs: expect.any(Number) } },
+    ]);
   });
 });

@@ -236,7 +236,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   );
   const met = ab.every((r) => r.onRate / r.offRate >= TARGET);
   const eventTable: Table = {
-    title: `What one answered request adds: the scheduler's guard and emit of \`succeeded\`, ${abEvents.toLocaleString('en-US')} a batch, ${abBatches} batches each way (medians)`,
+    title: `What one answered request adds: the scheduler's \`answered\` publish and \`succeeded\` guard, ${abEvents.toLocaleString('en-US')} a batch, ${abBatches} batches each way (medians)`,
     columns: ['metrics on through', 'off: ns per event', 'on: ns per event', 'added ns', 'added ÷ no-op task CPU (off)', 'added ÷ request CPU (off)'],
     rows: events.map((r) => {
       const added = (r.onCpuUs - r.offCpuUs) * 1000;
@@ -333,11 +333,12 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     '  `requests <baseUrl> <backend> <batches> <size>`), two untimed warm-up batches of each kind first. An "on" batch creates',
     '  the backend (a `PrometheusMetrics`, or `instrumentOpenTelemetry` on one sdk-metrics `MeterProvider`) before its clock',
     '  starts and closes it after; with it closed, nothing subscribes to the channels, as with metrics never opened.',
-    '- "What one answered request adds": the same child (`events succeeded <backend> <batches> <size>`) runs only the',
-    '  scheduler\'s `if (has(\'succeeded\')) emit(\'succeeded\', { id, attempt, status: 200, latencyMs })`, the path that',
-    '  `#settled` takes per answered request; with metrics on that builds the payload, publishes it and records the latency',
-    '  histogram. Per CPU time of the batch. Compared with the CPU per task or request with metrics off (the table above),',
-    '  it says what share of a request the metrics take, without the load noise of a whole request.',
+    '- "What one answered request adds": the same child (`events succeeded <backend> <batches> <size>`) runs only what',
+    '  `#settled` does about events and channels for a 200: `publishAnswered(…)` (the `answered` diagnostics channel, which',
+    '  the latency histogram reads) and `if (has(\'succeeded\')) emit(\'succeeded\', …)`; with metrics on the first builds',
+    '  a message, publishes it and records the histogram (nothing subscribes to `succeeded`). Per CPU time of the batch.',
+    '  Compared with the CPU per task or request with metrics off (the table above), it says what share of a request the',
+    '  metrics take, without the load noise of a whole request.',
     '- Fresh processes: the children and the set-up are those of "Overhead per task" (`bench/perf/queue-child.ts throughput ours`) and "HTTP',
     '  ceiling" (`bench/perf/http-child.ts ceiling ours`), compiled by `bench/perf/build.ts`, each run a fresh process; the',
     '  variants are interleaved run by run (off, Prometheus, OpenTelemetry, off, …) so machine load hits them alike.',
@@ -346,11 +347,11 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     '  `MeterProvider` with a periodic reader and an in-memory exporter (no export during the run). The metrics are set up and',
     '  the scheduler or client tracked before the clock starts. After the run each "on" child reads the attempts counter back',
     '  from its backend, and the scenario checks it equals the tasks (requests + warm-up) sent.',
-    '- What "on" costs per task: the scheduler publishes `succeeded` on its diagnostics channel (a payload and a message',
-    '  object) and the bridge records the request-latency histogram when the task returned an HTTP response. The no-op',
-    '  tasks return none, so they pay the message but not the histogram; the "200 tasks" return one shared',
-    '  `{ statusCode: 200, headers: {} }` (`BENCH_TASK=response`), so they pay both, with no network in the way: the',
-    '  metrics\' cost per request without the noise of an HTTP round trip. The request bench pays both too. Attempts',
+    '- What "on" costs per task: for an HTTP answer, the scheduler publishes it on the `answered` diagnostics channel (a',
+    '  message object) and the bridge records the request-latency histogram. The no-op tasks return no response, so they',
+    '  publish nothing; the "200 tasks" return one shared `{ statusCode: 200, headers: {} }` (`BENCH_TASK=response`), so',
+    '  they pay it with no network in the way: the metrics\' cost per request without the noise of an HTTP round trip. The',
+    '  request bench pays it too. Attempts',
     '  and tasks by outcome are read from `stats()` at collection, not counted per task. Per job (the request bench has',
     '  none) the client events add counters. The other channels have no subscriber, so their events cost a map lookup,',
     '  as with metrics off.',

@@ -38,6 +38,32 @@ export function channelName(source: ChannelSource, event: string): string {
  */
 export const SPEND_CHANNEL = channelName('client', 'spent');
 
+/**
+ * The channel of every HTTP answer the scheduler reads (any status, 429s and
+ * 5xx included): `{ source, event: { id, attempt, status, latencyMs } }`. Not
+ * an `on()` event: it exists for the request-latency histogram, so that a task
+ * that returns no HTTP response publishes nothing.
+ */
+export const ANSWERED_CHANNEL = channelName('scheduler', 'answered');
+
+/** What {@link ANSWERED_CHANNEL} carries. */
+export interface AnsweredEvent {
+  id: number;
+  attempt: number;
+  status: number;
+  /** Time from dispatch to the answer. */
+  latencyMs: number;
+}
+
+const answeredChannel = channel(ANSWERED_CHANNEL);
+
+/** Publishes an answer on {@link ANSWERED_CHANNEL}, if anyone subscribes. */
+export function publishAnswered(source: unknown, id: number, attempt: number, status: number, latencyMs: number): void {
+  if (answeredChannel.hasSubscribers) {
+    answeredChannel.publish({ source, event: { id, attempt, status, latencyMs } satisfies AnsweredEvent } satisfies ChannelMessage);
+  }
+}
+
 const spendChannel = channel(SPEND_CHANNEL);
 
 /**

@@ -22,6 +22,7 @@ import {
   shouldRetryHint,
   type ResponseInfo,
 } from './classify.js';
+import { publishAnswered } from '../diagnostics/channels.js';
 import { TypedEmitter, type SchedulerEvents } from './events.js';
 import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
 import { LANES, LanedQueue, type Lane } from './queue.js';
@@ -518,6 +519,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     const aborted = entry.options?.signal?.aborted === true;
     const network = ok || info ? undefined : networkErrorKind(value);
     const timedOut = value instanceof TimeoutError;
+    // For the request-latency metric (diagnostics channel only, nothing built while nobody subscribes).
+    if (status !== undefined) publishAnswered(this, entry.id, flight.attempt, status, now - flight.dispatchedAt);
 
     let jitterMs = 0;
     let fallbackGateMs = 0;

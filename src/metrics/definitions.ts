@@ -146,7 +146,7 @@ export const METRICS = {
     prometheus: 'modelbeam_scheduler_request_duration_seconds',
     kind: 'histogram',
     unit: 's',
-    description: 'Time from sending a request to its successful answer (tasks that returned an HTTP response).',
+    description: 'Time from sending a request to its answer (any HTTP status, 429s and errors included).',
     attributes: [],
     buckets: REQUEST_BUCKETS,
   },

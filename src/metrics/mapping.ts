@@ -5,8 +5,9 @@
  * turns each event into counter and histogram updates on a `MetricSink`, and,
  * when a backend collects, reads the gauges (and the per-task counters, which
  * the scheduler keeps anyway) from the `stats()` of every scheduler and client
- * it has seen. Per task, the metrics then cost one `succeeded` message and,
- * for an HTTP answer, one histogram record: `bench/RESULTS.md`, "metrics-overhead".
+ * it has seen. Per task, the metrics then cost nothing but, for an HTTP
+ * answer, one `answered` message and one histogram record: `bench/RESULTS.md`,
+ * "Metrics cost".
  *
  * With several schedulers (or clients) in one process the gauges aggregate:
  * queue size, in flight, backing off, concurrency and jobs in flight are
@@ -86,9 +87,8 @@ export class MetricsBridge {
 
   constructor(sink: MetricSink) {
     const attr = (key: string, value: unknown): Attributes => this.#attr(key, value);
-    this.#on('scheduler', 'succeeded', (e) => {
-      // Request latency: attempts that returned an HTTP response (a task may be any function).
-      if (e['status'] === undefined) return;
+    // Request latency: every HTTP answer (ANSWERED_CHANNEL); a task that returns no response publishes nothing.
+    this.#on('scheduler', 'answered', (e) => {
       const ms = finite(e['latencyMs']);
       if (ms !== undefined) sink.record('requestDuration', ms / 1000, NONE);
     });
