@@ -32,7 +32,10 @@ export interface Ticket {
   minuteOnly?: boolean;
   /** Present (true) when the request tests that word: sent alone while the day is spent. */
   minuteOnlyTest?: boolean;
+  /** The budget scope it was granted in; absent for the default scope. */
+  scope?: string;
 }
+
 
 /**
  * Why fewer were granted than wanted. `'park'` and `'daily'` are about the
@@ -123,9 +126,13 @@ export interface Store {
    * `want`: a unit is held back for a scout only when there is more work than
    * budget (default: assume there is). `countsDaily: false` grants requests
    * the daily window does not count: its budget and its park do not hold them.
+   * `scope` names the budget they draw from (default `DEFAULT_SCOPE`, see scope.ts); the
+   * tickets of another scope carry its name, and `settle` applies their
+   * answers to that scope alone.
    */
-  reserve(want: number, now: number, backlog?: number, countsDaily?: boolean): ReserveResult | Promise<ReserveResult>;
+  reserve(want: number, now: number, backlog?: number, countsDaily?: boolean, scope?: string): ReserveResult | Promise<ReserveResult>;
   settle(ticket: Ticket, outcome: Outcome): SettleResult | Promise<SettleResult>;
-  view(now: number): BudgetView | Promise<BudgetView>;
+  /** The budget of `scope` (default `DEFAULT_SCOPE`). */
+  view(now: number, scope?: string): BudgetView | Promise<BudgetView>;
   close(): void | Promise<void>;
 }
