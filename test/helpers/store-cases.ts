@@ -85,10 +85,11 @@ export function config(overrides: Partial<BudgetConfig> = {}): BudgetConfig {
 /** What a scenario can do; times are absolute store times. */
 export interface Driver {
   /** `backlog`: tasks queued beyond `want` (undefined: the store's default, many). */
-  reserve(want: number, at: number, backlog?: number): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
+  /** `scope`: the budget scope drawn from (undefined: the default one). */
+  reserve(want: number, at: number, backlog?: number, scope?: string): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
   /** A missing ticket (fewer granted than the scenario hoped, after a rule change) is skipped and noted. */
   settle(ticket: Ticket | undefined, at: number, outcome?: Partial<Omit<Outcome, 'now'>>): Promise<SettleResult | undefined>;
-  view(at: number): Promise<BudgetView>;
+  view(at: number, scope?: string): Promise<BudgetView>;
   /** Free-form note in the trace (e.g. what the server did). */
   note(value: unknown): void;
 }
@@ -96,9 +97,9 @@ export interface Driver {
 export type Scenario = (d: Driver) => Promise<void>;
 
 export type Step = (
-  | { op: 'reserve'; want: number; at: number; backlog?: number; result: Omit<ReserveResult, 'leasePrefix'> }
+  | { op: 'reserve'; want: number; at: number; backlog?: number; scope?: string; result: Omit<ReserveResult, 'leasePrefix'> }
   | { op: 'settle'; at: number; status: number | undefined; result: SettleResult }
-  | { op: 'view'; at: number; result: BudgetView }
+  | { op: 'view'; at: number; scope?: string; result: BudgetView }
   | { op: 'note'; value: unknown }
 ) & { state?: unknown };
 
@@ -114,14 +115,14 @@ export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario
     steps.push(step);
   };
   const driver: Driver = {
-    async reserve(want, at, backlog) {
-      const result = await store.reserve(want, at, backlog);
+    async reserve(want, at, backlog, scope) {
+      const result = await store.reserve(want, at, backlog, undefined, scope);
       const tickets: Ticket[] = [];
       for (let i = 0; i < result.granted; i++) {
         tickets.push({ ...result.ticket, lease: result.leasePrefix === '' ? '' : `${result.leasePrefix}${i}` });
       }
       const { leasePrefix: _, ...rest } = result;
-      await push({ op: 'reserve', want, at, ...(backlog === undefined ? {} : { backlog }), result: structuredClone(rest) });
+      await push({ op: 'reserve', want, at, ...(backlog === undefined ? {} : { backlog }), ...(scope === undefined ? {} : { scope }), result: structuredClone(rest) });
       return { result, tickets };
     },
     async settle(ticket, at, outcome = {}) {
@@ -141,9 +142,9 @@ export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario
       await push({ op: 'settle', at, status: full.status, result: structuredClone(result) });
       return result;
     },
-    async view(at) {
-      const result = await store.view(at);
-      await push({ op: 'view', at, result: structuredClone(result) });
+    async view(at, scope) {
+      const result = await store.view(at, scope);
+      await push({ op: 'view', at, ...(scope === undefined ? {} : { scope }), result: structuredClone(result) });
       return result;
     },
     note(value) {
@@ -762,5 +763,21 @@ export function randomScenario(ops: RandomOp[], modelLimit = 8, windowMs = 1000)
     // Let time pass: the raises and reopenings at the end must agree too.
     await d.view(now + 5000);
     await d.reserve(3, now + 5001);
+  };
+}
+
+/**
+ * A driver that spreads `d`'s reserves and views over `scopes` in turn (the
+ * i-th reserve or view goes to `scopes[picks[i % picks.length] % scopes.length]`;
+ * settles follow their ticket's scope): any scenario, on several budgets at once.
+ */
+export function spreadOverScopes(d: Driver, scopes: readonly (string | undefined)[], picks: readonly number[]): Driver {
+  let i = 0;
+  const next = (): string | undefined => scopes[(picks[i++ % picks.length] ?? 0) % scopes.length];
+  return {
+    reserve: (want, at, backlog) => d.reserve(want, at, backlog, next()),
+    settle: (ticket, at, outcome) => d.settle(ticket, at, outcome),
+    view: (at) => d.view(at, next()),
+    note: (value) => d.note(value),
   };
 }
