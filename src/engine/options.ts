@@ -16,6 +16,7 @@ import {
   type Keys,
 } from '../internal/validate.js';
 import type { Store } from '../store/types.js';
+import { MAX_SCOPE_LENGTH } from '../store/scope.js';
 
 /** Retry policy for transient failures (5xx, 408, resets, timeouts). */
 export interface RetryOptions {
@@ -158,6 +159,17 @@ export interface ScheduleOptions {
    * @default true
    */
   countsDaily?: boolean;
+  /**
+   * The budget scope the request draws from. Each scope is a budget of its
+   * own: its own minute and daily windows, `Remaining`/`Limit`, phase, 429
+   * gate and daily park, so that a server limiting each endpoint on its own
+   * (one counter per route) has one scope per counter. A 429 in one scope
+   * holds back that scope only. Requests without a scope share one budget
+   * (`'default'`, which also takes `limits`' seeds; other scopes learn
+   * theirs from the answers).
+   * @default 'default'
+   */
+  scope?: string;
 }
 
 /** The time settings of a scheduler, as a client or a store built on it reads them (`scheduler.timing`). */
@@ -220,7 +232,7 @@ const SCHEDULER_KEYS = keyList({
 const WINDOW_KEYS = keyList({ minuteMs: true, dayMs: true } satisfies Keys<NonNullable<SchedulerOptions['windows']>>);
 const LIMIT_KEYS = keyList({ minute: true, daily: true } satisfies Keys<NonNullable<SchedulerOptions['limits']>>);
 const RETRY_KEYS = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
-const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true } satisfies Keys<ScheduleOptions>);
+const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true, scope: true } satisfies Keys<ScheduleOptions>);
 
 /** `timeScale` alone, checked: a client or store reads it before the scheduler is built. */
 export function resolveTimeScale(value: unknown): number {
@@ -285,4 +297,7 @@ export function checkScheduleOptions(options: ScheduleOptions): void {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', o.signal);
   bool('idempotent', o.idempotent, false);
   bool('countsDaily', o.countsDaily, true);
+  if (o.scope !== undefined && (typeof o.scope !== 'string' || o.scope === '' || o.scope.length > MAX_SCOPE_LENGTH)) {
+    invalid('scope', `a non-empty string of at most ${MAX_SCOPE_LENGTH} characters`, o.scope);
+  }
 }

@@ -221,3 +221,77 @@ export class LanedQueue<T extends Queueable & { lane: Lane }> {
     if (lane !== 'daily') yield* this.#lanes.minute.drain();
   }
 }
+
+/**
+ * One `LanedQueue` per budget scope. Scopes are served in turn (`inTurn`
+ * starts one further on each call), so that one scope's backlog does not
+ * keep another's tasks from the slots; within a scope, priority and arrival
+ * order hold as in one queue.
+ */
+export class ScopedQueue<T extends Queueable & { lane: Lane; scope: string }> {
+  readonly #scopes = new Map<string, LanedQueue<T>>();
+  /** The scopes, in the order they were first used. */
+  readonly #order: string[] = [];
+  #turn = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The queue of `scope`, created on first use. */
+  of(scope: string): LanedQueue<T> {
+    let queue = this.#scopes.get(scope);
+    if (!queue) {
+      queue = new LanedQueue<T>();
+      this.#scopes.set(scope, queue);
+      this.#order.push(scope);
+    }
+    return queue;
+  }
+
+  push(item: T): void {
+    this.of(item.scope).push(item);
+    this.#size++;
+  }
+
+  unshift(item: T): void {
+    this.of(item.scope).unshift(item);
+    this.#size++;
+  }
+
+  cancel(item: T): void {
+    if (item.cancelled) return;
+    this.of(item.scope).cancel(item);
+    this.#size--;
+  }
+
+  shift(scope: string, lane: Lane): T | undefined {
+    const item = this.of(scope).shift(lane);
+    if (item !== undefined) this.#size--;
+    return item;
+  }
+
+  /** Every scope used so far, in the order of first use. */
+  scopes(): readonly string[] {
+    return this.#order;
+  }
+
+  /** Every scope used so far, starting one further than the previous call. */
+  inTurn(): string[] {
+    const n = this.#order.length;
+    if (n <= 1) return this.#order;
+    const start = this.#turn++ % n;
+    return [...this.#order.slice(start), ...this.#order.slice(0, start)];
+  }
+
+  /** Removes and returns every live item (of `scope` and `lane` when given), marking each as cancelled. */
+  *drain(lane?: Lane, scope?: string): Generator<T> {
+    for (const name of scope === undefined ? [...this.#order] : [scope]) {
+      for (const item of this.of(name).drain(lane)) {
+        this.#size--;
+        yield item;
+      }
+    }
+  }
+}

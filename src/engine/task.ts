@@ -5,6 +5,7 @@
  */
 import type { ListNode } from '../internal/linked-list.js';
 import type { TimerHandle } from '../internal/clock.js';
+import { DEFAULT_SCOPE } from '../store/scope.js';
 import type { Ticket } from '../store/types.js';
 import type { RetryReason } from './events.js';
 import type { ScheduleOptions } from './options.js';
@@ -68,6 +69,11 @@ export class Entry implements Queueable {
   /** Which windows it counts against (`countsDaily`); read from the options, so a queued task costs no more memory. */
   get lane(): Lane {
     return this.options?.countsDaily === false ? 'minute' : 'daily';
+  }
+
+  /** The budget scope it draws from (`ScheduleOptions.scope`). */
+  get scope(): string {
+    return this.options?.scope ?? DEFAULT_SCOPE;
   }
 
   /** Settles the caller's promise with success (and stops listening to its signal). */
@@ -208,5 +214,6 @@ export function ticketFor(t: Omit<Ticket, 'lease'>, lease: string): Ticket {
     lease,
     minuteOnly: t.minuteOnly === true,
     minuteOnlyTest: t.minuteOnlyTest === true,
+    scope: t.scope ?? DEFAULT_SCOPE,
   };
 }
