@@ -204,6 +204,8 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       logger: this.#logger,
       counters: this.#requests,
       dailyCounts: o.dailyCounts,
+      limitScope: o.limitScope,
+      clock: o.clock,
     });
     const config: PlannerConfig = {
       minIntervalMs: o.polling.minIntervalMs,

@@ -7,6 +7,7 @@ import type { SchedulerOptions, SchedulerTiming } from '../engine/options.js';
 import { RateLimitScheduler } from '../engine/scheduler.js';
 import { systemClock, type Clock, type Random } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
+import type { LimitScope } from './limit-scope.js';
 import {
   bool,
   checkClock,
@@ -180,6 +181,19 @@ export interface ModelBeamClientOptions {
    */
   dailyCounts?: 'auto' | 'all';
   /**
+   * Which requests share a rate-limit budget. `'account'`: all of them, one
+   * budget (Premium: limits "across all endpoints"). `'endpoint'`: each
+   * route its own (Basic: RPM and RPD per endpoint): each job endpoint,
+   * `request-status` (polls), `balance`, `models`, `price-calculation`; the
+   * Whisper endpoints share `transcription`. `'auto'`: one budget until the
+   * answers show two routes on different counters (they state different
+   * limits, or twice one route's `Remaining` stays above the other's while
+   * counting down its own), then one per route, for good. A 429 holds back
+   * the budget it was drawn from only.
+   * @default 'auto'
+   */
+  limitScope?: LimitScope;
+  /**
    * When a submission's response is lost (the job may exist), submit again
    * and mark the result `possibleDuplicate`. Otherwise `generate()` rejects
    * with `OutcomeUnknownError`.
@@ -241,6 +255,7 @@ export const CLIENT_DEFAULTS = {
   maxResubmissions: 2,
   jobRetryDelayMs: 2000,
   dailyCounts: 'auto',
+  limitScope: 'auto',
   resubmitOnUnknownOutcome: false,
   onInsufficientBalance: 'wait',
   balanceCheckIntervalMs: 60_000,
@@ -265,6 +280,7 @@ export interface ResolvedClientOptions {
   maxResubmissions: number;
   jobRetryDelayMs: number;
   dailyCounts: 'auto' | 'all';
+  limitScope: LimitScope;
   resubmitOnUnknownOutcome: boolean;
   onInsufficientBalance: 'wait' | 'reject';
   balanceCheckIntervalMs: number;
@@ -291,6 +307,7 @@ const KNOWN = keyList({
   maxResubmissions: true,
   jobRetryDelayMs: true,
   dailyCounts: true,
+  limitScope: true,
   resubmitOnUnknownOutcome: true,
   onInsufficientBalance: true,
   balanceCheckIntervalMs: true,
@@ -425,6 +442,7 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
     maxResubmissions: num('maxResubmissions', options.maxResubmissions, d.maxResubmissions, { integer: true, allowInfinity: true }),
     jobRetryDelayMs: num('jobRetryDelayMs', options.jobRetryDelayMs, t(d.jobRetryDelayMs)),
     dailyCounts: oneOf('dailyCounts', options.dailyCounts, d.dailyCounts, ['auto', 'all']),
+    limitScope: oneOf('limitScope', options.limitScope, d.limitScope, ['auto', 'account', 'endpoint']),
     resubmitOnUnknownOutcome: bool('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome, d.resubmitOnUnknownOutcome),
     balanceCheckIntervalMs: num('balanceCheckIntervalMs', options.balanceCheckIntervalMs, t(d.balanceCheckIntervalMs)),
     validate: bool('validate', options.validate, d.validate),

@@ -13,7 +13,11 @@ import { HttpError } from '../errors/http-error.js';
 import { InsufficientBalanceError } from '../errors/insufficient-balance-error.js';
 import { NotFoundError } from '../errors/not-found-error.js';
 import { ValidationError } from '../errors/validation-error.js';
+import { parseRateLimitHeaders } from '../headers/parse.js';
+import type { HeaderSource } from '../headers/types.js';
+import type { Clock } from '../internal/clock.js';
 import { isDebugEnabled, type Logger } from '../internal/logger.js';
+import { ScopeLearner, routeOf, type LimitScope } from './limit-scope.js';
 import type { EncodedBody } from './body.js';
 import { exchange } from './exchange.js';
 
@@ -75,6 +79,9 @@ export interface TransportOptions {
   counters: TransportCounters;
   /** See `ModelBeamClientOptions.dailyCounts`. */
   dailyCounts: 'auto' | 'all';
+  /** See `ModelBeamClientOptions.limitScope`. */
+  limitScope: LimitScope;
+  clock: Clock;
 }
 
 /**
@@ -177,6 +184,8 @@ export class Transport {
   readonly #logger: Logger;
   readonly #counters: TransportCounters;
   readonly #dailyCounts: 'auto' | 'all';
+  readonly #scopes: ScopeLearner;
+  readonly #clock: Clock;
   #closed = false;
 
   constructor(options: TransportOptions) {
@@ -199,12 +208,20 @@ export class Transport {
     this.#logger = options.logger;
     this.#counters = options.counters;
     this.#dailyCounts = options.dailyCounts;
+    this.#scopes = new ScopeLearner(options.limitScope, options.scheduler.timing.minuteMs);
+    this.#clock = options.clock;
+  }
+
+  /** What the limit scope is now: one budget for the account, or one per route (see `limitScope`). */
+  get limitScope(): 'account' | 'endpoint' {
+    return this.#scopes.mode;
   }
 
   /** Sends `call` through the scheduler; resolves with the parsed 2xx response. */
   call(call: ApiCall): Promise<ApiResponse> {
     let requests = 0;
-    const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests);
+    const route = routeOf(call.path);
+    const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests, route);
     // Priority 0 is the scheduler's default; the options are built in one of two fixed shapes (no spreads).
     const priority = call.priority ?? 0;
     // Only job submissions are sure to count against the daily quota (see dailyCounts).
@@ -212,10 +229,13 @@ export class Transport {
     const { idempotent, signal } = call;
     const options: ScheduleOptions =
       signal === undefined ? { idempotent, priority, countsDaily } : { idempotent, priority, countsDaily, signal };
+    // The budget this route draws from: the account's (the default scope), or its own (limitScope).
+    const scope = this.#scopes.scopeFor(route);
+    if (scope !== undefined) options.scope = scope;
     return this.#scheduler.schedule(task, options);
   }
 
-  async #attempt(call: ApiCall, ctx: TaskContext, request: number): Promise<ApiResponse> {
+  async #attempt(call: ApiCall, ctx: TaskContext, request: number, route: string): Promise<ApiResponse> {
     const query = call.query ? `?${new URLSearchParams(call.query).toString()}` : '';
     const encoded = call.body?.();
     this.#counters[call.kind === 'submit' ? 'submits' : call.kind === 'poll' ? 'polls' : 'other']++;
@@ -223,6 +243,7 @@ export class Transport {
       this.#logger.debug({ method: call.method, path: `${call.path}${query}`, attempt: ctx.attempt, kind: call.kind }, 'request');
     }
     call.onDispatch?.(request);
+    const mark = this.#scopes.learning ? this.#scopes.sent(route) : undefined;
     const res = await exchange(
       this.#pool,
       {
@@ -235,6 +256,7 @@ export class Transport {
       attemptAbort(ctx),
     );
     const status = res.statusCode;
+    if (mark !== undefined) this.#learnScope(route, mark, res.headers);
     if (status === 429) {
       this.#counters.rateLimited++;
       // Returned, not thrown: the engine reads the status and the headers, closes its gate and runs us again.
@@ -251,6 +273,17 @@ export class Transport {
     const problem = call.check?.(body);
     if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`, new TypeError(problem));
     return { statusCode: status, headers: res.headers, body };
+  }
+
+  /** Reads an answer's minute numbers for the limit-scope learner (`limitScope: 'auto'`, until it decided). */
+  #learnScope(route: string, mark: { answersAtSend: number; routeSent: number }, headers: HeaderSource): void {
+    const now = this.#clock.now();
+    const { minute } = parseRateLimitHeaders(headers, { now });
+    const before = this.#scopes.mode;
+    this.#scopes.answered(route, mark, now, minute.limit, minute.remaining);
+    if (this.#scopes.mode !== before) {
+      this.#logger.info({ route }, 'limitScope auto: routes count on separate counters; each route draws from its own budget from now on');
+    }
   }
 
   /** Closes the pool (idempotent). Requests in flight are aborted by their signals first. */
