@@ -285,6 +285,26 @@ export class ScopedQueue<T extends Queueable & { lane: Lane; scope: string }> {
     return [...this.#order.slice(start), ...this.#order.slice(0, start)];
   }
 
+  /**
+   * Moves queued items to other scopes: `to` returns an item's new scope
+   * (undefined: it stays). Each scope's items keep their order (priority,
+   * then arrival). Returns how many moved.
+   */
+  rescope(to: (item: T) => string | undefined): number {
+    const items = [...this.drain()].sort((a, b) => a.id - b.id);
+    let moved = 0;
+    for (const item of items) {
+      item.cancelled = false;
+      const scope = to(item);
+      if (scope !== undefined && scope !== item.scope) {
+        item.scope = scope;
+        moved++;
+      }
+      this.push(item);
+    }
+    return moved;
+  }
+
   /** Removes and returns every live item (of `scope` and `lane` when given), marking each as cancelled. */
   *drain(lane?: Lane, scope?: string): Generator<T> {
     for (const name of scope === undefined ? [...this.#order] : [scope]) {

@@ -155,6 +155,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #nextSmoothAt = 0;
   /** Scopes whose daily park was told (`dailyQuotaExhausted`). */
   readonly #parkNotified = new Set<string>();
+  /** Every `rescope` so far: tasks coming back to the queue move as queued ones did. */
+  readonly #rescopes: ((options: ScheduleOptions | undefined, scope: string) => string | undefined)[] = [];
   #storeDown = false;
   #wasIdle = true;
   #counts = { scheduled: 0, dispatched: 0, succeeded: 0, failed: 0, retried: 0, rateLimited: 0, outcomeUnknown: 0 };
@@ -257,6 +259,21 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (this.has('queued')) this.emit('queued', { id: entry.id, priority: entry.priority, queued: this.#queue.size });
     this.#pump();
     return promise;
+  }
+
+  /**
+   * Moves queued tasks to other budget scopes (a client that learnt that its
+   * routes count on separate counters moves the tasks it queued on the shared
+   * budget). `to` gets a task's options and scope and returns the scope it
+   * draws from from now on (undefined: it stays). Tasks in flight or backing
+   * off move when they come back to the queue (a 429, a retry). Returns how
+   * many queued tasks moved.
+   */
+  rescope(to: (options: ScheduleOptions | undefined, scope: string) => string | undefined): number {
+    this.#rescopes.push(to);
+    const moved = this.#queue.rescope((entry) => to(entry.options, entry.scope));
+    if (moved > 0) this.#pump();
+    return moved;
   }
 
   /** Stops dispatching; tasks in flight go on. */
@@ -843,6 +860,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   #requeue(entry: Entry, front: boolean): void {
     if (entry.cancelled) return;
+    for (const to of this.#rescopes) entry.scope = to(entry.options, entry.scope) ?? entry.scope;
     entry.queued = true;
     if (front) this.#queue.unshift(entry);
     else this.#queue.push(entry);

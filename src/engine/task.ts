@@ -58,23 +58,23 @@ export class Entry implements Queueable {
   watch: WatchNode | undefined = undefined;
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
+  /** The budget scope it draws from (`ScheduleOptions.scope`; `rescope` may move it while queued). */
+  scope: string;
 
   constructor(
     readonly id: number,
     readonly task: Task<unknown>,
     readonly priority: number,
     readonly options: ScheduleOptions | undefined,
-  ) {}
+  ) {
+    this.scope = options?.scope ?? DEFAULT_SCOPE;
+  }
 
   /** Which windows it counts against (`countsDaily`); read from the options, so a queued task costs no more memory. */
   get lane(): Lane {
     return this.options?.countsDaily === false ? 'minute' : 'daily';
   }
 
-  /** The budget scope it draws from (`ScheduleOptions.scope`). */
-  get scope(): string {
-    return this.options?.scope ?? DEFAULT_SCOPE;
-  }
 
   /** Settles the caller's promise with success (and stops listening to its signal). */
   succeed(value: unknown): void {

@@ -185,6 +185,8 @@ export class Transport {
   readonly #counters: TransportCounters;
   readonly #dailyCounts: 'auto' | 'all';
   readonly #scopes: ScopeLearner;
+  /** While learning: the route of each call scheduled on the shared budget, to move it when the routes split. */
+  readonly #routes = new WeakMap<ScheduleOptions, string>();
   readonly #clock: Clock;
   #closed = false;
 
@@ -232,6 +234,7 @@ export class Transport {
     // The budget this route draws from: the account's (the default scope), or its own (limitScope).
     const scope = this.#scopes.scopeFor(route);
     if (scope !== undefined) options.scope = scope;
+    else if (this.#scopes.learning) this.#routes.set(options, route);
     return this.#scheduler.schedule(task, options);
   }
 
@@ -282,7 +285,9 @@ export class Transport {
     const before = this.#scopes.mode;
     this.#scopes.answered(route, mark, now, minute.limit, minute.remaining);
     if (this.#scopes.mode !== before) {
-      this.#logger.info({ route }, 'limitScope auto: routes count on separate counters; each route draws from its own budget from now on');
+      // Calls queued on the shared budget move to their routes' budgets (and those in flight when they come back).
+      const moved = this.#scheduler.rescope((options) => (options === undefined ? undefined : this.#routes.get(options)));
+      this.#logger.info({ route, moved }, 'limitScope auto: routes count on separate counters; each route draws from its own budget from now on');
     }
   }
 
