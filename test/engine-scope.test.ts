@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { of, record, roomy, Script, setup, T0, track } from './helpers/engine.js';
+
+describe('budget scopes', () => {
+  it("a 429 in one scope holds back that scope only; each scope's numbers stay its own", async () => {
+    const { clock, scheduler } = setup({ maxConcurrent: 8, gateJitter: 0 });
+    const script = new Script(clock);
+    const log = record(scheduler, clock, ['rateLimited', 'budgetUpdated']);
+    // Scope a: limit 3, its first request is refused for 2 s. Scope b: limit 10, plenty left.
+    script.plan(1, { status: 429, headers: { ...roomy(0, 3), 'retry-after': '2' } }, { status: 200, headers: roomy(2, 3) });
+    for (let id = 2; id <= 5; id++) script.plan(id, { status: 200, headers: roomy(10 - id, 10) });
+    const a = track(scheduler.schedule(script.task, { scope: 'a' }));
+    const b = Array.from({ length: 4 }, () => track(scheduler.schedule(script.task, { scope: 'b' })));
+    await clock.advance(10);
+    expect(of(log, 'rateLimited')).toEqual([expect.objectContaining({ id: 1, scope: 'a', waitMs: 2000 })]);
+    // b sends its first, reads its numbers, then the rest, while a's gate is closed.
+    await clock.advance(30);
+    expect(b.every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(a.state).toBe('pending');
+    const stats = scheduler.stats();
+    expect(stats.scopes['a']?.gateUntil).toBe(T0 + 2010);
+    expect(stats.scopes['b']?.gateUntil).toBeUndefined();
+    expect(stats.scopes['b']?.minute.limit).toBe(10);
+    expect(stats.scopes['a']?.minute.limit).toBe(3);
+    expect(stats.budget?.minute.limit).toBeUndefined(); // the default scope saw nothing
+    expect(of(log, 'budgetUpdated').every((e) => e.scope === 'a' || e.scope === 'b')).toBe(true);
+    await clock.advance(2000);
+    expect(a.state).toBe('fulfilled');
+    expect(scheduler.stats().scopes['a']?.minute.remaining).toBe(2);
+  });
+
+  it('rescope moves queued tasks to other scopes, in order, and those that come back later too', async () => {
+    const { clock, scheduler } = setup({ maxConcurrent: 8, gateJitter: 0 });
+    const script = new Script(clock);
+    const routes = new WeakMap<object, string>();
+    // Nothing known: the default scope sends one request; it is refused at T0 + 20, after the rescope.
+    script.plan(1, { status: 429, headers: { ...roomy(0, 5), 'retry-after': '1' }, after: 20 });
+    const tasks = ['x', 'y', 'x', 'y'].map((route) => {
+      const options = { priority: 0 };
+      routes.set(options, route);
+      return track(scheduler.schedule(script.task, options));
+    });
+    await clock.advance(10);
+    expect(scheduler.rescope((options) => (options ? routes.get(options) : undefined))).toBe(3);
+    await clock.advance(15);
+    // The refused task comes back to scope x, not behind the default scope's 1 s gate; y sends its first alongside.
+    expect(script.calls.map((c) => [c.id, c.start - T0]).sort((p, q) => p[0]! - q[0]!)).toEqual([
+      [1, 0],
+      [1, 20],
+      [2, 20],
+    ]);
+    await clock.advance(100);
+    expect(tasks.every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(Object.keys(scheduler.stats().scopes).sort()).toEqual(['default', 'x', 'y']);
+  });
+
+  it('rejects a scope that is not a non-empty string', async () => {
+    const { scheduler } = setup();
+    await expect(scheduler.schedule(() => 1, { scope: '' })).rejects.toThrow(/scope/);
+    await expect(scheduler.schedule(() => 1, { scope: 5 as never })).rejects.toThrow(/scope/);
+  });
+});
