@@ -222,6 +222,8 @@ export const scenario: Scenario = {
           '',
           notes[0],
           '',
+          'The shared-scope rows show what scopes fix: one budget learns one limit (the lower, 10) and one FIFO queue, so txt2embedding starts only once txt2img\'s backlog is dispatched and then runs at txt2img\'s rate: its makespan doubles, while "capacity used" (counted from its own first request) hides it. With a scope each, both endpoints run at their own rate at once.',
+          '',
           'What each was given:',
           '',
           given,
