@@ -74,6 +74,7 @@ export type {
   GenerateOptions,
   GenerateResult,
   JobRetryOptions,
+  LimitScope,
   Model,
   ModelBeamClientOptions,
   ModelsFilter,
