@@ -214,6 +214,11 @@ export class Transport {
     this.#clock = options.clock;
   }
 
+  /** The scheduler scope requests on `path` draw from now (undefined: the account's, the default scope). */
+  scopeFor(path: string): string | undefined {
+    return this.#scopes.scopeFor(routeOf(path));
+  }
+
   /** What the limit scope is now: one budget for the account, or one per route (see `limitScope`). */
   get limitScope(): 'account' | 'endpoint' {
     return this.#scopes.mode;
