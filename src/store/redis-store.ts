@@ -189,9 +189,9 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   #engineNow: number | undefined;
   /** `#offset` was measured against the engine's clock (not only the system clock, before its first call). */
   #offsetKnown = false;
-  /** The views of each scope as last read or written (`#lastViewAt`: when the newest was). */
+  /** The views of each scope as last read or written, and when (engine time; -Infinity: not to be served from cache). */
   readonly #lastViews = new Map<string, BudgetView>();
-  #lastViewAt = -Infinity;
+  readonly #lastViewAt = new Map<string, number>();
   /** What this process last read or wrote: the next write assumes it is still current. */
   #base: Base | undefined;
   /** Operations waiting for the next write, and whether a write is under way. */
@@ -308,7 +308,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       if (stored.marginMs !== config.marginMs) {
         this.#logger.warn({ stored: stored.marginMs, own: config.marginMs }, 'marginMs differs from the shared state; the shared value applies');
       }
-      this.#lastViewAt = -Infinity;
+      this.#lastViewAt.clear();
       this.#available = true;
       this.#started = true;
     } catch (error) {
@@ -385,7 +385,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   view(now: number, scope = DEFAULT_SCOPE): BudgetView | Promise<BudgetView> {
     if (!this.#available) return this.#offlineView(now, scope);
     const last = this.#lastViews.get(scope);
-    if (last && this.#viewCacheMs > 0 && now - this.#lastViewAt <= this.#viewCacheMs) return last;
+    if (last && this.#viewCacheMs > 0 && now - (this.#lastViewAt.get(scope) ?? -Infinity) <= this.#viewCacheMs) return last;
     return this.#fetchView(now, scope);
   }
 
@@ -585,8 +585,10 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       const reply = await this.#script(['write', base.gen, base.ver, gen, text, String(this.#ttlMs), this.#pid, String(lockMs)], engineNow, onLate);
       if (reply.ok) {
         this.#base = { gen: reply.gen, ver: reply.ver, doc: text };
-        for (const [scope, view] of budget.touchedViews()) this.#lastViews.set(scope, view);
-        if (engineNow !== undefined) this.#lastViewAt = engineNow;
+        for (const [scope, view] of budget.touchedViews()) {
+          this.#lastViews.set(scope, view);
+          if (engineNow !== undefined) this.#lastViewAt.set(scope, engineNow);
+        }
         if (adopted >= 0) {
           this.#gen = reply.gen;
           this.#logger.warn({ adopted }, 'shared state was lost (flush or restart) and re-created; requests in flight re-registered');
