@@ -176,6 +176,9 @@ export function errorForResponse(
   return new HttpError({ ...init, status }, `HTTP ${status}${message}`);
 }
 
+/** The priority of a route's first call while `limitScope: 'auto'` learns (ahead of every other). */
+const LEARNING_PRIORITY = Number.MAX_SAFE_INTEGER;
+
 export class Transport {
   readonly #pool: Pool;
   readonly #prefix: string;
@@ -187,6 +190,14 @@ export class Transport {
   readonly #scopes: ScopeLearner;
   /** While learning: the route of each call scheduled on the shared budget, to move it when the routes split. */
   readonly #routes = new WeakMap<ScheduleOptions, string>();
+  /**
+   * limitScope 'auto': requests of each route in flight on the shared budget. Once the routes split, a
+   * route's requests on its own budget wait until these are answered: the server counts them on the
+   * route's counter, and the new budget's first read must include them.
+   */
+  readonly #sharedInFlight = new Map<string, { n: number; idle: (() => void)[] }>();
+  /** While learning: the routes scheduled so far (the first call of each goes ahead, see `call`). */
+  readonly #seenRoutes = new Set<string>();
   readonly #clock: Clock;
   #closed = false;
 
@@ -230,7 +241,13 @@ export class Transport {
     const route = routeOf(call.path);
     const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests, route);
     // Priority 0 is the scheduler's default; the options are built in one of two fixed shapes (no spreads).
-    const priority = call.priority ?? 0;
+    let priority = call.priority ?? 0;
+    if (this.#scopes.learning && !this.#seenRoutes.has(route)) {
+      // limitScope 'auto': the first call of a route goes ahead of the shared queue, so that every route
+      // answers early and separate counters show before a backlog of one route is spent on shared numbers.
+      this.#seenRoutes.add(route);
+      priority = LEARNING_PRIORITY;
+    }
     // Only job submissions are sure to count against the daily quota (see dailyCounts).
     const countsDaily = call.kind === 'submit' || this.#dailyCounts === 'all';
     const { idempotent, signal } = call;
@@ -250,19 +267,27 @@ export class Transport {
     if (isDebugEnabled(this.#logger)) {
       this.#logger.debug({ method: call.method, path: `${call.path}${query}`, attempt: ctx.attempt, kind: call.kind }, 'request');
     }
+    const learning = this.#scopes.learning;
+    if (!learning && this.#sharedInFlight.size > 0) await this.#sharedAnswered(route, ctx.signal);
     call.onDispatch?.(request);
-    const mark = this.#scopes.learning ? this.#scopes.sent(route) : undefined;
-    const res = await exchange(
-      this.#pool,
-      {
-        method: call.method,
-        path: `${this.#prefix}${call.path}${query}`,
-        headers: encoded ? { ...this.#baseHeaders, ...encoded.headers } : this.#baseHeaders,
-        body: encoded ? encoded.body : null,
-      },
-      // The attempt's light abort: it fires exactly when `ctx.signal` would, without an AbortSignal per request.
-      attemptAbort(ctx),
-    );
+    const mark = learning ? this.#scopes.sent(route) : undefined;
+    if (learning) this.#sharedSent(route, 1);
+    let res: Awaited<ReturnType<typeof exchange>>;
+    try {
+      res = await exchange(
+        this.#pool,
+        {
+          method: call.method,
+          path: `${this.#prefix}${call.path}${query}`,
+          headers: encoded ? { ...this.#baseHeaders, ...encoded.headers } : this.#baseHeaders,
+          body: encoded ? encoded.body : null,
+        },
+        // The attempt's light abort: it fires exactly when `ctx.signal` would, without an AbortSignal per request.
+        attemptAbort(ctx),
+      );
+    } finally {
+      if (learning) this.#sharedSent(route, -1);
+    }
     const status = res.statusCode;
     if (mark !== undefined) this.#learnScope(route, mark, res.headers);
     if (status === 429) {
@@ -281,6 +306,37 @@ export class Transport {
     const problem = call.check?.(body);
     if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`, new TypeError(problem));
     return { statusCode: status, headers: res.headers, body };
+  }
+
+  /** Counts a request of `route` on the shared budget in (+1) or out (-1); the last one out wakes the waiters. */
+  #sharedSent(route: string, delta: 1 | -1): void {
+    let entry = this.#sharedInFlight.get(route);
+    if (!entry) {
+      entry = { n: 0, idle: [] };
+      this.#sharedInFlight.set(route, entry);
+    }
+    entry.n += delta;
+    if (entry.n > 0) return;
+    this.#sharedInFlight.delete(route);
+    for (const wake of entry.idle) wake();
+  }
+
+  /** Resolves once no request of `route` is in flight on the shared budget; rejects when `signal` aborts. */
+  #sharedAnswered(route: string, signal: AbortSignal): Promise<void> {
+    const entry = this.#sharedInFlight.get(route);
+    if (!entry) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = (): void => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.idle.push(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
   }
 
   /** Reads an answer's minute numbers for the limit-scope learner (`limitScope: 'auto'`, until it decided). */
