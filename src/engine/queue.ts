@@ -226,10 +226,16 @@ export class LanedQueue<T extends Queueable & { lane: Lane }> {
  * One `LanedQueue` per budget scope. Scopes are served in turn (`inTurn`
  * starts one further on each call), so that one scope's backlog does not
  * keep another's tasks from the slots; within a scope, priority and arrival
- * order hold as in one queue.
+ * order hold as in one queue. An item is in the scope it asked for
+ * (`item.scope`) unless `rescope` moved it (kept here, off the item: the
+ * common item carries no field for it).
  */
-export class ScopedQueue<T extends Queueable & { lane: Lane; scope: string }> {
+export class ScopedQueue<T extends Queueable & { lane: Lane; readonly scope: string }> {
   readonly #scopes = new Map<string, LanedQueue<T>>();
+  /** Items `rescope` moved, and where. */
+  readonly #moved = new WeakMap<T, string>();
+  /** Every `rescope` mapping so far: items that come back to the queue (`requeue`) move as queued ones did. */
+  readonly #mappings: ((item: T, scope: string) => string | undefined)[] = [];
   /** The scopes, in the order they were first used. */
   readonly #order: string[] = [];
   #turn = 0;
@@ -250,19 +256,35 @@ export class ScopedQueue<T extends Queueable & { lane: Lane; scope: string }> {
     return queue;
   }
 
+  /** The scope `item` draws from now. */
+  scopeOf(item: T): string {
+    return this.#moved.get(item) ?? item.scope;
+  }
+
   push(item: T): void {
-    this.of(item.scope).push(item);
+    this.of(this.scopeOf(item)).push(item);
     this.#size++;
   }
 
   unshift(item: T): void {
-    this.of(item.scope).unshift(item);
+    this.of(this.scopeOf(item)).unshift(item);
     this.#size++;
+  }
+
+  /** Puts back an item that left the queue (a 429, a retry), in the scope the `rescope` mappings so far give it. */
+  requeue(item: T, front: boolean): void {
+    if (this.#mappings.length > 0) {
+      let scope = this.scopeOf(item);
+      for (const to of this.#mappings) scope = to(item, scope) ?? scope;
+      this.#move(item, scope);
+    }
+    if (front) this.unshift(item);
+    else this.push(item);
   }
 
   cancel(item: T): void {
     if (item.cancelled) return;
-    this.of(item.scope).cancel(item);
+    this.of(this.scopeOf(item)).cancel(item);
     this.#size--;
   }
 
@@ -287,22 +309,30 @@ export class ScopedQueue<T extends Queueable & { lane: Lane; scope: string }> {
 
   /**
    * Moves queued items to other scopes: `to` returns an item's new scope
-   * (undefined: it stays). Each scope's items keep their order (priority,
-   * then arrival). Returns how many moved.
+   * (undefined: it stays); items put back later with `requeue` go through
+   * `to` too. Each scope's items keep their order (priority, then arrival).
+   * Returns how many queued items moved.
    */
-  rescope(to: (item: T) => string | undefined): number {
+  rescope(to: (item: T, scope: string) => string | undefined): number {
+    this.#mappings.push(to);
     const items = [...this.drain()].sort((a, b) => a.id - b.id);
     let moved = 0;
     for (const item of items) {
       item.cancelled = false;
-      const scope = to(item);
-      if (scope !== undefined && scope !== item.scope) {
-        item.scope = scope;
+      const from = this.scopeOf(item);
+      const scope = to(item, from);
+      if (scope !== undefined && scope !== from) {
+        this.#move(item, scope);
         moved++;
       }
       this.push(item);
     }
     return moved;
+  }
+
+  #move(item: T, scope: string): void {
+    if (scope === item.scope) this.#moved.delete(item);
+    else this.#moved.set(item, scope);
   }
 
   /** Removes and returns every live item (of `scope` and `lane` when given), marking each as cancelled. */

@@ -155,8 +155,6 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #nextSmoothAt = 0;
   /** Scopes whose daily park was told (`dailyQuotaExhausted`). */
   readonly #parkNotified = new Set<string>();
-  /** Every `rescope` so far: tasks coming back to the queue move as queued ones did. */
-  readonly #rescopes: ((options: ScheduleOptions | undefined, scope: string) => string | undefined)[] = [];
   #storeDown = false;
   #wasIdle = true;
   #counts = { scheduled: 0, dispatched: 0, succeeded: 0, failed: 0, retried: 0, rateLimited: 0, outcomeUnknown: 0 };
@@ -270,8 +268,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
    * many queued tasks moved.
    */
   rescope(to: (options: ScheduleOptions | undefined, scope: string) => string | undefined): number {
-    this.#rescopes.push(to);
-    const moved = this.#queue.rescope((entry) => to(entry.options, entry.scope));
+    const moved = this.#queue.rescope((entry, scope) => to(entry.options, scope));
     if (moved > 0) this.#pump();
     return moved;
   }
@@ -860,10 +857,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
   #requeue(entry: Entry, front: boolean): void {
     if (entry.cancelled) return;
-    for (const to of this.#rescopes) entry.scope = to(entry.options, entry.scope) ?? entry.scope;
     entry.queued = true;
-    if (front) this.#queue.unshift(entry);
-    else this.#queue.push(entry);
+    this.#queue.requeue(entry, front);
   }
 
   #giveBack(ticket: Ticket, now: number): void {

@@ -58,16 +58,20 @@ export class Entry implements Queueable {
   watch: WatchNode | undefined = undefined;
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
-  /** The budget scope it draws from (`ScheduleOptions.scope`; `rescope` may move it while queued). */
-  scope: string;
 
   constructor(
     readonly id: number,
     readonly task: Task<unknown>,
     readonly priority: number,
     readonly options: ScheduleOptions | undefined,
-  ) {
-    this.scope = options?.scope ?? DEFAULT_SCOPE;
+  ) {}
+
+  /**
+   * The budget scope it asked for (`ScheduleOptions.scope`); read from the options, so a queued task costs
+   * no more memory. `scheduler.rescope()` may move it (the queue keeps those moves, see `ScopedQueue`).
+   */
+  get scope(): string {
+    return this.options?.scope ?? DEFAULT_SCOPE;
   }
 
   /** Which windows it counts against (`countsDaily`); read from the options, so a queued task costs no more memory. */
