@@ -324,6 +324,11 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     return this.#until(() => this.#queue.size < limit);
   }
 
+  /** The budget of one scope as last known (`stats().scopes[scope]`, without building the rest of the stats). */
+  budget(scope: string = DEFAULT_SCOPE): BudgetView | undefined {
+    return this.#currentView(this.#clock.now(), scope);
+  }
+
   stats(): SchedulerStats {
     const now = this.#clock.now();
     const budget = this.#currentView(now);

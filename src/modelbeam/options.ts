@@ -50,8 +50,9 @@ export const MAX_WORKER_TIMEOUT_RETRIES = 10;
 export interface PollingOptions {
   /**
    * The share of the minute budget polls may take while submissions wait
-   * (read from `scheduler.stats().budget.minute.limit`). With no submission
-   * waiting, polls may use what the budget allows.
+   * (read from `scheduler.budget(scope).minute.limit`, the budget polls draw
+   * from). With no submission waiting, or when polls have a budget of their
+   * own (`limitScope`), polls may use what their budget allows.
    * @default 0.5
    */
   maxShare?: number;

@@ -258,8 +258,7 @@ export class Poller {
       }
       // The share cap guards the budget polls share with submissions; with a scope of their own (limitScope) they share none.
       const scope = this.#d.transport.scopeFor(POLL_PATH);
-      const stats = this.#d.scheduler.stats();
-      const limit = (scope === undefined ? stats.budget : stats.scopes[scope])?.minute.limit;
+      const limit = this.#d.scheduler.budget(scope)?.minute.limit;
       if (this.#d.gate.allowance(now, limit, scope === undefined && this.#d.submissionsWaiting()) <= 0) {
         // Blocked by the cap: retry when a counted poll leaves the window (or when an outstanding one settles: kick()).
         wakeAt = this.#d.gate.nextSlotAt(now) ?? now + this.#d.config.minIntervalMs;
