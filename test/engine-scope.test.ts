@@ -23,6 +23,8 @@ describe('budget scopes', () => {
     expect(stats.scopes['b']?.minute.limit).toBe(10);
     expect(stats.scopes['a']?.minute.limit).toBe(3);
     expect(stats.budget?.minute.limit).toBeUndefined(); // the default scope saw nothing
+    expect(scheduler.budget('b')).toEqual(stats.scopes['b']);
+    expect(scheduler.budget()).toEqual(stats.budget);
     expect(of(log, 'budgetUpdated').every((e) => e.scope === 'a' || e.scope === 'b')).toBe(true);
     await clock.advance(2000);
     expect(a.state).toBe('fulfilled');
