@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { DailyQuotaExhaustedError } from '../src/errors/daily-quota-exhausted-error.js';
 import { of, record, roomy, Script, setup, T0, track } from './helpers/engine.js';
+import { SimServer } from './helpers/sim-server.js';
 
 describe('budget scopes', () => {
   it("a 429 in one scope holds back that scope only; each scope's numbers stay its own", async () => {
@@ -54,6 +56,30 @@ describe('budget scopes', () => {
     await clock.advance(100);
     expect(tasks.every((t) => t.state === 'fulfilled')).toBe(true);
     expect(Object.keys(scheduler.stats().scopes).sort()).toEqual(['default', 'x', 'y']);
+  });
+
+  it("a spent day in one scope parks that scope only; 'reject' fails that scope's queued tasks, not the others'", async () => {
+    const dayMs = 10_000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs }, onDailyLimit: 'reject' });
+    // Two endpoints on counters of their own: a has 3 a day, b 100.
+    const a = new SimServer(clock, { limit: 1000, windowMs: 1000, kind: 'fixed' }, 4);
+    a.daily = { limit: 3, used: 0, resetAt: T0 + dayMs, dayMs };
+    const b = new SimServer(clock, { limit: 1000, windowMs: 1000, kind: 'fixed' }, 4);
+    b.daily = { limit: 100, used: 0, resetAt: T0 + dayMs, dayMs };
+    const log = record(scheduler, clock, ['dailyQuotaExhausted']);
+    const ta = Array.from({ length: 6 }, () => track(scheduler.schedule(a.task, { scope: 'a' })));
+    const tb = Array.from({ length: 6 }, () => track(scheduler.schedule(b.task, { scope: 'b' })));
+    await clock.advance(100);
+    expect(ta.slice(0, 3).every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(ta.slice(3).every((t) => t.state === 'rejected' && t.error instanceof DailyQuotaExhaustedError)).toBe(true);
+    expect(tb.every((t) => t.state === 'fulfilled')).toBe(true);
+    expect(of(log, 'dailyQuotaExhausted').map((e) => e.scope)).toEqual(['a']);
+    expect(scheduler.budget('a')?.parkedUntil).toBeGreaterThan(clock.now());
+    expect(scheduler.budget('b')?.parkedUntil).toBeUndefined();
+    // b goes on while a is parked.
+    const later = track(scheduler.schedule(b.task, { scope: 'b' }));
+    await clock.advance(10);
+    expect(later.state).toBe('fulfilled');
   });
 
   it('rejects a scope that is not a non-empty string', async () => {
