@@ -83,7 +83,18 @@ describe('budget scopes', () => {
   });
 
   it('rejects a scope that is not a non-empty string', async () => {
-    const { scheduler } = setup();
+    const { clock, scheduler } = setup();
+    scheduler.pause();
+    const queued = track(scheduler.schedule(() => ({ status: 200, headers: roomy() })));
+    expect(() => scheduler.rescope(() => '')).toThrow(/rescope\(\) result/);
+    expect(() => scheduler.rescope(() => {
+      throw new Error('boom');
+    })).toThrow('boom');
+    // The task stayed queued, in its scope, and still runs.
+    expect(scheduler.stats().queued).toBe(1);
+    scheduler.resume();
+    await clock.advance(10);
+    expect(queued.state).toBe('fulfilled');
     await expect(scheduler.schedule(() => 1, { scope: '' })).rejects.toThrow(/scope/);
     await expect(scheduler.schedule(() => 1, { scope: 5 as never })).rejects.toThrow(/scope/);
   });

@@ -297,7 +297,13 @@ export function checkScheduleOptions(options: ScheduleOptions): void {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', o.signal);
   bool('idempotent', o.idempotent, false);
   bool('countsDaily', o.countsDaily, true);
-  if (o.scope !== undefined && (typeof o.scope !== 'string' || o.scope === '' || o.scope.length > MAX_SCOPE_LENGTH)) {
-    invalid('scope', `a non-empty string of at most ${MAX_SCOPE_LENGTH} characters`, o.scope);
+  if (o.scope !== undefined) checkScope('scope', o.scope);
+}
+
+/** A budget scope's name: a non-empty string of at most `MAX_SCOPE_LENGTH` characters. */
+export function checkScope(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '' || value.length > MAX_SCOPE_LENGTH) {
+    invalid(name, `a non-empty string of at most ${MAX_SCOPE_LENGTH} characters`, value);
   }
+  return value;
 }

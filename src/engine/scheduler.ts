@@ -24,7 +24,7 @@ import {
   type ResponseInfo,
 } from './classify.js';
 import { TypedEmitter, type SchedulerEvents } from './events.js';
-import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
+import { checkScheduleOptions, checkScope, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
 import { ScopedQueue, type Lane } from './queue.js';
 import { SignalWatch } from './signal-watch.js';
 import { Entry, Flight, RetryableFailure, ticketFor, type Task } from './task.js';
@@ -268,8 +268,24 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
    * many queued tasks moved.
    */
   rescope(to: (options: ScheduleOptions | undefined, scope: string) => string | undefined): number {
-    const moved = this.#queue.rescope((entry, scope) => to(entry.options, scope));
+    if (typeof to !== 'function') throw new TypeError(`Expected \`rescope\`'s argument to be a function, got ${typeof to}`);
+    // A mapping that throws (or returns no scope name) leaves that task where it is: the queue stays whole.
+    let failure: { error: unknown } | undefined;
+    const moved = this.#queue.rescope((entry, scope) => {
+      try {
+        const next = to(entry.options, scope);
+        return next === undefined ? undefined : checkScope('rescope() result', next);
+      } catch (error) {
+        failure ??= { error };
+        this.#logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'rescope mapping threw: the task stays in its scope');
+        return undefined;
+      }
+    });
     if (moved > 0) this.#pump();
+    // Thrown to the caller once, after every task is back in the queue; later calls (a task coming back) only log.
+    const thrown = failure;
+    failure = undefined;
+    if (thrown) throw thrown.error;
     return moved;
   }
 
