@@ -230,11 +230,6 @@ export class Transport {
     return this.#scopes.scopeFor(routeOf(path));
   }
 
-  /** What the limit scope is now: one budget for the account, or one per route (see `limitScope`). */
-  get limitScope(): 'account' | 'endpoint' {
-    return this.#scopes.mode;
-  }
-
   /** Sends `call` through the scheduler; resolves with the parsed 2xx response. */
   call(call: ApiCall): Promise<ApiResponse> {
     let requests = 0;
