@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModelBeamClient } from '../src/modelbeam/index.js';
 import { ManualClock, startFakeModelBeam, type FakeModelBeamServer } from '../src/testing/index.js';
-import { closeAll, img } from './modelbeam-harness.js';
+import { closeAll, img, json, stubApi } from './modelbeam-harness.js';
 
 const W = 2000;
 const LIMITS = { txt2img: 6, txt2embedding: 15, account: 60 };
@@ -109,4 +109,42 @@ describe('per-endpoint limits over HTTP: txt2img, txt2embedding and polls', () =
       await server.close();
     }
   }, 60_000);
+
+  it("'auto', at the split: a route's first request on its own budget waits for its requests still in flight on the shared one", async () => {
+    // Counters of their own: txt2img 5, txt2embedding 20 (no resets within the test). The second txt2img request
+    // reaches the counter late (held 150 ms before it is counted, like a request on a slow new connection).
+    const used = { txt2img: 0, txt2embedding: 0 };
+    const limits = { txt2img: 5, txt2embedding: 20 };
+    const log: string[] = [];
+    let n = 0;
+    const stub = await stubApi((req, res) => {
+      const route = req.url.endsWith('/txt2img') ? 'txt2img' : 'txt2embedding';
+      const id = `${route}#${route === 'txt2img' ? ++n : 1}`;
+      const answer = (): void => {
+        const refused = used[route] >= limits[route];
+        if (!refused) used[route]++;
+        log.push(`${refused ? 'refused' : 'counted'} ${id}`);
+        const headers = { 'x-ratelimit-limit': String(limits[route]), 'x-ratelimit-remaining': String(limits[route] - used[route]) };
+        if (refused) json(res, 429, { message: 'Too Many Attempts.' }, { ...headers, 'retry-after': '60' });
+        else json(res, 200, { data: { request_id: id } }, headers);
+      };
+      if (id === 'txt2img#2') setTimeout(answer, 150);
+      else answer();
+    });
+    const client = new ModelBeamClient({ apiKey: 'k', baseUrl: stub.baseUrl, limitScope: 'auto' });
+    try {
+      const calls = [
+        ...Array.from({ length: 5 }, (_, i) => client.submit('txt2img', img({ prompt: `img ${i}` }))),
+        client.submit('txt2embedding', { input: 'x', model: 'Bge_M3_FP16' }),
+      ];
+      await Promise.all(calls);
+      // The shared budget sent txt2img #1 (first of its route), then #2 and #3 beside txt2embedding, whose answer
+      // split the routes; txt2img #4 went on txt2img's own budget only after #2 was counted and answered.
+      expect(log.indexOf('counted txt2img#4')).toBeGreaterThan(log.indexOf('counted txt2img#2'));
+      expect(log.filter((l) => l.startsWith('refused'))).toEqual([]);
+      expect(client.scheduler.stats().scopes['txt2img']?.minute.remaining).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
 });
