@@ -76,6 +76,7 @@ export type {
   GenerateOptions,
   GenerateResult,
   JobRetryOptions,
+  LimitScope,
   Model,
   ModelBeamClientOptions,
   ModelsFilter,
