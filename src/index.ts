@@ -91,6 +91,7 @@ export type {
   GenerateOptions,
   GenerateResult,
   JobRetryOptions,
+  LimitScope,
   Model,
   ModelBeamClientOptions,
   ModelsFilter,

@@ -27,7 +27,7 @@ function tracingStore(states: string[]): Store {
     init(config: BudgetConfig) {
       state = new BudgetState(config);
     },
-    reserve(want, now, backlog, countsDaily, keepDaily) {
+    reserve(want, now, backlog, countsDaily, _scope, keepDaily) {
       const r = state!.reserve(want, now, backlog, countsDaily, keepDaily);
       dump();
       return r;

@@ -13,7 +13,7 @@ describe('the 429 gate', () => {
     const log = record(scheduler, clock, ['rateLimited', 'dispatched']);
     const tasks = Array.from({ length: 6 }, () => track(scheduler.schedule(script.task)));
     await clock.advance(10); // the first (and only) request answers 429 at T0+10
-    expect(of(log, 'rateLimited')).toEqual([{ id: 1, window: 'minute', waitMs: 2050, until: T0 + 10 + 2050, retryAfterMs: 2000 }]);
+    expect(of(log, 'rateLimited')).toEqual([{ id: 1, window: 'minute', waitMs: 2050, until: T0 + 10 + 2050, retryAfterMs: 2000, scope: 'default' }]);
     expect(scheduler.stats().gateUntil).toBe(T0 + 2060);
     expect(scheduler.stats().counts.rateLimited).toBe(1);
     await clock.advance(2049);
@@ -202,7 +202,7 @@ describe('the daily quota', () => {
     const failures = tasks.slice(3);
     expect(failures.every((t) => t.state === 'rejected')).toBe(true);
     const resetAt = of(log, 'dailyQuotaExhausted')[0]?.resetAt;
-    expect(of(log, 'dailyQuotaExhausted')).toEqual([{ resetAt, action: 'reject' }]);
+    expect(of(log, 'dailyQuotaExhausted')).toEqual([{ resetAt, action: 'reject', scope: 'default' }]);
     for (const t of failures) {
       expect(t.error).toBeInstanceOf(DailyQuotaExhaustedError);
       expect((t.error as DailyQuotaExhaustedError).resetAt).toBe(resetAt);

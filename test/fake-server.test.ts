@@ -518,6 +518,33 @@ describe('rate limits', () => {
     expect((await call(server, '/balance')).status).toBe(200);
   });
 
+  it('routeLimits: listed routes count on their own, each with its numbers; the rest share the account\'s', async () => {
+    const { server } = await start({
+      limits: { minute: { limit: 5, windowMs: 1000 }, daily: { limit: 100, windowMs: 20_000 } },
+      routeLimits: { txt2img: { minute: { limit: 2 }, daily: { limit: 3 } }, txt2embedding: { minute: { limit: 4 } } },
+    });
+    const emb = { input: 'hello', model: 'Bge_M3_FP16' };
+    const a = await call(server, '/txt2img', { body: img() });
+    const b = await call(server, '/txt2embedding', { body: emb });
+    const c = await call(server, '/balance');
+    // Each route reads its own counters: limits of its own, windows like the account's.
+    expect(a.headers).toMatchObject({ 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '1', 'x-ratelimit-daily-limit': '3', 'x-ratelimit-daily-remaining': '2' });
+    expect(b.headers).toMatchObject({ 'x-ratelimit-limit': '4', 'x-ratelimit-remaining': '3', 'x-ratelimit-daily-limit': '100', 'x-ratelimit-daily-remaining': '99' });
+    expect(c.headers).toMatchObject({ 'x-ratelimit-limit': '5', 'x-ratelimit-remaining': '4', 'x-ratelimit-daily-remaining': '99' });
+    expect((await call(server, '/txt2img', { body: img() })).status).toBe(200);
+    const refused = await call(server, '/txt2img', { body: img() });
+    expect(refused.status).toBe(429);
+    expect(refused.headers).toMatchObject({ 'x-ratelimit-type': 'minute', 'retry-after': '1' });
+    // txt2img's spent minute refuses nothing else.
+    expect((await call(server, '/txt2embedding', { body: emb })).headers['x-ratelimit-remaining']).toBe('2');
+    expect(server.routeAcceptedLog('txt2img')).toEqual([T0, T0]);
+    expect(server.routeAcceptedLog('txt2embedding')).toHaveLength(2);
+    expect(server.routeMaxInAnyWindow('txt2img')).toBe(2);
+    expect(server.acceptedLog('acct-1')).toEqual([T0]);
+    expect(() => server.routeAcceptedLog('models')).toThrow(/no limits of its own/);
+    await expect(start({ routeLimits: { txt2imgg: { minute: { limit: 1 } } } })).rejects.toThrow(/routeLimits\.txt2imgg/);
+  });
+
   it('limits are per account: keys of one account share them', async () => {
     const { server } = await start({ accounts: { k1: 'a', k2: 'a', k3: 'b' }, limits: { minute: { limit: 2 } } });
     expect((await call(server, '/balance', { key: 'k1' })).status).toBe(200);

@@ -133,6 +133,40 @@ describe('a state re-created after it was lost', () => {
   });
 });
 
+describe('scopes in one document', () => {
+  it('each scope has its budget, log and leases under scopes.<name>; the default scope stays at the top', () => {
+    const b = at(doc(), T);
+    const r = b.reserve(2, Infinity, 'p.1:', 500, true, 'txt2img');
+    expect(r.ticket.scope).toBe('txt2img');
+    expect(r.granted).toBe(1); // no seeds in another scope: one request until the first answer
+    const d = b.toDoc();
+    expect(d.leases).toEqual({});
+    expect(d.scopes?.['txt2img']?.leases).toEqual({ 'p.1:0': T + 500 });
+    expect(d.scopes?.['txt2img']?.budget.sent).toBe(1);
+    expect(d.budget.sent).toBe(0);
+    // Its answer settles in its scope, read back from the stored document.
+    const b2 = at(parseDoc(JSON.stringify(d), 'test'), T + 10);
+    b2.settle({ ...r.ticket, lease: 'p.1:0' }, outcome(T + 10, { snapshot: snap({ limit: 3, remaining: 2 }) }), false);
+    expect(b2.view('txt2img').minute.limit).toBe(3);
+    expect(b2.view().minute.limit).toBe(10); // the default scope keeps its seed
+    expect(b2.toDoc().scopes?.['txt2img']?.leases).toEqual({});
+  });
+
+  it('leases expire and are reclaimed in their own scope; adopt puts each lease back in its scope', () => {
+    const b = at(doc(), T);
+    b.reserve(1, Infinity, 'p.1:', 500, true, 'a');
+    b.reserve(3, Infinity, 'p.2:', 500);
+    const later = at(b.toDoc(), T + 500);
+    expect(later.reserve(0, Infinity, 'p.3:', 500, true, 'a').reclaimed).toBe(1);
+    expect(later.stateOf('a').data.done).toBe(1);
+    expect(later.state.data.done).toBe(0); // the default scope's leases wait for its own next reserve
+    const lost = at(createDoc(cfg, 'g2'), T + 600);
+    expect(lost.adopt([['x.1:0', 'a'], 'x.2:0', ['x.2:1', 'b']], 500)).toBe(3);
+    expect([lost.stateOf('a').data.sent, lost.state.data.sent, lost.stateOf('b').data.sent]).toEqual([1, 1, 1]);
+    expect(Object.keys(lost.toDoc().scopes ?? {}).sort()).toEqual(['a', 'b']);
+  });
+});
+
 describe('what a process did alone while the store was away (absorbOffline)', () => {
   it('counts its requests as sent, answered and uncounted, and shares its gate and park', () => {
     const s = new BudgetState(cfg);

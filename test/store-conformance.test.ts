@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { RedisStore } from '../src/store/redis-store.js';
+import { DEFAULT_SCOPE } from '../src/store/scope.js';
 import type { BudgetConfig } from '../src/store/types.js';
 import {
   REDIS_URL,
@@ -25,6 +26,10 @@ import {
   readSharedDoc,
   record,
   scenarios,
+  snap,
+  spreadOverScopes,
+  T0,
+  config as budgetConfig,
   type Scenario,
   type Step,
 } from './helpers/store-cases.js';
@@ -50,6 +55,25 @@ async function compare(cfg: BudgetConfig, scenario: Scenario): Promise<{ memory:
     const redis = await record(store, cfg, scenario, async () => {
       const doc = await readSharedDoc(admin, key);
       return { data: doc.budget, log: doc.log };
+    });
+    return { memory, redis };
+  } finally {
+    await store.close();
+  }
+}
+
+/** As `compare`, with the state of every scope after every step (the default one's at the top of Redis's document). */
+async function compareScoped(cfg: BudgetConfig, scenario: Scenario): Promise<{ memory: Step[]; redis: Step[] }> {
+  const mem = new MemoryStore();
+  const memory = await record(mem, cfg, scenario, () => Object.fromEntries(mem.scopes().sort().map((s) => [s, mem.toJSON(s)])));
+  const store = redisStore();
+  try {
+    const key = store.keys[0] as string;
+    const redis = await record(store, cfg, scenario, async () => {
+      const doc = await readSharedDoc(admin, key);
+      const all: Record<string, unknown> = { [DEFAULT_SCOPE]: { data: doc.budget, log: doc.log } };
+      for (const [name, part] of Object.entries(doc.scopes ?? {})) all[name] = { data: part.budget, log: part.log };
+      return Object.fromEntries(Object.entries(all).sort(([a], [b]) => (a < b ? -1 : 1)));
     });
     return { memory, redis };
   } finally {
@@ -100,6 +124,70 @@ describe.skipIf(!reachable && !process.env.CI)('store conformance: MemoryStore â
       expect(note.value.maxInWindow).toBeLessThanOrEqual(12);
       expect(note.value.accepted).toBeGreaterThan(50);
     });
+  });
+
+  describe('scopes', () => {
+    it('each scope keeps its own numbers, gate and park; both stores agree on every scope after every step', async () => {
+      const cfg = budgetConfig();
+      const { memory, redis } = await compareScoped(cfg, async (d) => {
+        // Two endpoints of different limits, answered in turn.
+        const img = await d.reserve(5, T0, 0, 'txt2img');
+        const emb = await d.reserve(5, T0, 0, 'txt2embedding');
+        await d.settle(img.tickets[0], T0 + 10, { snapshot: snap({ limit: 3, remaining: 2 }) });
+        await d.settle(emb.tickets[0], T0 + 11, { snapshot: snap({ limit: 10, remaining: 9 }) });
+        const img2 = await d.reserve(5, T0 + 12, 0, 'txt2img');
+        const emb2 = await d.reserve(5, T0 + 12, 0, 'txt2embedding');
+        await d.view(T0 + 13, 'txt2img');
+        await d.view(T0 + 13, 'txt2embedding');
+        // A 429 on txt2img closes txt2img's gate alone.
+        for (const t of img2.tickets) await d.settle(t, T0 + 20, { status: 429, snapshot: snap({ limit: 3, remaining: 0 }, undefined, { retryAfterMs: 5000 }) });
+        for (const t of emb2.tickets) await d.settle(t, T0 + 21, { snapshot: snap({ limit: 10, remaining: 5 }) });
+        await d.reserve(2, T0 + 30, 0, 'txt2img');
+        await d.reserve(2, T0 + 30, 0, 'txt2embedding');
+        // The default scope has seen nothing.
+        await d.view(T0 + 31);
+        // A daily 429 on txt2embedding parks it alone.
+        const emb3 = await d.reserve(1, T0 + 40, 0, 'txt2embedding');
+        await d.settle(emb3.tickets[0], T0 + 50, { status: 429, snapshot: snap({ limit: 10, remaining: 4 }, { limit: 20, remaining: 0 }, { type: 'daily', retryAfterMs: 60_000 }) });
+        await d.reserve(1, T0 + 5100, 0, 'txt2img');
+        await d.reserve(1, T0 + 5100, 0, 'txt2embedding');
+        await d.view(T0 + 5101, 'txt2img');
+        await d.view(T0 + 5101, 'txt2embedding');
+      });
+      expectSame(memory, redis);
+      const reserves = memory.filter((s): s is Extract<Step, { op: 'reserve' }> => s.op === 'reserve');
+      const views = memory.filter((s): s is Extract<Step, { op: 'view' }> => s.op === 'view');
+      // Each scope's view shows its own endpoint's numbers, not the other's.
+      expect(views[0]?.result.minute.limit).toBe(3);
+      expect(views[1]?.result.minute.limit).toBe(10);
+      // The 429 on txt2img gated txt2img only: txt2embedding was granted meanwhile.
+      expect(reserves[4]).toMatchObject({ scope: 'txt2img', result: { granted: 0, blockedBy: 'gate' } });
+      expect(reserves[5]).toMatchObject({ scope: 'txt2embedding', result: { granted: 2 } });
+      expect(views[2]?.result.minute.limit).toBeUndefined();
+      expect(views[2]?.result.gateUntil).toBeUndefined();
+      // The daily park holds txt2embedding; txt2img's gate has reopened and it goes on.
+      expect(reserves[7]).toMatchObject({ scope: 'txt2img', result: { granted: 1 } });
+      expect(reserves[8]).toMatchObject({ scope: 'txt2embedding', result: { granted: 0, blockedBy: 'park' } });
+      expect(views[4]?.result.parkedUntil).toBeGreaterThan(T0 + 5101);
+      expect(views[3]?.result.parkedUntil).toBeUndefined();
+    });
+
+    it('random sequences spread over three scopes: identical outputs and states', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          randomConfigArb,
+          fc.array(randomLaneOpArb, { minLength: 1, maxLength: 60 }),
+          fc.array(fc.nat(2), { minLength: 1, maxLength: 20 }),
+          async (cfg, ops, picks) => {
+            const scenario = randomScenario(ops, 6, cfg.minuteMs);
+            const { memory, redis } = await compareScoped(cfg, (d) => scenario(spreadOverScopes(d, [undefined, 'a', 'b'], picks)));
+            for (const step of memory) expect(invariantProblems(step), JSON.stringify(step)).toEqual([]);
+            expectSame(memory, redis);
+          },
+        ),
+        { numRuns: Number(process.env.CONFORMANCE_RUNS ?? 60), interruptAfterTimeLimit: Number(process.env.CONFORMANCE_MS ?? 15_000) },
+      );
+    }, Number(process.env.CONFORMANCE_MS ?? 15_000) + 20_000);
   });
 
   describe('random sequences (fast-check)', () => {

@@ -21,6 +21,7 @@ import { scenario as httpCeiling } from './http-ceiling.js';
 import { scenario as idleCpu } from './idle-cpu.js';
 import { scenario as batchRss } from './batch-rss.js';
 import { scenario as limiters } from './limiters.js';
+import { scenario as scopes } from './scopes.js';
 import { scenario as metricsOverhead } from './metrics-overhead.js';
 
-export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss, limiters, metricsOverhead];
+export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss, limiters, scopes, metricsOverhead];

@@ -70,7 +70,7 @@ const MUTATIONS: Mutation[] = [
   { what: 'a lease reclaimed one tick late (`>=` for `>`)', file: SHARED, from: 'if (expiry > this.now) continue;', to: 'if (expiry >= this.now) continue;' },
   { what: 'an answer with an unknown lease counted again', file: SHARED, from: '{ countDone: known, trusted: known && !foreign }', to: '{ countDone: true, trusted: known && !foreign }' },
   { what: 'a foreign ticket trusted', file: SHARED, from: '{ countDone: known, trusted: known && !foreign }', to: '{ countDone: known, trusted: known }' },
-  { what: 'adopted leases not counted as sent', file: SHARED, from: '    if (n > 0) this.state.adopt(n);\n', to: '' },
+  { what: 'adopted leases not counted as sent', file: SHARED, from: '    for (const [scope, count] of byScope) this.#part(scope).state.adopt(count);\n', to: '' },
   // The rules added for issue #11.
   { what: 'a stated reset not used', file: STATE, from: 'phase.onStatedReset(w, ticket.sentAt + snap.resetInMs - RESET_GRAIN_MS, now + snap.resetInMs, now);', to: '' },
   { what: 'a stated reset taken as exact (no second of rounding)', file: STATE, from: 'const RESET_GRAIN_MS = 1000;', to: 'const RESET_GRAIN_MS = 1;' },

@@ -41,14 +41,18 @@ export interface RateLimitedEvent {
   /** The task whose response was the 429, if any. */
   id: number | undefined;
   window: WindowName;
-  /** How long the whole queue waits. */
+  /** How long the scope's queue waits. */
   waitMs: number;
   /** Epoch ms when the gate reopens. */
   until: number;
   /** What the server said, when it said it. */
   retryAfterMs: number | undefined;
+  /** The budget scope the 429 closed (`ScheduleOptions.scope`; `'default'` unless named). */
+  scope: string;
 }
 export interface BudgetUpdatedEvent {
+  /** The budget scope that moved (`'default'` unless tasks name scopes). */
+  scope: string;
   minute: WindowView;
   daily: WindowView;
   concurrency: number;
@@ -57,6 +61,8 @@ export interface DailyQuotaExhaustedEvent {
   /** Epoch ms of the expected reset; undefined until a daily 429 has told it. */
   resetAt: number | undefined;
   action: 'wait' | 'reject';
+  /** The budget scope whose day is spent. */
+  scope: string;
 }
 export interface PausedEvent {
   reason: 'user' | 'authentication' | 'closed' | 'store';

@@ -16,6 +16,7 @@ import {
   type Keys,
 } from '../internal/validate.js';
 import type { Store } from '../store/types.js';
+import { MAX_SCOPE_LENGTH } from '../store/scope.js';
 
 /** Retry policy for transient failures (5xx, 408, resets, timeouts). */
 export interface RetryOptions {
@@ -168,6 +169,17 @@ export interface ScheduleOptions {
    * @default 0
    */
   keepDaily?: number | (() => number);
+  /**
+   * The budget scope the request draws from. Each scope is a budget of its
+   * own: its own minute and daily windows, `Remaining`/`Limit`, phase, 429
+   * gate and daily park, so that a server limiting each endpoint on its own
+   * (one counter per route) has one scope per counter. A 429 in one scope
+   * holds back that scope only. Requests without a scope share one budget
+   * (`'default'`, which also takes `limits`' seeds; other scopes learn
+   * theirs from the answers).
+   * @default 'default'
+   */
+  scope?: string;
 }
 
 /** The time settings of a scheduler, as a client or a store built on it reads them (`scheduler.timing`). */
@@ -230,7 +242,15 @@ const SCHEDULER_KEYS = keyList({
 const WINDOW_KEYS = keyList({ minuteMs: true, dayMs: true } satisfies Keys<NonNullable<SchedulerOptions['windows']>>);
 const LIMIT_KEYS = keyList({ minute: true, daily: true } satisfies Keys<NonNullable<SchedulerOptions['limits']>>);
 const RETRY_KEYS = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
-const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true, keepDaily: true } satisfies Keys<ScheduleOptions>);
+const SCHEDULE_KEYS = keyList({
+  priority: true,
+  signal: true,
+  timeoutMs: true,
+  idempotent: true,
+  countsDaily: true,
+  keepDaily: true,
+  scope: true,
+} satisfies Keys<ScheduleOptions>);
 
 /** `timeScale` alone, checked: a client or store reads it before the scheduler is built. */
 export function resolveTimeScale(value: unknown): number {
@@ -296,4 +316,13 @@ export function checkScheduleOptions(options: ScheduleOptions): void {
   bool('idempotent', o.idempotent, false);
   bool('countsDaily', o.countsDaily, true);
   if (typeof o.keepDaily !== 'function') num('keepDaily', o.keepDaily, 0);
+  if (o.scope !== undefined) checkScope('scope', o.scope);
+}
+
+/** A budget scope's name: a non-empty string of at most `MAX_SCOPE_LENGTH` characters. */
+export function checkScope(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '' || value.length > MAX_SCOPE_LENGTH) {
+    invalid(name, `a non-empty string of at most ${MAX_SCOPE_LENGTH} characters`, value);
+  }
+  return value;
 }

@@ -250,3 +250,127 @@ export class LanedQueue<T extends Queueable & { lane: Lane }> {
     if (which !== 'daily') yield* this.#lanes.minute.drain();
   }
 }
+
+/**
+ * One `LanedQueue` per budget scope. Scopes are served in turn (`inTurn`
+ * starts one further on each call), so that one scope's backlog does not
+ * keep another's tasks from the slots; within a scope, priority and arrival
+ * order hold as in one queue. An item is in the scope it asked for
+ * (`item.scope`) unless `rescope` moved it (kept here, off the item: the
+ * common item carries no field for it).
+ */
+export class ScopedQueue<T extends Queueable & { lane: Lane; readonly scope: string }> {
+  readonly #scopes = new Map<string, LanedQueue<T>>();
+  /** Items `rescope` moved, and where. */
+  readonly #moved = new WeakMap<T, string>();
+  /** Every `rescope` mapping so far: items that come back to the queue (`requeue`) move as queued ones did. */
+  readonly #mappings: ((item: T, scope: string) => string | undefined)[] = [];
+  /** The scopes, in the order they were first used. */
+  readonly #order: string[] = [];
+  #turn = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The queue of `scope`, created on first use. */
+  of(scope: string): LanedQueue<T> {
+    let queue = this.#scopes.get(scope);
+    if (!queue) {
+      queue = new LanedQueue<T>();
+      this.#scopes.set(scope, queue);
+      this.#order.push(scope);
+    }
+    return queue;
+  }
+
+  /** The scope `item` draws from now. */
+  scopeOf(item: T): string {
+    return this.#moved.get(item) ?? item.scope;
+  }
+
+  push(item: T): void {
+    this.of(this.scopeOf(item)).push(item);
+    this.#size++;
+  }
+
+  unshift(item: T): void {
+    this.of(this.scopeOf(item)).unshift(item);
+    this.#size++;
+  }
+
+  /** Puts back an item that left the queue (a 429, a retry), in the scope the `rescope` mappings so far give it. */
+  requeue(item: T, front: boolean): void {
+    if (this.#mappings.length > 0) {
+      let scope = this.scopeOf(item);
+      for (const to of this.#mappings) scope = to(item, scope) ?? scope;
+      this.#move(item, scope);
+    }
+    if (front) this.unshift(item);
+    else this.push(item);
+  }
+
+  cancel(item: T): void {
+    if (item.cancelled) return;
+    this.of(this.scopeOf(item)).cancel(item);
+    this.#size--;
+  }
+
+  shift(scope: string, lane: Lane): T | undefined {
+    const item = this.of(scope).shift(lane);
+    if (item !== undefined) this.#size--;
+    return item;
+  }
+
+  /** Every scope used so far, in the order of first use. */
+  scopes(): readonly string[] {
+    return this.#order;
+  }
+
+  /** Every scope used so far, starting one further than the previous call. */
+  inTurn(): string[] {
+    const n = this.#order.length;
+    if (n <= 1) return this.#order;
+    const start = this.#turn++ % n;
+    return [...this.#order.slice(start), ...this.#order.slice(0, start)];
+  }
+
+  /**
+   * Moves queued items to other scopes: `to` returns an item's new scope
+   * (undefined: it stays); items put back later with `requeue` go through
+   * `to` too. Each scope's items keep their order (priority, then arrival).
+   * Returns how many queued items moved.
+   */
+  rescope(to: (item: T, scope: string) => string | undefined): number {
+    this.#mappings.push(to);
+    const items = [...this.drain()].sort((a, b) => a.id - b.id);
+    let moved = 0;
+    for (const item of items) {
+      item.cancelled = false;
+      const from = this.scopeOf(item);
+      const scope = to(item, from);
+      if (scope !== undefined && scope !== from) {
+        this.#move(item, scope);
+        moved++;
+      }
+      this.push(item);
+    }
+    return moved;
+  }
+
+  #move(item: T, scope: string): void {
+    if (scope === item.scope) this.#moved.delete(item);
+    else this.#moved.set(item, scope);
+  }
+
+  /** Removes and returns every live item (of `scope` and `lane` when given), marking each as cancelled. */
+  *drain(which?: 'daily', scope?: string): Generator<T> {
+    for (const name of scope === undefined ? [...this.#order] : [scope]) {
+      for (const item of this.of(name).drain(which)) {
+        this.#size--;
+        yield item;
+      }
+    }
+  }
+}

@@ -10,6 +10,7 @@ import { sleep, systemClock, type Clock, type Random, type TimerHandle } from '.
 import { LinkedList } from '../internal/linked-list.js';
 import { isDebugEnabled, silentLogger, type Logger } from '../internal/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
+import { DEFAULT_SCOPE, scopeOf } from '../store/scope.js';
 import type { BudgetView, ReserveResult, SettleResult, Store, Ticket } from '../store/types.js';
 import { Aimd } from './aimd.js';
 import {
@@ -24,8 +25,8 @@ import {
 } from './classify.js';
 import { publishAnswered } from '../diagnostics/channels.js';
 import { TypedEmitter, type SchedulerEvents } from './events.js';
-import { checkScheduleOptions, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
-import { LANES, LanedQueue, type Lane } from './queue.js';
+import { checkScheduleOptions, checkScope, resolveOptions, type ResolvedOptions, type ScheduleOptions, type SchedulerOptions, type SchedulerTiming } from './options.js';
+import { LANES, ScopedQueue, type Lane } from './queue.js';
 import { SignalWatch } from './signal-watch.js';
 import { Entry, Flight, RetryableFailure, ticketFor, type Task } from './task.js';
 
@@ -40,9 +41,11 @@ export interface SchedulerStats {
   concurrency: number;
   paused: boolean;
   closed: boolean;
-  /** Budgets as last known (always fresh with the memory store). */
+  /** The default scope's budget as last known (always fresh with the memory store). */
   budget: BudgetView | undefined;
-  /** Epoch ms when the 429 gate reopens, while it is closed. */
+  /** Every budget scope the tasks have drawn from (`ScheduleOptions.scope`), the default one included. */
+  scopes: Record<string, BudgetView | undefined>;
+  /** Epoch ms when the default scope's 429 gate reopens, while it is closed. */
   gateUntil: number | undefined;
   parkedUntil: number | undefined;
   counts: {
@@ -57,6 +60,16 @@ export interface SchedulerStats {
 }
 
 type Waiter = { test: () => boolean; resolve: () => void };
+
+/** The last view of one scope's budget read from an asynchronous (shared) store. */
+interface ViewCache {
+  view: BudgetView | undefined;
+  pending: boolean;
+  /** The budget moved since `view` was read: read it again. */
+  stale: boolean;
+  /** The budget moved and nobody was told yet (retune, `budgetUpdated`). */
+  moved: boolean;
+}
 
 /** Whether a snapshot says anything about a window (a bare `Retry-After` does not). */
 function hasWindowInfo(snapshot: RateLimitSnapshot): boolean {
@@ -97,7 +110,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #logger: Logger;
-  readonly #queue = new LanedQueue<Entry>();
+  readonly #queue = new ScopedQueue<Entry>();
   readonly #aimd: Aimd;
   /**
    * Header-less pacing after a 429: `'due'` while the next request must go
@@ -122,17 +135,16 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #dropping: Error | undefined;
   /** Tasks waiting out a retry backoff. */
   readonly #sleepers = new Set<Entry>();
-  #pumping = false;
+  /** Scopes whose reservation is out (asynchronous stores), and how many units those ask for in all. */
+  readonly #pumping = new Set<string>();
+  #asked = 0;
   #wakeTimer: TimerHandle | undefined;
   #wakeAt = Infinity;
   #waiters: Waiter[] = [];
-  /** The last view read from an asynchronous (shared) store. */
-  #view: BudgetView | undefined;
-  #viewPending = false;
-  /** The budget moved since `#view` was read: read it again. */
-  #viewStale = false;
-  /** The budget moved and nobody was told yet (retune, `budgetUpdated`). */
-  #budgetMoved = false;
+  /** Per scope: the last view read from an asynchronous (shared) store. */
+  readonly #views = new Map<string, ViewCache>();
+  /** The minute limit of each scope, as last known: concurrency follows their sum. */
+  readonly #limits = new Map<string, number>();
   /** True once any response said something about a window: the budget then governs, not AIMD or slow start. */
   #sawWindow = false;
   /** While nothing is known: the most requests in flight (see SLOW_START_DOUBLING). */
@@ -142,7 +154,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   /** When the last 429 was acted on: 429s of requests sent before it belong to the same burst. */
   #lastThrottleAt = -Infinity;
   #nextSmoothAt = 0;
-  #parkNotified = false;
+  /** Scopes whose daily park was told (`dailyQuotaExhausted`). */
+  readonly #parkNotified = new Set<string>();
   #minuteLaneCountsDaily: boolean | undefined = undefined;
   #storeDown = false;
   #wasIdle = true;
@@ -184,7 +197,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         },
       );
     }
-    if (resolved.seeds.minute !== undefined) this.#retune(resolved.seeds.minute);
+    if (resolved.seeds.minute !== undefined) this.#retune(DEFAULT_SCOPE, resolved.seeds.minute);
   }
 
   /** Resolves once the store is ready (shared stores connect first). Rejects if it cannot be reached. */
@@ -260,6 +273,36 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     return promise;
   }
 
+  /**
+   * Moves queued tasks to other budget scopes (a client that learnt that its
+   * routes count on separate counters moves the tasks it queued on the shared
+   * budget). `to` gets a task's options and scope and returns the scope it
+   * draws from from now on (undefined: it stays). Tasks in flight or backing
+   * off move when they come back to the queue (a 429, a retry). Returns how
+   * many queued tasks moved.
+   */
+  rescope(to: (options: ScheduleOptions | undefined, scope: string) => string | undefined): number {
+    if (typeof to !== 'function') throw new TypeError(`Expected \`rescope\`'s argument to be a function, got ${typeof to}`);
+    // A mapping that throws (or returns no scope name) leaves that task where it is: the queue stays whole.
+    let failure: { error: unknown } | undefined;
+    const moved = this.#queue.rescope((entry, scope) => {
+      try {
+        const next = to(entry.options, scope);
+        return next === undefined ? undefined : checkScope('rescope() result', next);
+      } catch (error) {
+        failure ??= { error };
+        this.#logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'rescope mapping threw: the task stays in its scope');
+        return undefined;
+      }
+    });
+    if (moved > 0) this.#pump();
+    // Thrown to the caller once, after every task is back in the queue; later calls (a task coming back) only log.
+    const thrown = failure;
+    failure = undefined;
+    if (thrown) throw thrown.error;
+    return moved;
+  }
+
   /** Stops dispatching; tasks in flight go on. */
   pause(): void {
     if (this.#paused) return;
@@ -311,9 +354,16 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     return this.#until(() => this.#queue.size < limit);
   }
 
+  /** The budget of one scope as last known (`stats().scopes[scope]`, without building the rest of the stats). */
+  budget(scope: string = DEFAULT_SCOPE): BudgetView | undefined {
+    return this.#currentView(this.#clock.now(), scope);
+  }
+
   stats(): SchedulerStats {
     const now = this.#clock.now();
     const budget = this.#currentView(now);
+    const scopes: Record<string, BudgetView | undefined> = { [DEFAULT_SCOPE]: budget };
+    for (const scope of this.#queue.scopes()) if (scope !== DEFAULT_SCOPE) scopes[scope] = this.#currentView(now, scope);
     return {
       queued: this.#queue.size,
       inFlight: this.#inFlight,
@@ -322,6 +372,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       paused: this.#paused,
       closed: this.#closed,
       budget,
+      scopes,
       gateUntil: budget?.gateUntil,
       parkedUntil: budget?.parkedUntil,
       counts: { ...this.#counts },
@@ -331,75 +382,107 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   // ---- dispatch -------------------------------------------------------------
 
   /**
-   * `known`: the clock as the caller just read it (an answer's arrival), saving a reading for the first round.
-   * `from`: the daily window just held the lanes before `LANES[from]` (parked, spent, or keeping units):
-   * only the later lanes may go.
+   * Serves every scope in turn (`known`: the clock as the caller just read
+   * it, an answer's arrival, saving a reading for the first round). A scope
+   * held back by its budget does not hold back the others.
    */
-  #pump(known?: number, from = 0): void {
-    if (this.#pumping || this.#paused || this.#stopped || this.#dropping || this.#init) return;
+  #pump(known?: number): void {
+    if (this.#paused || this.#stopped || this.#dropping || this.#init) return;
     let at = known;
-    for (let lane = this.#queue.next(from); lane !== undefined; lane = this.#queue.next(from)) {
-      const room = this.#concurrency - this.#inFlight;
-      if (room <= 0) return;
+    for (const scope of this.#queue.inTurn()) {
+      if (this.#pumping.has(scope)) continue;
+      if (this.#pumpScope(scope, at, 0) === 'stop') return;
+      at = undefined;
+    }
+  }
+
+  /**
+   * Dispatches what `scope`'s budget grants. `from`: its daily window just
+   * held the lanes before `LANES[from]` (parked, spent, or keeping units):
+   * only the later lanes may go.
+   * Returns `'stop'` when nothing more may go in any scope now (no slot,
+   * pacing), `'next'` otherwise.
+   */
+  #pumpScope(scope: string, known: number | undefined, from: number): 'stop' | 'next' {
+    if (this.#paused || this.#stopped || this.#dropping || this.#init) return 'stop';
+    const queue = this.#queue.of(scope);
+    let at = known;
+    for (let lane = queue.next(from); lane !== undefined; lane = queue.next(from)) {
+      const room = this.#concurrency - this.#inFlight - this.#asked;
+      if (room <= 0) return 'stop';
       const now = at ?? this.#clock.now();
       at = undefined; // dispatching ran tasks: later rounds read the clock again
-      const queued = this.#queue.sizeOf(lane);
+      const queued = queue.sizeOf(lane);
       let want = Math.min(queued, room);
       if (this.#options.smooth) {
-        if (now < this.#nextSmoothAt) return this.#wake(this.#nextSmoothAt - now);
+        if (now < this.#nextSmoothAt) {
+          this.#wake(this.#nextSmoothAt - now);
+          return 'stop';
+        }
         want = 1;
       }
       if (!this.#sawWindow && !this.#seeded && !this.#aimd.active) {
         // Neither headers nor seeds: start conservatively. The next answer pumps again.
-        want = Math.min(want, Math.floor(this.#slowStart) - this.#inFlight);
-        if (want <= 0) return;
+        want = Math.min(want, Math.floor(this.#slowStart) - this.#inFlight - this.#asked);
+        if (want <= 0) return 'stop';
       }
       if (this.#aimd.active) {
         if (this.#aimdRead !== 'idle') {
           // After a 429's gate, one request reads first; its answer pumps again.
-          if (this.#aimdRead !== 'due') return;
-          if (!this.#aimd.mayRead(now)) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
+          if (this.#aimdRead !== 'due') return 'stop';
+          if (!this.#aimd.mayRead(now)) {
+            this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
+            return 'stop';
+          }
           want = 1;
         } else {
           want = this.#aimd.take(want, now);
-          if (want === 0) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
+          if (want === 0) {
+            this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
+            return 'stop';
+          }
         }
       }
       // Where the daily window is known (elsewhere nothing is kept), what a task keeps may follow each one
       // sent (the client counts its submissions): one at a time while it keeps units, or while other requests
       // may count daily (nothing in flight to keep for yet, so the keep reads 0 until the first one goes).
       const keep =
-        lane === 'kept' && this.#currentView(now)?.daily.limit !== undefined
-          ? keepDaily(this.#queue.peek(lane)?.options?.keepDaily)
+        lane === 'kept' && this.#currentView(now, scope)?.daily.limit !== undefined
+          ? keepDaily(queue.peek(lane)?.options?.keepDaily)
           : -1;
       if (keep > 0 || (keep === 0 && this.#minuteLaneCountsDaily !== false)) want = 1;
-      const result = this.#store.reserve(want, now, queued - want, lane !== 'minute', Math.max(0, keep));
+      const result = this.#store.reserve(want, now, queued - want, lane !== 'minute', scope, Math.max(0, keep));
       if (isPromise(result)) {
-        this.#pumping = true;
+        this.#pumping.add(scope);
+        this.#asked += want;
+        const held = from;
         result.then(
           (granted) => {
-            this.#pumping = false;
-            if (this.#onGrant(granted, want, this.#clock.now(), lane)) this.#pump(undefined, from);
-            else if (this.#heldByDay(granted, lane)) this.#pump(undefined, LANES.indexOf(lane) + 1);
+            this.#pumping.delete(scope);
+            this.#asked -= want;
+            if (this.#onGrant(granted, want, this.#clock.now(), lane, scope)) this.#pumpScope(scope, undefined, held);
+            else if (this.#heldByDay(granted, lane, scope)) this.#pumpScope(scope, undefined, LANES.indexOf(lane) + 1);
           },
           (error: unknown) => {
-            this.#pumping = false;
+            this.#pumping.delete(scope);
+            this.#asked -= want;
             this.#onStoreError(error);
           },
         );
-        return;
+        return 'next';
       }
-      if (!this.#onGrant(result, want, now, lane)) {
-        if (!this.#heldByDay(result, lane)) return;
+      if (!this.#onGrant(result, want, now, lane, scope)) {
+        if (!this.#heldByDay(result, lane, scope)) return 'next';
         from = LANES.indexOf(lane) + 1;
       }
     }
+    return 'next';
   }
 
-  /** The daily window alone held back `lane`, and later lanes have tasks: they may still go. */
-  #heldByDay(result: ReserveResult, lane: Lane): boolean {
+  /** The daily window alone held back `lane`, and later lanes of the scope have tasks: they may still go. */
+  #heldByDay(result: ReserveResult, lane: Lane, scope: string): boolean {
     const byDay = result.blockedBy === 'park' || result.blockedBy === 'daily';
-    return byDay && this.#queue.hasAfter(lane);
+    return byDay && this.#queue.of(scope).hasAfter(lane);
   }
 
   /**
@@ -407,18 +490,18 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
    * the clock is read as few times as possible per task, as it is a system call
    * on some machines). Returns false when the loop should stop and wait.
    */
-  #onGrant(result: ReserveResult, want: number, now: number, lane: Lane): boolean {
+  #onGrant(result: ReserveResult, want: number, now: number, lane: Lane, scope: string): boolean {
     if (result.blockedBy !== 'store' && this.#storeDown) {
       this.#storeDown = false;
       this.emit('storeRecovered', {});
     }
     // Granted outside a park (and not as the probe of an exhausted day): the park is over.
-    if (lane !== 'minute' && result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified = false;
+    if (lane !== 'minute' && result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified.delete(scope);
     const shared = result.leasePrefix === '' ? ticketFor(result.ticket, '') : undefined;
     let dispatched = 0;
     for (let i = 0; i < result.granted; i++) {
       const ticket = shared ?? ticketFor(result.ticket, `${result.leasePrefix}${i}`);
-      const entry = this.#stopped || this.#dropping || this.#paused ? undefined : this.#queue.shift(lane);
+      const entry = this.#stopped || this.#dropping || this.#paused ? undefined : this.#queue.shift(scope, lane);
       if (!entry) {
         this.#giveBack(ticket, now);
         continue;
@@ -431,21 +514,21 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     // The queue shrank: `onEmpty` and `onSizeLessThan` may be due (dispatch can happen on a timer).
     if (dispatched > 0) this.#checkWaiters();
     if (this.#options.smooth && result.granted > 0) {
-      const limit = this.#currentView(now)?.minute.limit;
+      const limit = this.#currentView(now, scope)?.minute.limit;
       if (limit) this.#nextSmoothAt = now + this.#options.minuteMs / limit;
     }
     if (result.granted >= want) return true;
-    this.#onBlocked(result, now);
+    this.#onBlocked(result, now, scope);
     return false;
   }
 
-  #onBlocked(result: ReserveResult, now: number): void {
+  #onBlocked(result: ReserveResult, now: number, scope: string): void {
     if (result.blockedBy === 'store' && !this.#storeDown) {
       this.#storeDown = true;
       this.emit('storeUnavailable', { error: undefined });
     }
     if (result.blockedBy === 'park' && result.parkedUntil !== undefined) {
-      this.#onParked(now + (result.parkedUntil - result.now));
+      this.#onParked(now + (result.parkedUntil - result.now), scope);
     }
     // Refused now, so asking again at the same instant cannot help: at least 1 ms (no spin).
     if (result.retryAt !== undefined) this.#wake(Math.max(1, result.retryAt - result.now));
@@ -561,13 +644,14 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
 
     const outcome = { now, status, snapshot, sent: network !== 'not-sent', jitterMs, fallbackGateMs };
     const settledResult = this.#store.settle(flight.ticket, outcome);
+    const scope = scopeOf(flight.ticket);
     if (isPromise(settledResult)) {
       settledResult.then(
-        (r) => this.#afterSettle(r, entry.id, snapshot, this.#clock.now()),
+        (r) => this.#afterSettle(r, entry.id, snapshot, this.#clock.now(), scope),
         (error: unknown) => this.#onStoreError(error),
       );
     } else {
-      this.#afterSettle(settledResult, entry.id, snapshot, now);
+      this.#afterSettle(settledResult, entry.id, snapshot, now, scope);
     }
 
     if (ok && (status === undefined || status < 400)) {
@@ -709,7 +793,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     return this.#random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (failedAttempt - 1));
   }
 
-  #afterSettle(result: SettleResult, id: number, snapshot: RateLimitSnapshot | undefined, now: number): void {
+  #afterSettle(result: SettleResult, id: number, snapshot: RateLimitSnapshot | undefined, now: number, scope: string): void {
     if (result.minuteLaneCountsDaily !== undefined) this.#minuteLaneCountsDaily = result.minuteLaneCountsDaily;
     if (result.gateUntil !== undefined && result.gateWindow !== undefined) {
       const until = now + (result.gateUntil - result.now);
@@ -721,50 +805,58 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
           waitMs: Math.max(0, until - now),
           until,
           retryAfterMs: snapshot?.retryAfterMs,
+          scope,
         });
       }
       this.#wake(Math.max(0, until - now));
     }
     if (result.parked) {
       const until = result.parked.until === undefined ? undefined : now + (result.parked.until - result.now);
-      if (until !== undefined) this.#onParked(until);
+      if (until !== undefined) this.#onParked(until, scope);
     }
     if (result.changed) {
-      this.#viewStale = true;
-      this.#budgetMoved = true;
+      const cache = this.#cache(scope);
+      cache.stale = true;
+      cache.moved = true;
       // Synchronous stores answer at once; a shared store's answer arrives later (see #currentView).
-      const view = this.#currentView(now);
-      if (view && !this.#viewPending) this.#onBudgetMoved(view);
+      const view = this.#currentView(now, scope);
+      if (view && !cache.pending) this.#onBudgetMoved(view, scope);
     }
   }
 
-  #onBudgetMoved(view: BudgetView): void {
-    this.#budgetMoved = false;
-    if (view.minute.limit !== undefined) this.#retune(view.minute.limit);
+  #onBudgetMoved(view: BudgetView, scope: string): void {
+    this.#cache(scope).moved = false;
+    if (view.minute.limit !== undefined) this.#retune(scope, view.minute.limit);
     if (this.has('budgetUpdated')) {
-      this.emit('budgetUpdated', { minute: view.minute, daily: view.daily, concurrency: this.#concurrency });
+      this.emit('budgetUpdated', { scope, minute: view.minute, daily: view.daily, concurrency: this.#concurrency });
     }
   }
 
   /** Parked on the daily window: tell once per park; with `'reject'`, reject what is queued, now and later. */
-  #onParked(until: number): void {
+  #onParked(until: number, scope: string): void {
     const action = this.#options.onDailyLimit;
-    if (!this.#parkNotified) {
-      this.#parkNotified = true;
-      this.#logger.info({ resetAt: new Date(until).toISOString(), action }, 'daily quota exhausted');
-      this.emit('dailyQuotaExhausted', { resetAt: until, action });
+    if (!this.#parkNotified.has(scope)) {
+      this.#parkNotified.add(scope);
+      this.#logger.info({ resetAt: new Date(until).toISOString(), action, scope }, 'daily quota exhausted');
+      this.emit('dailyQuotaExhausted', { resetAt: until, action, scope });
     }
     if (action === 'reject') {
-      // Tasks the daily window does not count are not refused by it.
+      // Tasks the daily window does not count are not refused by it, nor are other scopes' tasks.
       const error = new DailyQuotaExhaustedError(until);
-      for (const entry of this.#queue.drain('daily')) this.#finishAttempt(entry, false, error);
+      for (const entry of this.#queue.drain('daily', scope)) this.#finishAttempt(entry, false, error);
       this.#checkWaiters();
     }
     this.#wake(Math.max(0, until - this.#clock.now()));
   }
 
-  /** Concurrency from the limit and the latency: enough to spend a window's budget in 2% of it. */
-  #retune(limit: number): void {
+  /**
+   * Concurrency from the limits and the latency: enough to spend a window's
+   * budget in 2% of it. With several scopes, their limits add up.
+   */
+  #retune(scope: string, scopeLimit: number): void {
+    this.#limits.set(scope, scopeLimit);
+    let limit = 0;
+    for (const l of this.#limits.values()) limit += l;
     const derived = Math.ceil((limit * this.#latencyMs) / (this.#options.minuteMs * 0.02));
     const floor = Math.min(4, limit);
     this.#concurrency = Math.max(1, Math.min(this.#options.maxConcurrent, limit, Math.max(floor, derived)));
@@ -775,27 +867,37 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
    * last view read (never dropping it, even when a refresh fails) and reads it
    * again in the background once it moved.
    */
-  #currentView(now: number): BudgetView | undefined {
+  #currentView(now: number, scope = DEFAULT_SCOPE): BudgetView | undefined {
     if (this.#init) return undefined;
-    if (this.#viewPending) return this.#view;
-    if (this.#view && this.#store.shared && !this.#viewStale) return this.#view;
-    const view = this.#store.view(now);
+    const cache = this.#cache(scope);
+    if (cache.pending) return cache.view;
+    if (cache.view && this.#store.shared && !cache.stale) return cache.view;
+    const view = this.#store.view(now, scope);
     if (!isPromise(view)) return view;
-    this.#viewPending = true;
-    this.#viewStale = false;
+    cache.pending = true;
+    cache.stale = false;
     view.then(
       (v) => {
-        this.#viewPending = false;
-        this.#view = v;
-        if (this.#viewStale) this.#currentView(this.#clock.now()); // moved again meanwhile
-        else if (this.#budgetMoved) this.#onBudgetMoved(v);
+        cache.pending = false;
+        cache.view = v;
+        if (cache.stale) this.#currentView(this.#clock.now(), scope); // moved again meanwhile
+        else if (cache.moved) this.#onBudgetMoved(v, scope);
       },
       () => {
-        this.#viewPending = false;
-        this.#viewStale = true; // keep the last view; the next call tries again
+        cache.pending = false;
+        cache.stale = true; // keep the last view; the next call tries again
       },
     );
-    return this.#view;
+    return cache.view;
+  }
+
+  #cache(scope: string): ViewCache {
+    let cache = this.#views.get(scope);
+    if (!cache) {
+      cache = { view: undefined, pending: false, stale: false, moved: false };
+      this.#views.set(scope, cache);
+    }
+    return cache;
   }
 
   // ---- control --------------------------------------------------------------
@@ -803,8 +905,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #requeue(entry: Entry, front: boolean): void {
     if (entry.cancelled) return;
     entry.queued = true;
-    if (front) this.#queue.unshift(entry);
-    else this.#queue.push(entry);
+    this.#queue.requeue(entry, front);
   }
 
   #giveBack(ticket: Ticket, now: number): void {

@@ -5,6 +5,7 @@
  */
 import type { ListNode } from '../internal/linked-list.js';
 import type { TimerHandle } from '../internal/clock.js';
+import { DEFAULT_SCOPE } from '../store/scope.js';
 import type { Ticket } from '../store/types.js';
 import type { RetryReason } from './events.js';
 import type { ScheduleOptions } from './options.js';
@@ -65,12 +66,21 @@ export class Entry implements Queueable {
     readonly options: ScheduleOptions | undefined,
   ) {}
 
+  /**
+   * The budget scope it asked for (`ScheduleOptions.scope`); read from the options, so a queued task costs
+   * no more memory. `scheduler.rescope()` may move it (the queue keeps those moves, see `ScopedQueue`).
+   */
+  get scope(): string {
+    return this.options?.scope ?? DEFAULT_SCOPE;
+  }
+
   /** Which windows it counts against (`countsDaily`) and what it leaves (`keepDaily`); read from the options, so a queued task costs no more memory. */
   get lane(): Lane {
     const o = this.options;
     if (o?.countsDaily === false) return 'minute';
     return o?.keepDaily === undefined || o.keepDaily === 0 ? 'daily' : 'kept';
   }
+
 
   /** Settles the caller's promise with success (and stops listening to its signal). */
   succeed(value: unknown): void {
@@ -210,5 +220,6 @@ export function ticketFor(t: Omit<Ticket, 'lease'>, lease: string): Ticket {
     lease,
     minuteOnly: t.minuteOnly === true,
     minuteOnlyTest: t.minuteOnlyTest === true,
+    scope: t.scope ?? DEFAULT_SCOPE,
   };
 }

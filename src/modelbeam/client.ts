@@ -208,6 +208,8 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       counters: this.#requests,
       dailyCounts: o.dailyCounts,
       pollsToKeep: (submitting) => this.#tracker.pollsToKeep(submitting),
+      limitScope: o.limitScope,
+      clock: o.clock,
     });
     const config: PlannerConfig = {
       minIntervalMs: o.polling.minIntervalMs,

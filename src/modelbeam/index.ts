@@ -16,6 +16,7 @@ export type {
 } from './client.js';
 export { CLIENT_DEFAULTS } from './options.js';
 export type { JobRetryOptions, ModelBeamClientOptions, PollingOptions, WebhookClientOptions } from './options.js';
+export type { LimitScope } from './limit-scope.js';
 export {
   FILE_FIELDS,
   KNOWN_ENDPOINTS,

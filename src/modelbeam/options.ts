@@ -7,6 +7,7 @@ import type { SchedulerOptions, SchedulerTiming } from '../engine/options.js';
 import { RateLimitScheduler } from '../engine/scheduler.js';
 import { systemClock, type Clock, type Random } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
+import type { LimitScope } from './limit-scope.js';
 import {
   bool,
   checkClock,
@@ -49,8 +50,9 @@ export const MAX_WORKER_TIMEOUT_RETRIES = 10;
 export interface PollingOptions {
   /**
    * The share of the minute budget polls may take while submissions wait
-   * (read from `scheduler.stats().budget.minute.limit`). With no submission
-   * waiting, polls may use what the budget allows.
+   * (read from `scheduler.budget(scope).minute.limit`, the budget polls draw
+   * from). With no submission waiting, or when polls have a budget of their
+   * own (`limitScope`), polls may use what their budget allows.
    * @default 0.5
    */
   maxShare?: number;
@@ -180,6 +182,19 @@ export interface ModelBeamClientOptions {
    */
   dailyCounts?: 'auto' | 'all';
   /**
+   * Which requests share a rate-limit budget. `'account'`: all of them, one
+   * budget (Premium: limits "across all endpoints"). `'endpoint'`: each
+   * route its own (Basic: RPM and RPD per endpoint): each job endpoint,
+   * `request-status` (polls), `balance`, `models`, `price-calculation`; the
+   * Whisper endpoints share `transcription`. `'auto'`: one budget until the
+   * answers show two routes on different counters (they state different
+   * limits, or twice one route's `Remaining` stays above the other's while
+   * counting down its own), then one per route, for good. A 429 holds back
+   * the budget it was drawn from only.
+   * @default 'auto'
+   */
+  limitScope?: LimitScope;
+  /**
    * When a submission's response is lost (the job may exist), submit again
    * and mark the result `possibleDuplicate`. Otherwise `generate()` rejects
    * with `OutcomeUnknownError`.
@@ -241,6 +256,7 @@ export const CLIENT_DEFAULTS = {
   maxResubmissions: 2,
   jobRetryDelayMs: 2000,
   dailyCounts: 'auto',
+  limitScope: 'auto',
   resubmitOnUnknownOutcome: false,
   onInsufficientBalance: 'wait',
   balanceCheckIntervalMs: 60_000,
@@ -265,6 +281,7 @@ export interface ResolvedClientOptions {
   maxResubmissions: number;
   jobRetryDelayMs: number;
   dailyCounts: 'auto' | 'all';
+  limitScope: LimitScope;
   resubmitOnUnknownOutcome: boolean;
   onInsufficientBalance: 'wait' | 'reject';
   balanceCheckIntervalMs: number;
@@ -291,6 +308,7 @@ const KNOWN = keyList({
   maxResubmissions: true,
   jobRetryDelayMs: true,
   dailyCounts: true,
+  limitScope: true,
   resubmitOnUnknownOutcome: true,
   onInsufficientBalance: true,
   balanceCheckIntervalMs: true,
@@ -425,6 +443,7 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
     maxResubmissions: num('maxResubmissions', options.maxResubmissions, d.maxResubmissions, { integer: true, allowInfinity: true }),
     jobRetryDelayMs: num('jobRetryDelayMs', options.jobRetryDelayMs, t(d.jobRetryDelayMs)),
     dailyCounts: oneOf('dailyCounts', options.dailyCounts, d.dailyCounts, ['auto', 'all']),
+    limitScope: oneOf('limitScope', options.limitScope, d.limitScope, ['auto', 'account', 'endpoint']),
     resubmitOnUnknownOutcome: bool('resubmitOnUnknownOutcome', options.resubmitOnUnknownOutcome, d.resubmitOnUnknownOutcome),
     balanceCheckIntervalMs: num('balanceCheckIntervalMs', options.balanceCheckIntervalMs, t(d.balanceCheckIntervalMs)),
     validate: bool('validate', options.validate, d.validate),

@@ -22,6 +22,9 @@ export const POLL_PRIORITY = -1_000_000;
 /** Above any submission of ordinary priority (starved polls only, within the share cap). */
 export const ESCALATED_PRIORITY = 1_000_000;
 
+/** The status route, below the base URL (the job id follows). */
+const POLL_PATH = '/request-status/';
+
 export interface PollerDeps {
   clock: Clock;
   scheduler: RateLimitScheduler;
@@ -253,8 +256,10 @@ export class Poller {
         wakeAt = top.due;
         break;
       }
-      const limit = this.#d.scheduler.stats().budget?.minute.limit;
-      if (this.#d.gate.allowance(now, limit, this.#d.submissionsWaiting()) <= 0) {
+      // The share cap guards the budget polls share with submissions; with a scope of their own (limitScope) they share none.
+      const scope = this.#d.transport.scopeFor(POLL_PATH);
+      const limit = this.#d.scheduler.budget(scope)?.minute.limit;
+      if (this.#d.gate.allowance(now, limit, scope === undefined && this.#d.submissionsWaiting()) <= 0) {
         // Blocked by the cap: retry when a counted poll leaves the window (or when an outstanding one settles: kick()).
         wakeAt = this.#d.gate.nextSlotAt(now) ?? now + this.#d.config.minIntervalMs;
         break;
@@ -284,7 +289,7 @@ export class Poller {
       .call({
         kind: 'poll',
         method: 'GET',
-        path: `/request-status/${encodeURIComponent(job.id)}`,
+        path: `${POLL_PATH}${encodeURIComponent(job.id)}`,
         idempotent: true,
         priority,
         signal: out.controller.signal,

@@ -13,7 +13,11 @@ import { HttpError } from '../errors/http-error.js';
 import { InsufficientBalanceError } from '../errors/insufficient-balance-error.js';
 import { NotFoundError } from '../errors/not-found-error.js';
 import { ValidationError } from '../errors/validation-error.js';
+import { parseRateLimitHeaders } from '../headers/parse.js';
+import type { HeaderSource } from '../headers/types.js';
+import type { Clock } from '../internal/clock.js';
 import { isDebugEnabled, type Logger } from '../internal/logger.js';
+import { ScopeLearner, routeOf, type LimitScope } from './limit-scope.js';
 import type { EncodedBody } from './body.js';
 import { exchange } from './exchange.js';
 
@@ -77,6 +81,9 @@ export interface TransportOptions {
   dailyCounts: 'auto' | 'all';
   /** Status polls the jobs in flight and `submitting` more may still need (see `JobTracker.pollsToKeep`). */
   pollsToKeep: (submitting: number) => number;
+  /** See `ModelBeamClientOptions.limitScope`. */
+  limitScope: LimitScope;
+  clock: Clock;
 }
 
 /**
@@ -171,8 +178,13 @@ export function errorForResponse(
   return new HttpError({ ...init, status }, `HTTP ${status}${message}`);
 }
 
+/** The route status polls count on (see `routeOf`). */
+const POLL_ROUTE = 'request-status';
+
 /** Submissions answered with a job and handed to the client, which tracks the job (and calls `tracked()`). */
 const answeredCalls = new WeakSet<ApiCall>();
+/** The priority of a route's first call while `limitScope: 'auto'` learns (ahead of every other). */
+const LEARNING_PRIORITY = Number.MAX_SAFE_INTEGER;
 
 export class Transport {
   readonly #pool: Pool;
@@ -183,12 +195,24 @@ export class Transport {
   readonly #counters: TransportCounters;
   readonly #dailyCounts: 'auto' | 'all';
   /** A submission's `keepDaily`: polls count daily (said, or not shown otherwise by the server's numbers), so keep theirs. */
-  readonly #keepForPolls: () => number;
+  readonly #keepForPolls: (route: string) => number;
   /**
    * Submissions on the wire, and answered ones not yet tracked by the client
    * (`tracked()`): jobs on the way, whose polls need daily units too.
    */
   #submitting = 0;
+  readonly #scopes: ScopeLearner;
+  /** While learning: the route of each call scheduled on the shared budget, to move it when the routes split. */
+  readonly #routes = new WeakMap<ScheduleOptions, string>();
+  /**
+   * limitScope 'auto': requests of each route in flight on the shared budget. Once the routes split, a
+   * route's requests on its own budget wait until these are answered: the server counts them on the
+   * route's counter, and the new budget's first read must include them.
+   */
+  readonly #sharedInFlight = new Map<string, { n: number; idle: (() => void)[] }>();
+  /** While learning: the routes scheduled so far (the first call of each goes ahead, see `call`). */
+  readonly #seenRoutes = new Set<string>();
+  readonly #clock: Clock;
   #closed = false;
 
   constructor(options: TransportOptions) {
@@ -213,27 +237,47 @@ export class Transport {
     this.#dailyCounts = options.dailyCounts;
     const scheduler = options.scheduler;
     // Until an answer shows whether polls count daily, assume they do (a unit kept too many only delays).
-    this.#keepForPolls = () => {
+    this.#keepForPolls = (route) => {
       if (this.#dailyCounts === 'auto' && scheduler.minuteLaneCountsDaily === false) return 0;
+      // Polls on a budget of their own (limitScope) spend none of this route's daily units.
+      if (this.#scopes.scopeFor(POLL_ROUTE) !== this.#scopes.scopeFor(route)) return 0;
       return options.pollsToKeep(this.#submitting);
     };
+    this.#scopes = new ScopeLearner(options.limitScope, options.scheduler.timing.minuteMs);
+    this.#clock = options.clock;
+  }
+
+  /** The scheduler scope requests on `path` draw from now (undefined: the account's, the default scope). */
+  scopeFor(path: string): string | undefined {
+    return this.#scopes.scopeFor(routeOf(path));
   }
 
   /** Sends `call` through the scheduler; resolves with the parsed 2xx response. */
   call(call: ApiCall): Promise<ApiResponse> {
     let requests = 0;
-    const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests);
+    const route = routeOf(call.path);
+    const task = (ctx: TaskContext): Promise<ApiResponse> => this.#attempt(call, ctx, ++requests, route);
     // Priority 0 is the scheduler's default; the options are built in one of two fixed shapes (no spreads).
-    const priority = call.priority ?? 0;
+    let priority = call.priority ?? 0;
+    if (this.#scopes.learning && !this.#seenRoutes.has(route)) {
+      // limitScope 'auto': the first call of a route goes ahead of the shared queue, so that every route
+      // answers early and separate counters show before a backlog of one route is spent on shared numbers.
+      this.#seenRoutes.add(route);
+      priority = LEARNING_PRIORITY;
+    }
     // Only job submissions are sure to count against the daily quota (see dailyCounts).
     const countsDaily = call.kind === 'submit' || this.#dailyCounts === 'all';
     // A submission leaves the daily units the polls of the jobs in flight need.
-    const keepDaily = call.kind === 'submit' ? this.#keepForPolls : 0;
+    const keepDaily = call.kind === 'submit' ? () => this.#keepForPolls(route) : 0;
     const { idempotent, signal } = call;
     const options: ScheduleOptions =
       signal === undefined
         ? { idempotent, priority, countsDaily, keepDaily }
         : { idempotent, priority, countsDaily, keepDaily, signal };
+    // The budget this route draws from: the account's (the default scope), or its own (limitScope).
+    const scope = this.#scopes.scopeFor(route);
+    if (scope !== undefined) options.scope = scope;
+    else if (this.#scopes.learning) this.#routes.set(options, route);
     const result = this.#scheduler.schedule(task, options);
     if (call.kind !== 'submit') return result;
     // Answered, then failed all the same (aborted meanwhile): nobody will track it.
@@ -248,12 +292,12 @@ export class Transport {
     if (this.#submitting > 0) this.#submitting--;
   }
 
-  async #attempt(call: ApiCall, ctx: TaskContext, request: number): Promise<ApiResponse> {
-    if (call.kind !== 'submit') return this.#send(call, ctx, request);
+  async #attempt(call: ApiCall, ctx: TaskContext, request: number, route: string): Promise<ApiResponse> {
+    if (call.kind !== 'submit') return this.#send(call, ctx, request, route);
     this.#submitting++;
     let answered = false;
     try {
-      const res = await this.#send(call, ctx, request);
+      const res = await this.#send(call, ctx, request, route);
       answered = res.statusCode !== 429;
       if (answered) answeredCalls.add(call);
       return res;
@@ -263,26 +307,36 @@ export class Transport {
     }
   }
 
-  async #send(call: ApiCall, ctx: TaskContext, request: number): Promise<ApiResponse> {
+  async #send(call: ApiCall, ctx: TaskContext, request: number, route: string): Promise<ApiResponse> {
     const query = call.query ? `?${new URLSearchParams(call.query).toString()}` : '';
     const encoded = call.body?.();
     this.#counters[call.kind === 'submit' ? 'submits' : call.kind === 'poll' ? 'polls' : 'other']++;
     if (isDebugEnabled(this.#logger)) {
       this.#logger.debug({ method: call.method, path: `${call.path}${query}`, attempt: ctx.attempt, kind: call.kind }, 'request');
     }
+    const learning = this.#scopes.learning;
+    if (!learning && this.#sharedInFlight.size > 0) await this.#sharedAnswered(route, ctx.signal);
     call.onDispatch?.(request);
-    const res = await exchange(
-      this.#pool,
-      {
-        method: call.method,
-        path: `${this.#prefix}${call.path}${query}`,
-        headers: encoded ? { ...this.#baseHeaders, ...encoded.headers } : this.#baseHeaders,
-        body: encoded ? encoded.body : null,
-      },
-      // The attempt's light abort: it fires exactly when `ctx.signal` would, without an AbortSignal per request.
-      attemptAbort(ctx),
-    );
+    const mark = learning ? this.#scopes.sent(route) : undefined;
+    if (learning) this.#sharedSent(route, 1);
+    let res: Awaited<ReturnType<typeof exchange>>;
+    try {
+      res = await exchange(
+        this.#pool,
+        {
+          method: call.method,
+          path: `${this.#prefix}${call.path}${query}`,
+          headers: encoded ? { ...this.#baseHeaders, ...encoded.headers } : this.#baseHeaders,
+          body: encoded ? encoded.body : null,
+        },
+        // The attempt's light abort: it fires exactly when `ctx.signal` would, without an AbortSignal per request.
+        attemptAbort(ctx),
+      );
+    } finally {
+      if (learning) this.#sharedSent(route, -1);
+    }
     const status = res.statusCode;
+    if (mark !== undefined) this.#learnScope(route, mark, res.headers);
     if (status === 429) {
       this.#counters.rateLimited++;
       // Returned, not thrown: the engine reads the status and the headers, closes its gate and runs us again.
@@ -299,6 +353,50 @@ export class Transport {
     const problem = call.check?.(body);
     if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`, new TypeError(problem));
     return { statusCode: status, headers: res.headers, body };
+  }
+
+  /** Counts a request of `route` on the shared budget in (+1) or out (-1); the last one out wakes the waiters. */
+  #sharedSent(route: string, delta: 1 | -1): void {
+    let entry = this.#sharedInFlight.get(route);
+    if (!entry) {
+      entry = { n: 0, idle: [] };
+      this.#sharedInFlight.set(route, entry);
+    }
+    entry.n += delta;
+    if (entry.n > 0) return;
+    this.#sharedInFlight.delete(route);
+    for (const wake of entry.idle) wake();
+  }
+
+  /** Resolves once no request of `route` is in flight on the shared budget; rejects when `signal` aborts. */
+  #sharedAnswered(route: string, signal: AbortSignal): Promise<void> {
+    const entry = this.#sharedInFlight.get(route);
+    if (!entry) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = (): void => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.idle.push(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
+  /** Reads an answer's minute numbers for the limit-scope learner (`limitScope: 'auto'`, until it decided). */
+  #learnScope(route: string, mark: { answersAtSend: number; routeSent: number }, headers: HeaderSource): void {
+    const now = this.#clock.now();
+    const { minute } = parseRateLimitHeaders(headers, { now });
+    const before = this.#scopes.mode;
+    this.#scopes.answered(route, mark, now, minute.limit, minute.remaining);
+    if (this.#scopes.mode !== before) {
+      // Calls queued on the shared budget move to their routes' budgets (and those in flight when they come back).
+      const moved = this.#scheduler.rescope((options) => (options === undefined ? undefined : this.#routes.get(options)));
+      this.#logger.info({ route, moved }, 'limitScope auto: routes count on separate counters; each route draws from its own budget from now on');
+    }
   }
 
   /** Closes the pool (idempotent). Requests in flight are aborted by their signals first. */

@@ -30,6 +30,7 @@ import { sleep, systemClock } from '../internal/clock.js';
 import { silentLogger, type Logger } from '../internal/logger.js';
 import { BudgetState } from './budget-state.js';
 import { budgetScript, parseCasReply, type CasReply } from './redis-scripts.js';
+import { DEFAULT_SCOPE, scopeConfig, scopeOf } from './scope.js';
 import {
   StoreEmitter,
   clientUrl,
@@ -125,11 +126,14 @@ function scaleSnapshot(snap: RateLimitSnapshot | undefined, share: number, statu
 interface LeaseGroup {
   /** Generation of the state that granted them. */
   gen: string;
+  /** The budget scope they were granted in. */
+  scope: string;
   open: Set<number>;
 }
 
 interface LocalGroup {
   state: BudgetState;
+  scope: string;
   open: number;
 }
 
@@ -186,8 +190,9 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   #engineNow: number | undefined;
   /** `#offset` was measured against the engine's clock (not only the system clock, before its first call). */
   #offsetKnown = false;
-  #lastView: BudgetView | undefined;
-  #lastViewAt = -Infinity;
+  /** The views of each scope as last read or written, and when (engine time; -Infinity: not to be served from cache). */
+  readonly #lastViews = new Map<string, BudgetView>();
+  readonly #lastViewAt = new Map<string, number>();
   /** What this process last read or wrote: the next write assumes it is still current. */
   #base: Base | undefined;
   /** Operations waiting for the next write, and whether a write is under way. */
@@ -196,10 +201,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   #writing: Promise<void> | undefined;
   readonly #leases = new Map<string, LeaseGroup>();
   readonly #pending: PendingSettle[] = [];
-  #local: BudgetState | undefined;
+  /** The local stand-in of each scope while Redis is away (`local-share`). */
+  readonly #local = new Map<string, BudgetState>();
   readonly #localGroups = new Map<string, LocalGroup>();
-  /** Units granted by the current local state, not yet reported to Redis. */
-  #debt = 0;
+  /** Units granted by each scope's current local state, not yet reported to Redis. */
+  readonly #debt = new Map<string, number>();
   #reclaimed = 0;
   readonly #calls: RedisStoreStats['calls'] = { init: 0, reserve: 0, settle: 0, view: 0, absorb: 0 };
   #roundTrips = 0;
@@ -315,7 +321,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       if (stored.marginMs !== config.marginMs) {
         this.#logger.warn({ stored: stored.marginMs, own: config.marginMs }, 'marginMs differs from the shared state; the shared value applies');
       }
-      this.#lastViewAt = -Infinity;
+      this.#lastViewAt.clear();
       this.#available = true;
       this.#started = true;
     } catch (error) {
@@ -324,8 +330,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  async reserve(want: number, now: number, backlog = Infinity, countsDaily = true, keepDaily = 0): Promise<ReserveResult> {
-    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog, countsDaily, keepDaily);
+  async reserve(want: number, now: number, backlog = Infinity, countsDaily = true, scope = DEFAULT_SCOPE, keepDaily = 0): Promise<ReserveResult> {
+    if (!this.#available && !(await this.#tryRecover())) return this.#reserveOffline(want, now, backlog, countsDaily, scope, keepDaily);
     const prefix = `${this.#pid}.${++this.#seq}:`;
     const config = this.#require();
     type Reserved = ReturnType<SharedBudget['reserve']>;
@@ -334,15 +340,15 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       result = await this.#enqueue<Reserved>(
         'reserve',
         now,
-        (b) => b.reserve(want, backlog, prefix, config.leaseMs, countsDaily, keepDaily),
+        (b) => b.reserve(want, backlog, prefix, config.leaseMs, countsDaily, scope, keepDaily),
         (late) => this.#giveBackLate(late as Reserved, prefix),
       );
     } catch (error) {
       this.#markDown(error);
-      return this.#reserveOffline(want, now, backlog, countsDaily, keepDaily);
+      return this.#reserveOffline(want, now, backlog, countsDaily, scope, keepDaily);
     }
     if (result.granted > 0) {
-      this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
+      this.#leases.set(prefix, { gen: this.#gen, scope, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
     }
     if (result.reclaimed > 0) {
       this.#reclaimed += result.reclaimed;
@@ -389,10 +395,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  view(now: number): BudgetView | Promise<BudgetView> {
-    if (!this.#available) return this.#offlineView(now);
-    if (this.#lastView && this.#viewCacheMs > 0 && now - this.#lastViewAt <= this.#viewCacheMs) return this.#lastView;
-    return this.#fetchView(now);
+  view(now: number, scope = DEFAULT_SCOPE): BudgetView | Promise<BudgetView> {
+    if (!this.#available) return this.#offlineView(now, scope);
+    const last = this.#lastViews.get(scope);
+    if (last && this.#viewCacheMs > 0 && now - (this.#lastViewAt.get(scope) ?? -Infinity) <= this.#viewCacheMs) return last;
+    return this.#fetchView(now, scope);
   }
 
   async close(): Promise<void> {
@@ -591,8 +598,10 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       const reply = await this.#script(['write', base.gen, base.ver, gen, text, String(this.#ttlMs), this.#pid, String(lockMs)], engineNow, onLate);
       if (reply.ok) {
         this.#base = { gen: reply.gen, ver: reply.ver, doc: text };
-        this.#lastView = budget.currentView();
-        if (engineNow !== undefined) this.#lastViewAt = engineNow;
+        for (const [scope, view] of budget.touchedViews()) {
+          this.#lastViews.set(scope, view);
+          if (engineNow !== undefined) this.#lastViewAt.set(scope, engineNow);
+        }
         if (adopted >= 0) {
           this.#gen = reply.gen;
           this.#logger.warn({ adopted }, 'shared state was lost (flush or restart) and re-created; requests in flight re-registered');
@@ -631,11 +640,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return base;
   }
 
-  /** Lease ids of this process still in flight, settles waiting for replay included. */
-  *#inFlightLeases(): Iterable<string> {
-    const seen = new Set<string>();
-    for (const [prefix, group] of this.#leases) for (const i of group.open) seen.add(`${prefix}${i}`);
-    for (const p of this.#pending) if (p.ticket.lease !== '') seen.add(p.ticket.lease);
+  /** Lease ids of this process still in flight, settles waiting for replay included, each with its scope. */
+  *#inFlightLeases(): Iterable<readonly [string, string]> {
+    const seen = new Map<string, string>();
+    for (const [prefix, group] of this.#leases) for (const i of group.open) seen.set(`${prefix}${i}`, group.scope);
+    for (const p of this.#pending) if (p.ticket.lease !== '') seen.set(p.ticket.lease, scopeOf(p.ticket));
     yield* seen;
   }
 
@@ -654,19 +663,19 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return result;
   }
 
-  async #fetchView(now: number): Promise<BudgetView> {
+  async #fetchView(now: number, scope: string): Promise<BudgetView> {
     try {
-      return await this.#enqueue<BudgetView>('view', now, (b) => b.view());
+      return await this.#enqueue<BudgetView>('view', now, (b) => b.view(scope));
     } catch (error) {
       this.#markDown(error);
-      return this.#offlineView(now);
+      return this.#offlineView(now, scope);
     }
   }
 
   /** A reserve whose write timed out but went through after all: its units go back at once instead of waiting for their leases. */
   #giveBackLate(result: ReturnType<SharedBudget['reserve']>, prefix: string): void {
     if (result.granted === 0) return;
-    this.#leases.set(prefix, { gen: this.#gen, open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
+    this.#leases.set(prefix, { gen: this.#gen, scope: scopeOf(result.ticket), open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
     for (let i = 0; i < result.granted; i++) {
       const ticket: Ticket = { ...result.ticket, lease: `${prefix}${i}` };
       void this.settle(ticket, { now: result.ticket.sentAt - this.#offset, status: undefined, snapshot: undefined, sent: false, jitterMs: 0, fallbackGateMs: 0 });
@@ -701,16 +710,17 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   async #recover(): Promise<boolean> {
     try {
       let absorbed = 0;
-      const local = this.#local;
-      if (local && (this.#debt > 0 || local.data.gateUntil > 0 || local.data.parked === 1)) {
-        absorbed = this.#debt;
-        const d = local.data;
-        const parkUntil = d.parked === 1 ? d.parkUntil : 0;
-        const debt = this.#debt;
-        await this.#enqueue('absorb', undefined, (b) => b.state.absorbOffline(debt, d.gateUntil, parkUntil, b.now));
+      for (const [scope, local] of this.#local) {
+        const debt = this.#debt.get(scope) ?? 0;
+        if (debt > 0 || local.data.gateUntil > 0 || local.data.parked === 1) {
+          absorbed += debt;
+          const d = local.data;
+          const parkUntil = d.parked === 1 ? d.parkUntil : 0;
+          await this.#enqueue('absorb', undefined, (b) => b.stateOf(scope).absorbOffline(debt, d.gateUntil, parkUntil, b.now));
+        }
       }
-      this.#local = undefined;
-      this.#debt = 0;
+      this.#local.clear();
+      this.#debt.clear();
       let replayed = 0;
       while (this.#pending.length > 0) {
         const batch = this.#pending.slice(0, REPLAY_BATCH);
@@ -750,15 +760,21 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return { now: engineNow + this.#offset, gateUntil: undefined, gateWindow: undefined, parked: undefined, changed: false };
   }
 
-  #reserveOffline(want: number, now: number, backlog = Infinity, countsDaily = true, keepDaily = 0): ReserveResult {
+  #reserveOffline(want: number, now: number, backlog: number, countsDaily: boolean, scope: string, keepDaily: number): ReserveResult {
     const storeNow = now + this.#offset;
-    if (this.#mode === 'local-share' && this.#lastView) {
-      this.#local ??= this.#seedLocal(this.#lastView, storeNow);
-      const result = this.#local.reserve(want, storeNow, backlog, countsDaily, keepDaily);
+    const lastView = this.#lastViews.get(scope);
+    if (this.#mode === 'local-share' && lastView) {
+      let local = this.#local.get(scope);
+      if (!local) {
+        local = this.#seedLocal(lastView, storeNow, scope);
+        this.#local.set(scope, local);
+      }
+      const result = local.reserve(want, storeNow, backlog, countsDaily, keepDaily);
+      if (scope !== DEFAULT_SCOPE) result.ticket.scope = scope;
       if (result.granted > 0) {
         const prefix = `${this.#pid}.L${++this.#seq}:`;
-        this.#localGroups.set(prefix, { state: this.#local, open: result.granted });
-        this.#debt += result.granted;
+        this.#localGroups.set(prefix, { state: local, scope, open: result.granted });
+        this.#debt.set(scope, (this.#debt.get(scope) ?? 0) + result.granted);
         result.leasePrefix = prefix;
       }
       return result;
@@ -767,7 +783,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return {
       now: storeNow,
       granted: 0,
-      ticket: { doneAtSend: 0, verMinute: 0, verDaily: 0, epochMinute: 0, epochDaily: 0, sentAt: storeNow },
+      ticket: { doneAtSend: 0, verMinute: 0, verDaily: 0, epochMinute: 0, epochDaily: 0, sentAt: storeNow, ...(scope === DEFAULT_SCOPE ? {} : { scope }) },
       leasePrefix: '',
       retryAt: storeNow + backoff,
       blockedBy: 'store',
@@ -781,10 +797,10 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
    * of the last known limits and available budget (floored), with the gate
    * and park as last seen. Unknown stays unknown.
    */
-  #seedLocal(view: BudgetView, storeNow: number): BudgetState {
+  #seedLocal(view: BudgetView, storeNow: number, scope: string): BudgetState {
     const share = this.#share;
     const scale = (x: number | undefined): number | undefined => (x === undefined ? undefined : Math.floor(share * x));
-    const config = this.#require();
+    const config = scopeConfig(this.#require(), scope);
     const state = new BudgetState({ ...config, seeds: { minute: scale(view.minute.limit), daily: scale(view.daily.limit) } });
     const s = state.data;
     for (const [w, v] of [
@@ -805,20 +821,22 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       s.parked = 1;
       s.parkUntil = view.parkedUntil;
     }
-    this.#logger.warn({ share, minute: s.minute.rem, daily: s.daily.rem }, 'Redis unavailable: going on with a local share');
+    this.#logger.warn({ share, scope, minute: s.minute.rem, daily: s.daily.rem }, 'Redis unavailable: going on with a local share');
     return state;
   }
 
   #settleLocal(prefix: string, group: LocalGroup, ticket: Ticket, outcome: Outcome): SettleResult {
     const storeNow = outcome.now + this.#offset;
-    if (!outcome.sent && group.state === this.#local) this.#debt = Math.max(0, this.#debt - 1);
+    if (!outcome.sent && group.state === this.#local.get(group.scope)) this.#debt.set(group.scope, Math.max(0, (this.#debt.get(group.scope) ?? 0) - 1));
     if (--group.open <= 0) this.#localGroups.delete(prefix);
     return group.state.settle(ticket, { ...outcome, now: storeNow, snapshot: scaleSnapshot(outcome.snapshot, this.#share, outcome.status) });
   }
 
-  #offlineView(now: number): BudgetView {
-    if (this.#local) return this.#local.view(now + this.#offset);
-    if (this.#lastView) return this.#lastView;
+  #offlineView(now: number, scope: string): BudgetView {
+    const local = this.#local.get(scope);
+    if (local) return local.view(now + this.#offset);
+    const last = this.#lastViews.get(scope);
+    if (last) return last;
     const empty = { limit: undefined, available: undefined, remaining: undefined, uncounted: 0, kind: 'unknown' as const, nextResetAfter: undefined, nextResetBy: undefined };
     return { minute: { ...empty }, daily: { ...empty }, gateUntil: undefined, parkedUntil: undefined, sent: 0, done: 0 };
   }

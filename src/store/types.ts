@@ -32,7 +32,10 @@ export interface Ticket {
   minuteOnly?: boolean;
   /** Present (true) when the request tests that word: sent alone while the day is spent. */
   minuteOnlyTest?: boolean;
+  /** The budget scope it was granted in; absent for the default scope. */
+  scope?: string;
 }
+
 
 /**
  * Why fewer were granted than wanted. `'park'` and `'daily'` are about the
@@ -129,17 +132,21 @@ export interface Store {
    * `want`: a unit is held back for a scout only when there is more work than
    * budget (default: assume there is). `countsDaily: false` grants requests
    * the daily window does not count: its budget and its park do not hold them.
-   * `keepDaily`: daily units to leave for other requests (these wait, blocked
-   * as `'daily'`, while granting them would leave fewer).
+   * `scope` names the budget they draw from (default `DEFAULT_SCOPE`, see scope.ts); the
+   * tickets of another scope carry its name, and `settle` applies their
+   * answers to that scope alone. `keepDaily`: daily units to leave for other
+   * requests (these wait, blocked as `'daily'`, while granting them would leave fewer).
    */
   reserve(
     want: number,
     now: number,
     backlog?: number,
     countsDaily?: boolean,
+    scope?: string,
     keepDaily?: number,
   ): ReserveResult | Promise<ReserveResult>;
   settle(ticket: Ticket, outcome: Outcome): SettleResult | Promise<SettleResult>;
-  view(now: number): BudgetView | Promise<BudgetView>;
+  /** The budget of `scope` (default `DEFAULT_SCOPE`). */
+  view(now: number, scope?: string): BudgetView | Promise<BudgetView>;
   close(): void | Promise<void>;
 }

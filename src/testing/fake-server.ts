@@ -65,6 +65,15 @@ export interface FakeModelBeamServer {
    */
   maxInAnyWindow(windowMs?: number, account?: string, kind?: WindowKind): number;
   /**
+   * The server-clock times of the requests counted on a route with limits of
+   * its own (`routeLimits`), in arrival order; `acceptedLog` holds those of
+   * the other routes.
+   * @param account default: the first configured account
+   */
+  routeAcceptedLog(route: string, account?: string): number[];
+  /** As `maxInAnyWindow`, for a route with limits of its own, on its minute window. */
+  routeMaxInAnyWindow(route: string, account?: string): number;
+  /**
    * Changes limits at once (remaining = max(0, limit − used)). `false` removes a window; a number on a
    * removed window creates a fixed window of the default length. Without `account`: every account.
    */
@@ -113,8 +122,24 @@ export interface FakeClientOptions {
 interface AccountState {
   readonly id: string;
   readonly limiter: AccountLimiter;
+  /** Routes with limits of their own (`routeLimits`). */
+  readonly routes: Map<string, AccountLimiter>;
   balance: number;
   webhookUrl: string | undefined;
+}
+
+/** The name a route goes by in `routeLimits`. */
+function limitedRoute(route: Exclude<ReturnType<typeof matchRoute>, undefined>): string {
+  switch (route.kind) {
+    case 'submit':
+      return route.endpoint;
+    case 'status':
+      return 'request-status';
+    case 'price':
+      return 'price-calculation';
+    default:
+      return route.kind;
+  }
 }
 
 const NOT_FOUND = '{"message":"Not Found"}';
@@ -256,6 +281,27 @@ class FakeModelBeam implements FakeModelBeamServer {
     });
   }
 
+  routeAcceptedLog(route: string, account?: string): number[] {
+    return [...this.#routeLimiter(route, account).accepted];
+  }
+
+  routeMaxInAnyWindow(route: string, account?: string): number {
+    const limiter = this.#routeLimiter(route, account);
+    const minute = limiter.minute;
+    return maxInAnyWindow(limiter.accepted, {
+      windowMs: minute?.windowMs ?? DEFAULT_MINUTE_MS,
+      kind: minute?.kind ?? 'fixed',
+      phaseMs: minute?.phaseMs ?? 0,
+    });
+  }
+
+  #routeLimiter(route: string, account?: string): AccountLimiter {
+    const state = account === undefined ? this.#firstAccount() : this.#account(account);
+    const limiter = state.routes.get(route);
+    if (!limiter) throw new TypeError(`The route \`${route}\` has no limits of its own (see \`routeLimits\`)`);
+    return limiter;
+  }
+
   setLimits(limits: { minute?: number | false; daily?: number | false }, account?: string): void {
     for (const name of ['minute', 'daily'] as const) {
       const v = limits[name];
@@ -307,6 +353,7 @@ class FakeModelBeam implements FakeModelBeamServer {
       this.#accounts.set(account, {
         id: account,
         limiter: new AccountLimiter(this.#opts.limits),
+        routes: new Map([...this.#opts.routeLimits].map(([route, limits]) => [route, new AccountLimiter(limits)])),
         balance: this.#opts.balance,
         webhookUrl: this.#opts.webhook.accountUrls.get(account) ?? this.#opts.webhook.url,
       });
@@ -405,7 +452,7 @@ class FakeModelBeam implements FakeModelBeamServer {
     }
 
     const now = this.clock.now();
-    const limiter = account.limiter;
+    const limiter = account.routes.get(limitedRoute(route)) ?? account.limiter;
     const poll = route.kind === 'status';
     const counts = !poll || this.#opts.countPolls !== false;
     const countsDaily = !poll || this.#opts.countPolls === true;

@@ -264,6 +264,20 @@ export interface FakeServerOptions {
   balance?: number;
   limits?: LimitsOptions;
   /**
+   * Limits per route instead of per account (ModelBeam's Basic tier: RPM and
+   * RPD per endpoint). Keys: a job-creating endpoint (`txt2img`,
+   * `txt2embedding`, ...), `request-status` (polls), `balance`, `models` or
+   * `price-calculation`. Each listed route gets counters of its own in every
+   * account: `minute` and `daily` as in `limits` (`windowMs`, `kind` and
+   * `phaseMs` default to `limits`' windows; a window left out is one like
+   * `limits`', counted for this route alone). Routes not listed share the
+   * account's counters, as without this option. `countPolls` still says
+   * which windows a poll counts in. Example: `{ txt2img: { minute: { limit: 3 } },
+   * txt2embedding: { minute: { limit: 10 } } }`.
+   * @default {} (every route shares the account's counters)
+   */
+  routeLimits?: Readonly<Record<string, LimitsOptions>>;
+  /**
    * Whether `GET /request-status/{id}` counts against (and is refused by) the limiter. When false, polls
    * bypass the limiter entirely; `'minute'`: they count in the minute window only (a daily quota that
    * counts job submissions only, as the docs' per-endpoint RPD suggests).
@@ -304,6 +318,7 @@ export interface ResolvedOptions {
   accounts: Map<string, string>;
   balance: number;
   limits: { minute: ResolvedWindowOptions | false; daily: ResolvedWindowOptions | false };
+  routeLimits: Map<string, { minute: ResolvedWindowOptions | false; daily: ResolvedWindowOptions | false }>;
   countPolls: boolean | 'minute';
   headers: Required<HeaderOptions>;
   jobs: {
@@ -402,6 +417,31 @@ export function resolveWindow(
   };
 }
 
+/** The route names `routeLimits` takes besides the job-creating endpoints. */
+export const LIMITED_READ_ROUTES = ['request-status', 'balance', 'models', 'price-calculation'] as const;
+
+/** `routeLimits`: each route's windows, missing parts taken from the account's (`limits`). */
+function resolveRouteLimits(value: unknown, limits: ResolvedOptions['limits']): ResolvedOptions['routeLimits'] {
+  const out: ResolvedOptions['routeLimits'] = new Map();
+  if (value === undefined) return out;
+  if (!isObject(value)) invalid('routeLimits', 'an object of route name to `{ minute?, daily? }`', value);
+  const routes: readonly string[] = [...FAKE_ENDPOINTS, ...LIMITED_READ_ROUTES];
+  for (const [route, windows] of Object.entries(value)) {
+    if (!routes.includes(route)) invalid(`routeLimits.${route}`, `a key of ${routes.join(', ')}`, route);
+    const w = object(`routeLimits.${route}`, windows, LIMITS_KEYS);
+    const one = (name: 'minute' | 'daily', defaultMs: number): ResolvedWindowOptions | false => {
+      const account = limits[name];
+      const raw = w[name];
+      if (raw === undefined || raw === false) return raw === false ? false : account;
+      // Unset fields follow the account's window.
+      const merged = isObject(raw) && account ? { windowMs: account.windowMs, kind: account.kind, phaseMs: account.phaseMs, ...raw } : raw;
+      return resolveWindow(`routeLimits.${route}.${name}`, merged, account ? account.windowMs : defaultMs, false);
+    };
+    out.set(route, { minute: one('minute', DEFAULT_MINUTE_MS), daily: one('daily', DEFAULT_DAILY_MS) });
+  }
+  return out;
+}
+
 const TOP_KEYS = keyList({
   port: true,
   host: true,
@@ -411,6 +451,7 @@ const TOP_KEYS = keyList({
   accounts: true,
   balance: true,
   limits: true,
+  routeLimits: true,
   countPolls: true,
   headers: true,
   jobs: true,
@@ -477,6 +518,11 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
   }
 
   const limitsIn = object('limits', top['limits'], LIMITS_KEYS);
+  const limits = {
+    minute: resolveWindow('limits.minute', limitsIn['minute'], DEFAULT_MINUTE_MS, d.minute),
+    daily: resolveWindow('limits.daily', limitsIn['daily'], DEFAULT_DAILY_MS, false),
+  };
+  const routeLimits = resolveRouteLimits(top['routeLimits'], limits);
   const headersIn = object('headers', top['headers'], HEADER_KEYS);
   const format = oneOf('headers.retryAfterFormat', headersIn['retryAfterFormat'], d.headers.retryAfterFormat, ['seconds', 'http-date']);
 
@@ -514,10 +560,8 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
     logger,
     accounts,
     balance: num('balance', top['balance'], d.balance, GE0),
-    limits: {
-      minute: resolveWindow('limits.minute', limitsIn['minute'], DEFAULT_MINUTE_MS, d.minute),
-      daily: resolveWindow('limits.daily', limitsIn['daily'], DEFAULT_DAILY_MS, false),
-    },
+    limits,
+    routeLimits,
     countPolls: top['countPolls'] === 'minute' ? 'minute' : bool('countPolls', top['countPolls'], d.countPolls),
     headers: {
       onSuccess: bool('headers.onSuccess', headersIn['onSuccess'], d.headers.onSuccess),

@@ -86,12 +86,13 @@ export function config(overrides: Partial<BudgetConfig> = {}): BudgetConfig {
 export interface Driver {
   /**
    * `backlog`: tasks queued beyond `want` (undefined: the store's default, many);
+   * `scope`: the budget scope drawn from (undefined: the default one);
    * `lane`: `countsDaily` and `keepDaily` as the scheduler passes them.
    */
-  reserve(want: number, at: number, backlog?: number, lane?: Lane): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
+  reserve(want: number, at: number, backlog?: number, scope?: string, lane?: Lane): Promise<{ result: ReserveResult; tickets: Ticket[] }>;
   /** A missing ticket (fewer granted than the scenario hoped, after a rule change) is skipped and noted. */
   settle(ticket: Ticket | undefined, at: number, outcome?: Partial<Omit<Outcome, 'now'>>): Promise<SettleResult | undefined>;
-  view(at: number): Promise<BudgetView>;
+  view(at: number, scope?: string): Promise<BudgetView>;
   /** Free-form note in the trace (e.g. what the server did). */
   note(value: unknown): void;
 }
@@ -105,9 +106,9 @@ export interface Lane {
 export type Scenario = (d: Driver) => Promise<void>;
 
 export type Step = (
-  | { op: 'reserve'; want: number; at: number; backlog?: number; lane?: Lane; result: Omit<ReserveResult, 'leasePrefix'> }
+  | { op: 'reserve'; want: number; at: number; backlog?: number; scope?: string; lane?: Lane; result: Omit<ReserveResult, 'leasePrefix'> }
   | { op: 'settle'; at: number; status: number | undefined; result: SettleResult }
-  | { op: 'view'; at: number; result: BudgetView }
+  | { op: 'view'; at: number; scope?: string; result: BudgetView }
   | { op: 'note'; value: unknown }
 ) & { state?: unknown };
 
@@ -123,14 +124,22 @@ export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario
     steps.push(step);
   };
   const driver: Driver = {
-    async reserve(want, at, backlog, lane) {
-      const result = await store.reserve(want, at, backlog, lane?.countsDaily, lane?.keepDaily);
+    async reserve(want, at, backlog, scope, lane) {
+      const result = await store.reserve(want, at, backlog, lane?.countsDaily, scope, lane?.keepDaily);
       const tickets: Ticket[] = [];
       for (let i = 0; i < result.granted; i++) {
         tickets.push({ ...result.ticket, lease: result.leasePrefix === '' ? '' : `${result.leasePrefix}${i}` });
       }
       const { leasePrefix: _, ...rest } = result;
-      await push({ op: 'reserve', want, at, ...(backlog === undefined ? {} : { backlog }), ...(lane === undefined ? {} : { lane }), result: structuredClone(rest) });
+      await push({
+        op: 'reserve',
+        want,
+        at,
+        ...(backlog === undefined ? {} : { backlog }),
+        ...(scope === undefined ? {} : { scope }),
+        ...(lane === undefined ? {} : { lane }),
+        result: structuredClone(rest),
+      });
       return { result, tickets };
     },
     async settle(ticket, at, outcome = {}) {
@@ -150,9 +159,9 @@ export async function record(store: Store, cfg: BudgetConfig, scenario: Scenario
       await push({ op: 'settle', at, status: full.status, result: structuredClone(result) });
       return result;
     },
-    async view(at) {
-      const result = await store.view(at);
-      await push({ op: 'view', at, result: structuredClone(result) });
+    async view(at, scope) {
+      const result = await store.view(at, scope);
+      await push({ op: 'view', at, ...(scope === undefined ? {} : { scope }), result: structuredClone(result) });
       return result;
     },
     note(value) {
@@ -469,15 +478,15 @@ export const scenarios: NamedScenario[] = [
       const a = await d.reserve(1, T0);
       await d.settle(a.tickets[0], T0 + 10, { snapshot: snap({ limit: 50, remaining: 49 }, { limit: 10, remaining: 8 }) });
       // A poll said not to count daily; the server's daily count went down all the same (8 -> 7).
-      const poll = await d.reserve(1, T0 + 20, 0, { countsDaily: false });
+      const poll = await d.reserve(1, T0 + 20, 0, undefined, { countsDaily: false });
       await d.settle(poll.tickets[0], T0 + 30, { snapshot: snap({ limit: 50, remaining: 48 }, { limit: 10, remaining: 7 }) });
       // From now on such requests count daily; a submission keeping 5 units gets 2 of the 7.
-      const polls = await d.reserve(2, T0 + 40, 0, { countsDaily: false });
-      const subs = await d.reserve(4, T0 + 41, 0, { keepDaily: 2 });
-      await d.reserve(1, T0 + 42, 0, { keepDaily: 2 });
+      const polls = await d.reserve(2, T0 + 40, 0, undefined, { countsDaily: false });
+      const subs = await d.reserve(4, T0 + 41, 0, undefined, { keepDaily: 2 });
+      await d.reserve(1, T0 + 42, 0, undefined, { keepDaily: 2 });
       for (const t of [...polls.tickets, ...subs.tickets]) await d.settle(t, T0 + 50, { snapshot: snap({ limit: 50, remaining: 40 }, { limit: 10, remaining: 2 }) });
-      await d.reserve(1, T0 + 60, 0, { keepDaily: 2 });
-      await d.reserve(2, T0 + 61, 0, { countsDaily: false });
+      await d.reserve(1, T0 + 60, 0, undefined, { keepDaily: 2 });
+      await d.reserve(2, T0 + 61, 0, undefined, { countsDaily: false });
       await d.view(T0 + 62);
     },
   },
@@ -777,7 +786,7 @@ export function randomScenario(ops: RandomOp[], modelLimit = 8, windowMs = 1000)
     for (const op of ops) {
       now += op.dt;
       if (op.kind === 'reserve') {
-        const { tickets } = await d.reserve(op.want, now, op.backlog, op.lane);
+        const { tickets } = await d.reserve(op.want, now, op.backlog, undefined, op.lane);
         inFlight.push(...tickets);
       } else if (op.kind === 'view') {
         await d.view(now);
@@ -813,5 +822,21 @@ export function randomScenario(ops: RandomOp[], modelLimit = 8, windowMs = 1000)
     // Let time pass: the raises and reopenings at the end must agree too.
     await d.view(now + 5000);
     await d.reserve(3, now + 5001);
+  };
+}
+
+/**
+ * A driver that spreads `d`'s reserves and views over `scopes` in turn (the
+ * i-th reserve or view goes to `scopes[picks[i % picks.length] % scopes.length]`;
+ * settles follow their ticket's scope): any scenario, on several budgets at once.
+ */
+export function spreadOverScopes(d: Driver, scopes: readonly (string | undefined)[], picks: readonly number[]): Driver {
+  let i = 0;
+  const next = (): string | undefined => scopes[(picks[i++ % picks.length] ?? 0) % scopes.length];
+  return {
+    reserve: (want, at, backlog, _scope, lane) => d.reserve(want, at, backlog, next(), lane),
+    settle: (ticket, at, outcome) => d.settle(ticket, at, outcome),
+    view: (at) => d.view(at, next()),
+    note: (value) => d.note(value),
   };
 }
