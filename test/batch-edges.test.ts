@@ -89,6 +89,27 @@ describe('configuration errors', () => {
   });
 });
 
+describe('lines refused as invalid', () => {
+  test('are checked again by a later run: a run-wide setting that was wrong (the default endpoint) no longer burns them', async () => {
+    const client = new StubClient();
+    const out = join(dir, 'results.jsonl');
+    const inputs = ['a', 'b'].map((id) => {
+      const { endpoint: _, ...rest } = item(id);
+      return rest;
+    });
+    const first = await runBatch(client, inputs, { out, endpoint: 'txt2imgg' }).summary;
+    expect(first.run).toEqual({ done: 0, failed: 0, invalid: 2 });
+    // The same wrong setting again: still invalid, and not written twice.
+    const again = await runBatch(client, inputs, { out, endpoint: 'txt2imgg' }).summary;
+    expect(again).toMatchObject({ skipped: 2, run: { done: 0, failed: 0, invalid: 0 }, totals: { invalid: 2 } });
+    const fixed = await runBatch(client, inputs, { out, endpoint: 'txt2img' }).summary;
+    expect(fixed).toMatchObject({ run: { done: 2, invalid: 0 }, totals: { done: 2, failed: 0, invalid: 0 }, complete: true });
+    expect(terminalRecords(out).get('a')?.map((r) => r['state'])).toEqual(['invalid', 'done']);
+    // Loaded back, the file agrees: the later record supersedes the refusal.
+    expect((await loadJournal(out)).totals).toEqual({ done: 2, failed: 0, invalid: 0 });
+  });
+});
+
 describe('retryFailed', () => {
   test('runs again the failed items only; a plain rerun skips them', async () => {
     const client = new StubClient();

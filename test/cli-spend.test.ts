@@ -67,6 +67,20 @@ function input(name: string, n: number, from = 0): string {
 
 const common = (): string[] => ['--endpoint', 'txt2img', '--base-url', server.baseUrl, '--minute-ms', '1000'];
 
+test('estimate against a base URL that is not the API: exit 2, the URL named, nothing priced', async () => {
+  const acct = account();
+  const path = join(dir, 'est-url.jsonl');
+  writeFileSync(path, `${JSON.stringify({ prompt: 'a' })}\n`);
+  const wrong = `${server.baseUrl.replace(/\/+$/, '')}/v2`;
+  const r = await runCli(['estimate', path, '--endpoint', 'txt2img', '--base-url', wrong, '--params', '{"model":"Flux1schnell","steps":4,"width":512,"height":512}'], {
+    MODELBEAM_API_KEY: acct.key,
+  });
+  expect(r.code, r.stderr).toBe(EXIT.USAGE);
+  expect(r.stderr).toContain(`${wrong}/txt2img/price-calculation`);
+  expect(r.stderr).toMatch(/--base-url/);
+  expect(r.stderr).not.toContain(acct.key);
+}, 30_000);
+
 test('estimate prints the total, the balance, the limits and a duration, with one price call per setting; bad lines by number', async () => {
   const acct = account();
   const path = join(dir, 'est.jsonl');

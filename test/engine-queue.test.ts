@@ -49,7 +49,7 @@ describe('abort', () => {
   it('a queued task is removed and rejects with the reason; the task never runs', async () => {
     const { clock, scheduler } = setup({ maxConcurrent: 1 });
     const script = new Script(clock);
-    const log = record(scheduler, clock, ['failed']);
+    const log = record(scheduler, clock, ['failed', 'cancelled']);
     const first = track(scheduler.schedule(script.task));
     const controller = new AbortController();
     const queued = track(scheduler.schedule(script.task, { signal: controller.signal }));
@@ -66,8 +66,10 @@ describe('abort', () => {
     expect(first.state).toBe('fulfilled');
     expect(third.state).toBe('fulfilled');
     expect(script.calls.map((c) => c.id)).toEqual([1, 3]);
-    expect(of(log, 'failed')).toEqual([{ id: 2, attempt: 0, error: reason }]);
-    expect(scheduler.stats().counts).toMatchObject({ scheduled: 3, dispatched: 2, succeeded: 2, failed: 1 });
+    // Withdrawn by its caller: cancelled, not failed (a dashboard alerting on failures must not fire).
+    expect(of(log, 'cancelled')).toEqual([{ id: 2, attempt: 0, reason }]);
+    expect(of(log, 'failed')).toEqual([]);
+    expect(scheduler.stats().counts).toMatchObject({ scheduled: 3, dispatched: 2, succeeded: 2, failed: 0, cancelled: 1 });
   });
 
   it('an in-flight task receives the signal and rejects with the reason', async () => {
@@ -390,6 +392,7 @@ describe('stats and events', () => {
       dispatched: 7,
       succeeded: 3,
       failed: 2,
+      cancelled: 0,
       retried: 1,
       rateLimited: 1,
       outcomeUnknown: 1,

@@ -62,8 +62,9 @@ export const CLAIMED = 4;
 /** Flag: a line of this run's input carried the id. */
 export const SEEN = 8;
 /**
- * Flag: the item's last terminal record was `failed`, and a newer `submitting` or `submitted` record follows
- * (a `retryFailed` run took it up again): it is open, with no terminal state, until a new terminal record.
+ * Flag: the item's last terminal record was `failed` or `invalid`, and a newer `submitting` or `submitted`
+ * record follows (a `retryFailed` run took it up again, or a later run found the line valid under its
+ * settings): it is open, with no terminal state, until a new terminal record.
  */
 export const REOPENED = 16;
 
@@ -167,14 +168,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Whether a `submitting`/`submitted` record may (re)open `id`: it has no terminal record, or its terminal
- * record is `failed` (a `retryFailed` run sent it again; that run's records supersede the failure).
+ * record is `failed` (a `retryFailed` run sent it again) or `invalid` (a later run, with other settings,
+ * found the line valid): that run's records supersede the earlier end.
  */
 function isOpenable(index: JournalIndex, id: string): boolean {
   const state = CODE_STATE[index.table.get(id) & 3];
   if (state === undefined) return true;
-  if (state !== 'failed') return false;
+  if (state === 'done') return false;
   index.table.set(id, REOPENED);
-  index.totals.failed--;
+  index.totals[state]--;
   return true;
 }
 

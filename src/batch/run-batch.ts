@@ -259,6 +259,9 @@ class BatchRun implements Batch {
         const code = table.get(id);
         if ((code & SEEN) !== 0) return false; // a repeat: reported below
         if (retryFailed && (code & 3) === STATE_CODE.failed && (code & CLAIMED) === 0) return false; // run again
+        // A line refused as invalid cost nothing: it is checked again under this run's settings (a run-wide
+        // flag such as --endpoint or --params may have been what was wrong).
+        if ((code & 3) === STATE_CODE.invalid && (code & CLAIMED) === 0) return false;
         if ((code & 3) !== 0 || (code & CLAIMED) !== 0) {
           table.mark(id, SEEN);
           return true;
@@ -284,6 +287,11 @@ class BatchRun implements Batch {
           continue;
         }
         table.mark(item.id, SEEN | CLAIMED);
+        if (item.status === 'invalid' && (code & 3) === STATE_CODE.invalid) {
+          // Still invalid: its record is in the results file already.
+          this.#tally.skipped++;
+          continue;
+        }
         if (item.status === 'invalid') {
           this.#finishInvalid(item);
           await this.#waitForRoom();

@@ -9,7 +9,7 @@
 import { pino, type Logger as PinoLogger } from 'pino';
 import { checkReadable, readJsonlLines } from '../batch/input.js';
 import { parseInput } from '../batch/input.js';
-import { formatDuration } from '../batch/classify.js';
+import { configurationStop, formatDuration, isConfigurationError, transientCause } from '../batch/classify.js';
 import { validateBatchItem } from '../batch/options.js';
 import { RateLimitScheduler } from '../engine/scheduler.js';
 import { REDACT_PATHS } from '../internal/logger.js';
@@ -18,6 +18,7 @@ import { ModelBeamClient } from '../modelbeam/client.js';
 import type { BatchEstimate, EstimateItem, EstimateLineError } from '../modelbeam/estimate.js';
 import { CLIENT_DEFAULTS } from '../modelbeam/options.js';
 import type { Store } from '../store/types.js';
+import { describeCause } from './cause.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { DEFAULT_IO, makeScrubber, redisAccount, schedulerOptionsFor, type CliIo, type RunCommandOptions } from './run.js';
 
@@ -82,7 +83,10 @@ async function* itemsOf(input: string, options: EstimateCommandOptions, refused:
   }
 }
 
-/** Runs `estimate <input>` and returns the exit code: 0 every line priced, 1 some could not be, 2 usage, 4 key refused. */
+/**
+ * Runs `estimate <input>` and returns the exit code: 0 every line priced, 1 some could not be, 2 usage (or a
+ * base URL that is not the API), 3 the API could not be reached, 4 key refused.
+ */
 export async function estimateCommand(input: string, options: EstimateCommandOptions, io: CliIo = DEFAULT_IO()): Promise<ExitCode> {
   return (await runEstimate(input, options, io)).code;
 }
@@ -136,12 +140,28 @@ export async function runEstimate(input: string, options: EstimateCommandOptions
     const refused: EstimateLineError[] = [];
     const count = { invalid: 0 };
     let estimate: BatchEstimate;
+    const baseUrl = options.baseUrl ?? CLIENT_DEFAULTS.baseUrl;
     try {
       estimate = await client.estimate(itemsOf(input, options, refused, count));
     } catch (error) {
-      if ((error as { code?: string }).code === 'AUTHENTICATION_FAILED') {
-        say(io.stderr, `modelbeam-batch estimate: the API key was refused (${(error as Error).message}).`);
+      const errorCode = (error as { code?: string }).code;
+      if (errorCode === 'AUTHENTICATION_FAILED') {
+        say(io.stderr, `modelbeam-batch estimate: ${baseUrl} refused the API key (${(error as Error).message}). Check MODELBEAM_API_KEY (or --api-key) and --base-url.`);
         return code(EXIT.AUTH_FAILED);
+      }
+      if (isConfigurationError(error)) {
+        const stop = configurationStop(error, baseUrl, `${options.endpoint ?? '{endpoint}'}/price-calculation`, 'POST');
+        say(io.stderr, `modelbeam-batch estimate: ${stop.message.replace(/ Nothing was marked finished\..*$/, ' Fix --base-url and try again.')}`);
+        return code(EXIT.USAGE);
+      }
+      if (errorCode === 'RETRIES_EXHAUSTED' || errorCode === 'OUTCOME_UNKNOWN' || errorCode === 'TIMEOUT') {
+        const cause = describeCause(transientCause(error), {
+          baseUrl,
+          connectTimeoutMs: options.connectTimeout ?? CLIENT_DEFAULTS.connectTimeoutMs,
+          timeoutMs: options.timeout ?? CLIENT_DEFAULTS.headersTimeoutMs,
+        });
+        say(io.stderr, `modelbeam-batch estimate: the API could not be reached: ${cause}. Nothing was submitted; try again later.`);
+        return code(EXIT.STOPPED);
       }
       throw error;
     }

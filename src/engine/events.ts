@@ -75,6 +75,13 @@ export interface FailedEvent {
   attempt: number;
   error: unknown;
 }
+export interface CancelledEvent {
+  id: number;
+  /** Attempts sent before the caller aborted (0: it never left the queue). */
+  attempt: number;
+  /** The caller's `signal.reason` (the task rejects with it). */
+  reason: unknown;
+}
 export interface IdleEvent {
   succeeded: number;
   failed: number;
@@ -96,6 +103,7 @@ export interface SchedulerEvents {
   paused: PausedEvent;
   resumed: ResumedEvent;
   failed: FailedEvent;
+  cancelled: CancelledEvent;
   idle: IdleEvent;
   storeUnavailable: StoreEvent;
   storeRecovered: Record<string, never>;

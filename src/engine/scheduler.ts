@@ -53,6 +53,8 @@ export interface SchedulerStats {
     dispatched: number;
     succeeded: number;
     failed: number;
+    /** Tasks ended by their caller's signal (not failures). */
+    cancelled: number;
     retried: number;
     rateLimited: number;
     outcomeUnknown: number;
@@ -159,7 +161,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #minuteLaneCountsDaily: boolean | undefined = undefined;
   #storeDown = false;
   #wasIdle = true;
-  #counts = { scheduled: 0, dispatched: 0, succeeded: 0, failed: 0, retried: 0, rateLimited: 0, outcomeUnknown: 0 };
+  #counts = { scheduled: 0, dispatched: 0, succeeded: 0, failed: 0, cancelled: 0, retried: 0, rateLimited: 0, outcomeUnknown: 0 };
 
   constructor(options: SchedulerOptions = {}) {
     const resolved = resolveOptions(options);
@@ -729,8 +731,15 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 
   #fail(entry: Entry, error: unknown, emit: boolean): void {
-    this.#counts.failed++;
-    if (emit && this.has('failed')) this.emit('failed', { id: entry.id, attempt: entry.attempt, error });
+    const signal = entry.options?.signal;
+    if (signal?.aborted === true && error === signal.reason) {
+      // The caller's own abort: the task was withdrawn, it did not fail.
+      this.#counts.cancelled++;
+      if (emit && this.has('cancelled')) this.emit('cancelled', { id: entry.id, attempt: entry.attempt, reason: error });
+    } else {
+      this.#counts.failed++;
+      if (emit && this.has('failed')) this.emit('failed', { id: entry.id, attempt: entry.attempt, error });
+    }
     entry.failWith(error);
   }
 

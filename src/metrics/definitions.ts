@@ -121,7 +121,7 @@ export const METRICS = {
     prometheus: 'modelbeam_scheduler_tasks',
     kind: 'counter',
     unit: '{task}',
-    description: 'Tasks settled, by outcome (succeeded, failed).',
+    description: 'Tasks settled, by outcome (succeeded, failed, cancelled by the caller).',
     attributes: ['outcome'],
     observed: true,
   },

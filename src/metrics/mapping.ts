@@ -133,6 +133,7 @@ export class MetricsBridge {
     let attempts = 0;
     let succeeded = 0;
     let failed = 0;
+    let cancelled = 0;
     const remaining: Record<string, number> = {};
     const limit: Record<string, number> = {};
     for (const scheduler of this.#schedulers.values()) {
@@ -147,6 +148,7 @@ export class MetricsBridge {
       attempts += s.counts.dispatched;
       succeeded += s.counts.succeeded;
       failed += s.counts.failed;
+      cancelled += s.counts.cancelled;
       for (const window of WINDOWS) {
         const view = s.budget?.[window];
         if (view?.remaining !== undefined) remaining[window] = Math.min(remaining[window] ?? Infinity, view.remaining);
@@ -163,6 +165,7 @@ export class MetricsBridge {
     observe('attempts', attempts, NONE);
     observe('tasks', succeeded, this.#attr('outcome', 'succeeded'));
     observe('tasks', failed, this.#attr('outcome', 'failed'));
+    observe('tasks', cancelled, this.#attr('outcome', 'cancelled'));
     for (const window of WINDOWS) {
       const r = remaining[window];
       const l = limit[window];
