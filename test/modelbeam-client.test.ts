@@ -158,7 +158,14 @@ describe('HTTP errors surface with what the server said', () => {
 
   it('404: unknown endpoint at once; unknown request id after a few tries', async () => {
     const h = await harness();
-    await expect(h.client.submit('txt2nothing' as never, { model: 'x' } as never)).rejects.toBeInstanceOf(NotFoundError);
+    // Validated (the default), an endpoint the docs do not name is refused before anything is sent.
+    const local = await h.client.submit('txt2imgg' as never, { model: 'x' } as never).catch((e: unknown) => e);
+    expect(local).toBeInstanceOf(ParamsValidationError);
+    expect((local as ParamsValidationError).fieldErrors['endpoint']?.[0]).toMatch(/Unknown endpoint "txt2imgg" \(did you mean "txt2img"\?\)/);
+    expect(h.server.stats().byRoute['POST /txt2imgg']).toBeUndefined();
+    // Unvalidated, the server's 404 fails it at once.
+    const raw = h.make({ validate: false });
+    await expect(raw.submit('txt2nothing' as never, { model: 'x' } as never)).rejects.toBeInstanceOf(NotFoundError);
     const failed = record(h.client, 'pollFailed');
     const error = await h.client.wait('00000000-0000-0000-0000-000000000000').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NotFoundError);

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { FormData } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBody, prepareParams, sniffType } from '../src/modelbeam/body.js';
-import { isValidEndpointName, validateParams } from '../src/modelbeam/endpoints.js';
+import { isValidEndpointName, unknownEndpointErrors, validateParams } from '../src/modelbeam/endpoints.js';
 
 const img = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
   prompt: 'a red fox',
@@ -66,6 +66,31 @@ describe('validateParams: documented ranges, checked locally', () => {
     expect(isValidEndpointName('videos/replace')).toBe(true);
     expect(isValidEndpointName('img-upscale')).toBe(true);
     for (const bad of ['', '../balance', 'a?b=1', 'https://evil.example/x', '/txt2img', 'a//b', 42]) expect(isValidEndpointName(bad)).toBe(false);
+  });
+});
+
+describe('unknown parameters and endpoints', () => {
+  const base = { prompt: 'fox', model: 'Flux1schnell', width: 512, height: 512, steps: 4 };
+  it.each([
+    ['a typo of a field that is not given', { ...base, stpes: 8, steps: undefined }, { stpes: /did you mean `steps`/ }],
+    ['a typo next to the field itself (two spellings: sent as is)', { ...base, widht: 640 }, undefined],
+    ['an unknown field like nothing documented (the API may add some)', { ...base, style_preset: 'anime' }, undefined],
+    ['a misspelt required field: the typo and the missing field', { ...base, promt: 'fox', prompt: undefined }, { promt: /did you mean `prompt`/, prompt: /required/ }],
+  ] as const)('%s', (_name, params, expected) => {
+    const clean = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined));
+    const errors = validateParams('txt2img', clean);
+    if (expected === undefined) expect(errors).toBeUndefined();
+    else for (const [field, pattern] of Object.entries(expected)) expect(errors?.[field]?.[0]).toMatch(pattern);
+  });
+
+  it.each([
+    ['txt2img', undefined],
+    ['txt2imgg', /Unknown endpoint "txt2imgg" \(did you mean "txt2img"\?\); expected one of txt2img, /],
+    ['nothing/like/this', /Unknown endpoint "nothing\/like\/this"; expected one of /],
+  ] as const)('endpoint %s', (endpoint, pattern) => {
+    const errors = unknownEndpointErrors(endpoint);
+    if (pattern === undefined) expect(errors).toBeUndefined();
+    else expect(errors?.['endpoint']?.[0]).toMatch(pattern);
   });
 });
 

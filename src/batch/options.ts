@@ -5,7 +5,7 @@
  * function), so that it moves onto the shared validation helper unchanged.
  */
 import { checkNumber, hasMethods, invalid } from '../internal/validate.js';
-import { KNOWN_ENDPOINTS, validateParams } from '../modelbeam/endpoints.js';
+import { unknownEndpointErrors, validateParams } from '../modelbeam/endpoints.js';
 import type { BatchClient, RunBatchOptions } from './types.js';
 
 /** The defaults of {@link RunBatchOptions}, in one place. */
@@ -163,10 +163,7 @@ export function resolveBatchOptions(options: RunBatchOptions): ResolvedBatchOpti
  * (`KNOWN_ENDPOINTS`), and the parameters must pass `validateParams` (the documented ranges).
  */
 export function validateBatchItem(endpoint: string, params: Record<string, unknown>): Record<string, string[]> | undefined {
-  if (!KNOWN_ENDPOINTS.includes(endpoint)) {
-    return { endpoint: [`Unknown endpoint ${JSON.stringify(endpoint)}; expected one of ${KNOWN_ENDPOINTS.join(', ')}`] };
-  }
-  return validateParams(endpoint, params);
+  return unknownEndpointErrors(endpoint) ?? validateParams(endpoint, params);
 }
 
 /** Checks that `client` has what `runBatch` uses (a ModelBeamClient, or a stand-in with the same members). */

@@ -17,6 +17,7 @@ import { CALL_OPTIONS, checkCallOptions } from './call-options.js';
 import { Downloader, type DownloadOptions } from './download.js';
 import {
   isValidEndpointName,
+  unknownEndpointErrors,
   validateParams,
   type Img2ImgParams,
   type KnownEndpoint,
@@ -660,7 +661,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
     let body: Record<string, unknown> = params;
     if (forSubmit && this.#webhookUrl !== undefined && body['webhook_url'] === undefined) body = { ...params, webhook_url: this.#webhookUrl };
     if (this.#o.validate) {
-      const errors = validateParams(endpoint, body);
+      const errors = unknownEndpointErrors(endpoint) ?? validateParams(endpoint, body);
       if (errors) throw new ParamsValidationError(endpoint, errors);
     }
     return prepareParams(endpoint, body, this.#o.maxUploadBytes);

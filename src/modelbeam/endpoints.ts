@@ -5,9 +5,11 @@
  * Only facts the ModelBeam docs state ([DOC] in `modelbeam-api.md`) are
  * enforced as ranges or requirements; fields known only from the sibling API
  * or inferred are type-checked when present, never required. Unknown fields
- * pass through untouched (the API may add some).
+ * pass through untouched (the API may add some), except one that looks like a
+ * typo of a documented field that is not given (`widht` without `width`).
  */
 import type { FieldErrors } from '../errors/validation-error.js';
+import { suggest } from '../internal/validate.js';
 
 /** A file to upload: a path (string or `file:` URL), a Buffer/Uint8Array, a Blob, a readable stream, or one of these with a name. */
 export type FileInput =
@@ -567,7 +569,29 @@ export function validateParams(endpoint: string, params: Readonly<Record<string,
     if (message !== undefined) add(errors, rule.field, message);
   }
   CROSS[endpoint]?.(params as Record<string, unknown>, errors);
+  const known = RULES[endpoint];
+  if (known) {
+    const fields = known.map((rule) => rule.field);
+    for (const key of Object.keys(params)) {
+      if (fields.includes(key)) continue;
+      const guess = suggest(key, fields);
+      if (guess !== undefined && isBlank(params[guess])) {
+        add(errors, key, `Unknown parameter \`${key}\`; did you mean \`${guess}\`? (Other unknown parameters are sent as they are; \`validate: false\` sends this one too.)`);
+      }
+    }
+  }
   return Object.keys(errors).length > 0 ? errors : undefined;
+}
+
+/** The field errors of an endpoint the docs do not name (the client and the batch runner refuse it before sending). */
+export function unknownEndpointErrors(endpoint: string): FieldErrors | undefined {
+  if (KNOWN_ENDPOINTS.includes(endpoint)) return undefined;
+  const guess = suggest(endpoint, KNOWN_ENDPOINTS);
+  return {
+    endpoint: [
+      `Unknown endpoint ${JSON.stringify(endpoint)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}; expected one of ${KNOWN_ENDPOINTS.join(', ')}`,
+    ],
+  };
 }
 
 /** The documented size limit of a file field, for checks after a stream or path is read. */
