@@ -165,7 +165,12 @@ describe('HTTP errors surface with what the server said', () => {
     expect(h.server.stats().byRoute['POST /txt2imgg']).toBeUndefined();
     // Unvalidated, the server's 404 fails it at once.
     const raw = h.make({ validate: false });
-    await expect(raw.submit('txt2nothing' as never, { model: 'x' } as never)).rejects.toBeInstanceOf(NotFoundError);
+    const notFound = await raw.submit('txt2nothing' as never, { model: 'x' } as never).catch((e: unknown) => e);
+    expect(notFound).toBeInstanceOf(NotFoundError);
+    // The error names what was asked (a wrong base URL shows there), never the key.
+    expect((notFound as NotFoundError).request).toBe(`POST ${h.server.baseUrl.replace(/\/+$/, '')}/txt2nothing`);
+    expect((notFound as Error).message).toContain(`(POST ${h.server.baseUrl.replace(/\/+$/, '')}/txt2nothing)`);
+    expect((notFound as Error).message).not.toContain('test-key');
     const failed = record(h.client, 'pollFailed');
     const error = await h.client.wait('00000000-0000-0000-0000-000000000000').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NotFoundError);

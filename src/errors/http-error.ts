@@ -7,6 +7,8 @@ export interface HttpErrorInit {
   retryAfterMs?: number;
   attempt?: number;
   requestId?: string;
+  /** What was asked, e.g. `POST https://api.modelbeam.ai/api/v1/client/txt2img` (no query, no credentials). */
+  request?: string;
   cause?: unknown;
 }
 
@@ -18,9 +20,13 @@ export class HttpError extends SchedulerError {
   readonly retryAfterMs: number | undefined;
   attempt: number;
   readonly requestId: string | undefined;
+  /** What was asked (method and URL without query), when known: a wrong base URL shows here. */
+  readonly request: string | undefined;
 
   constructor(init: HttpErrorInit, message?: string, code: ErrorCode = 'HTTP_ERROR') {
-    super(code, message ?? `HTTP ${init.status}`, { cause: init.cause });
+    const text = message ?? `HTTP ${init.status}`;
+    super(code, init.request === undefined ? text : `${text} (${init.request})`, { cause: init.cause });
+    this.request = init.request;
     this.status = init.status;
     this.headers = init.headers ?? {};
     this.body = init.body;

@@ -166,10 +166,11 @@ export function errorForResponse(
   text: string,
   attempt: number,
   requestId: string | undefined,
+  request?: string,
 ): Error {
   const parsed = parseJson(text);
   const body = parsed ?? (text.length > 2048 ? `${text.slice(0, 2048)}…` : text);
-  const init = { headers, body, attempt, ...(requestId === undefined ? {} : { requestId }) };
+  const init = { headers, body, attempt, ...(requestId === undefined ? {} : { requestId }), ...(request === undefined ? {} : { request }) };
   if (status === 401) return new AuthenticationError(init);
   if (status === 404) return new NotFoundError(init);
   if ((status === 422 || status === 402) && isBalanceError(body)) return new InsufficientBalanceError(init);
@@ -189,6 +190,8 @@ const LEARNING_PRIORITY = Number.MAX_SAFE_INTEGER;
 export class Transport {
   readonly #pool: Pool;
   readonly #prefix: string;
+  /** The base URL as errors name it: origin and path, no credentials. */
+  readonly #where: string;
   readonly #baseHeaders: Record<string, string>;
   readonly #scheduler: RateLimitScheduler;
   readonly #logger: Logger;
@@ -218,6 +221,7 @@ export class Transport {
   constructor(options: TransportOptions) {
     const url = new URL(options.baseUrl);
     this.#prefix = url.pathname.replace(/\/+$/, '');
+    this.#where = `${url.origin}${this.#prefix}`;
     this.#pool = new Pool(url.origin, {
       connections: options.connections,
       connectTimeout: options.connectTimeoutMs,
@@ -287,6 +291,11 @@ export class Transport {
     });
   }
 
+  /** What `call` asked, as errors name it (method and URL, without the query). */
+  #asked(call: ApiCall): string {
+    return `${call.method} ${this.#where}${call.path}`;
+  }
+
   /** A submission answered with a job is tracked by the client: no longer on the way. */
   tracked(): void {
     if (this.#submitting > 0) this.#submitting--;
@@ -343,12 +352,12 @@ export class Transport {
       return { statusCode: 429, headers: res.headers, body: undefined };
     }
     if (status === 504 && call.kind === 'submit') {
-      throw new GatewayTimeoutError(errorForResponse(504, headerRecord(res.headers), res.text, ctx.attempt, call.requestId) as HttpError);
+      throw new GatewayTimeoutError(errorForResponse(504, headerRecord(res.headers), res.text, ctx.attempt, call.requestId, this.#asked(call)) as HttpError);
     }
     const ok = status >= 200 && status < 300;
     // A cut 2xx body is a network error the engine knows; an error's body is only detail (read as empty).
     if (ok && res.bodyError !== undefined) throw res.bodyError;
-    if (!ok) throw errorForResponse(status, headerRecord(res.headers), res.text, ctx.attempt, call.requestId);
+    if (!ok) throw errorForResponse(status, headerRecord(res.headers), res.text, ctx.attempt, call.requestId, this.#asked(call));
     const body = parseObjectBody(status, res.text);
     const problem = call.check?.(body);
     if (problem !== undefined) throw new UnreadableResponseError(`HTTP ${status}: ${problem}`, new TypeError(problem));
