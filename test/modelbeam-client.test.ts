@@ -19,24 +19,12 @@ import { RateLimitScheduler } from '../src/engine/scheduler.js';
 import { ModelBeamClient, type ModelBeamClientEvents } from '../src/modelbeam/index.js';
 import { resolveClientOptions } from '../src/modelbeam/options.js';
 import { ManualClock, startFakeModelBeam } from '../src/testing/index.js';
-import { closeAll, FAST_POLLING, harness, img, json, serve, stubApi, until, type Harness } from './modelbeam-harness.js';
+import { advanceWhileQuiet, closeAll, FAST_POLLING, harness, img, json, serve, stubApi, until, type Harness } from './modelbeam-harness.js';
 
 /**
  * Drives a fake clock shared by a client and the fake server over real sockets: fake time moves by 1 ms only
  * when the client has no request on the wire (real I/O is awaited, never timed), until `done()`.
  */
-async function advanceWhileQuiet(clock: ManualClock, client: ModelBeamClient, done: () => boolean, maxFakeMs = 60_000): Promise<void> {
-  const end = clock.now() + maxFakeMs;
-  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-  while (!done()) {
-    for (let i = 0; i < 3; i++) await turn();
-    while (client.stats().scheduler.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
-    if (done()) return;
-    if (clock.now() >= end) throw new Error(`not done after ${maxFakeMs} ms of fake time`);
-    clock.advance(1);
-  }
-}
-
 const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001', 'hex');
 
 function record<K extends keyof ModelBeamClientEvents>(client: ModelBeamClient, name: K): ModelBeamClientEvents[K][] {

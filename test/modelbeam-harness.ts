@@ -2,7 +2,7 @@ import type { Txt2ImgParams } from '../src/modelbeam/endpoints.js';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ModelBeamClient, type ModelBeamClientOptions } from '../src/modelbeam/index.js';
-import { startFakeModelBeam, type FakeModelBeamServer, type FakeServerOptions } from '../src/testing/index.js';
+import { startFakeModelBeam, type FakeModelBeamServer, type FakeServerOptions, type ManualClock } from '../src/testing/index.js';
 
 /** Short fake-server durations (tens of ms) and polling tuned to match. */
 export const FAST_JOBS = { pendingMs: 10, processingMs: 40 } as const;
@@ -15,6 +15,22 @@ export interface Harness {
 }
 
 const open: { close(): Promise<void> }[] = [];
+
+/**
+ * Steps a fake clock 1 ms at a time whenever the client has nothing in flight, until `done` (the HTTP
+ * answers come on real time; the clock moves only between them).
+ */
+export async function advanceWhileQuiet(clock: ManualClock, client: ModelBeamClient, done: () => boolean, maxFakeMs = 60_000): Promise<void> {
+  const end = clock.now() + maxFakeMs;
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  while (!done()) {
+    for (let i = 0; i < 3; i++) await turn();
+    while (client.stats().scheduler.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    if (done()) return;
+    if (clock.now() >= end) throw new Error(`not done after ${maxFakeMs} ms of fake time`);
+    clock.advance(1);
+  }
+}
 
 export async function closeAll(): Promise<void> {
   const items = open.splice(0).reverse();

@@ -9,24 +9,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModelBeamClient } from '../src/modelbeam/index.js';
 import { ManualClock, startFakeModelBeam, type FakeModelBeamServer } from '../src/testing/index.js';
-import { closeAll, img, json, stubApi } from './modelbeam-harness.js';
+import { advanceWhileQuiet, closeAll, img, json, stubApi } from './modelbeam-harness.js';
 
 const W = 2000;
 const LIMITS = { txt2img: 6, txt2embedding: 15, account: 60 };
 const JOBS = { txt2img: 60, txt2embedding: 150 };
-
-/** Steps the fake clock 1 ms at a time whenever nothing is in flight, until `done`. */
-async function advanceWhileQuiet(clock: ManualClock, client: ModelBeamClient, done: () => boolean, maxFakeMs: number): Promise<void> {
-  const end = clock.now() + maxFakeMs;
-  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-  while (!done()) {
-    for (let i = 0; i < 3; i++) await turn();
-    while (client.stats().scheduler.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
-    if (done()) return;
-    if (clock.now() >= end) throw new Error(`not done after ${maxFakeMs} ms of fake time`);
-    clock.advance(1);
-  }
-}
 
 /** The number of the server's fixed windows (phase 0) that `times` fall in, first to last. */
 function windowsSpanned(times: number[]): number {

@@ -254,14 +254,14 @@ class ItemRun {
       host.noteSuccess();
       return this.#finish('failed', { error: toItemError(error) });
     }
-    switch (classifyError(error)) {
-      case 'stop':
-        host.requestStop(stopFor(error, host.apiBaseUrl));
-        return this.#leavePending();
-      default:
-        host.noteTransient(error);
-        return this.#leavePending();
-    }
+    return this.#leaveFor(error, classifyError(error) === 'stop');
+  }
+
+  /** An error that leaves the item pending: it stops the run (`stop`), or is one more transient failure. */
+  #leaveFor(error: unknown, stop: boolean): Phase {
+    if (stop) this.#host.requestStop(stopFor(error, this.#host.apiBaseUrl));
+    else this.#host.noteTransient(error);
+    return this.#leavePending();
   }
 
   /** Gives back the reservation of a submission that was definitely not charged. */
@@ -366,12 +366,8 @@ class ItemRun {
       case 'fatal':
         host.noteSuccess();
         return this.#finish('failed', { error: toItemError(error) });
-      case 'stop':
-        host.requestStop(stopFor(error, host.apiBaseUrl));
-        return this.#leavePending();
       default:
-        host.noteTransient(error);
-        return this.#leavePending();
+        return this.#leaveFor(error, kind === 'stop');
     }
   }
 
