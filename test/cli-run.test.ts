@@ -162,7 +162,7 @@ describe('modelbeam-batch run', () => {
     expect(code).toBe(EXIT.AUTH_FAILED);
     expect(server.stats().unauthorized401 - before401).toBe(1);
     expect(run.stdout()).toMatch(/API key refused.*\n.*HTTP 401.*nothing was retried/);
-    expect(run.stdout()).toMatch(/To resume, run the same command again:\n {2}node --import tsx src\/cli\/main\.ts run /);
+    expect(run.stdout()).toMatch(/To resume, fix the key \(MODELBEAM_API_KEY\) and run the same command again:\n {2}node --import tsx src\/cli\/main\.ts run /);
     expect(run.stdout()).not.toContain(revokable);
     server.addKey(revokable, 'acct-revoke');
     const again = await runCli(baseArgs(input, out), { MODELBEAM_API_KEY: revokable });

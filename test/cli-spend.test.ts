@@ -156,6 +156,8 @@ test('a capped run killed with kill -9 at random points and resumed stops at the
   expect(last.code, last.stderr).toBe(EXIT.STOPPED);
   expect(last.stdout).toMatch(/Batch stopped \(spend cap reached\), resumable\./);
   expect(last.stdout).toMatch(/spend: {5}\$0\.30\d* of \$0\.3065/);
+  // The same command would stop at once again: the hint says what to change.
+  expect(last.stdout).toMatch(/To resume, raise the cap \(--max-spend\) in the same command and run it again:\n {2}\S/);
   const journal = await loadJournal(out);
   // Stopped at the cap: the next job did not fit. Unknown outcomes (killed between POST and answer) count as spent.
   expect(journal.spentNano).toBeLessThanOrEqual(toNano(cap));

@@ -11,6 +11,13 @@ export interface FormatSummaryOptions {
   cause?: string;
 }
 
+/** How to resume after a stop that the same command line would meet again. */
+const RESUME_HINTS: Record<string, string> = {
+  'spend-cap': 'To resume, raise the cap (--max-spend) in the same command and run it again:',
+  configuration: 'To resume, fix the base URL (--base-url) in the same command and run it again:',
+  authentication: 'To resume, fix the key (MODELBEAM_API_KEY) and run the same command again:',
+};
+
 const STOP_TITLES: Record<string, string> = {
   signal: 'stopped by a signal',
   'daily-quota': 'daily quota exhausted',
@@ -78,7 +85,7 @@ export function formatSummary(summary: BatchSummary, options: FormatSummaryOptio
   }
   if (!summary.complete && options.resumeCommand) {
     lines.push('');
-    lines.push('To resume, run the same command again:');
+    lines.push(RESUME_HINTS[summary.stopped?.reason ?? ''] ?? 'To resume, run the same command again:');
     lines.push(`  ${options.resumeCommand}`);
   }
   return `${lines.join('\n')}\n`;
