@@ -21,5 +21,6 @@ import { scenario as httpCeiling } from './http-ceiling.js';
 import { scenario as idleCpu } from './idle-cpu.js';
 import { scenario as batchRss } from './batch-rss.js';
 import { scenario as limiters } from './limiters.js';
+import { scenario as jobs } from './jobs.js';
 
-export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss, limiters];
+export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss, limiters, jobs];

@@ -49,6 +49,8 @@ export interface FakeRefusal {
   account: string;
   /** The window that refused it (`X-RateLimit-Type`). */
   type: 'minute' | 'daily';
+  /** The route key, as in `stats().byRoute` (`'POST /txt2img'`, `'GET /request-status'`, ...). */
+  route: string;
 }
 
 export interface FakeModelBeamServer {
@@ -442,7 +444,7 @@ class FakeModelBeam implements FakeModelBeamServer {
       if (!decision.allowed) {
         if (decision.type === 'daily') c.rejectedDaily++;
         else c.rejectedMinute++;
-        this.#refused.push({ at: now, account: account.id, type: decision.type });
+        this.#refused.push({ at: now, account: account.id, type: decision.type, route: route.key });
         this.#send(res, this.#tooMany(limiter, decision, now, dropHeaders), fault);
         return;
       }
