@@ -238,7 +238,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       windowMs: o.polling.windowMs,
       logger: this.#logger,
       mode: () => (this.#webhookUrl === undefined ? 'poll' : this.#tracker.mode()),
-      submissionsWaiting: () => this.#submitsQueued > 0,
+      submissionsWaiting: () => this.#submitsQueued > 0 && !this.#dayHoldsSubmissions(),
       onResult: (job, status, sentAt) => this.#tracker.onPollResult(job, status, sentAt),
       onError: (job, error) => this.#tracker.onPollError(job, error),
     });
@@ -610,6 +610,18 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       if (errors) throw new ParamsValidationError(endpoint, errors);
     }
     return prepareParams(endpoint, body, this.#o.maxUploadBytes);
+  }
+
+  /**
+   * The daily window has nothing left for submissions (spent, or parked until
+   * it resets): the queued ones cannot go, so polls need not leave them room
+   * (the share cap would otherwise hold the results of jobs in flight back to
+   * half the minute budget until the next day).
+   */
+  #dayHoldsSubmissions(): boolean {
+    const budget = this.scheduler.stats().budget;
+    if (budget === undefined) return false;
+    return budget.parkedUntil !== undefined || (budget.daily.available !== undefined && budget.daily.available <= 0);
   }
 
   async #submitPrepared(endpoint: string, prepared: PreparedParams, options: SubmitOptions, attempt: number): Promise<SubmittedJob> {
