@@ -111,23 +111,35 @@ describe('budget state: a partial jump in a sliding window', () => {
     return state;
   };
 
-  it('one request reads, once the forgotten answers have left a sliding window, what they freed', () => {
+  it('each answer the server may still count comes back one window after it came, not one window after the jump', () => {
     const state = partialJump();
-    expect(state.reserve(5, 1509, 0).granted).toBe(0);
-    // 508.5 + W + margin: the read goes (without it, nothing before 1301 + W + margin)
-    const read = state.reserve(5, 1511, 0);
-    expect(read.granted).toBe(1);
-    state.settle(ticketOf(read), answer(1512, 200, snapOf(10, 8)));
-    expect(state.reserve(100, 1512, 0).granted).toBe(8);
+    // The nine answered at 500.5-508.5 stay in the log (the server counts at most 10 - 0 - 1 answered ones), and the jump's own.
+    expect(state.toJSON().log).toHaveLength(10);
+    expect(state.reserve(5, 1502, 0).granted).toBe(0);
+    // 500.5 + W + margin: the first is back (dropping the log, nothing would come before 1301 + W + margin).
+    expect(state.reserve(5, 1502.5, 0).granted).toBe(1);
+    expect(state.reserve(100, 1510.5, 0).granted).toBe(8);
+    expect(state.data.minute.slide).toBe(1);
   });
 
-  it('a refused read (a fixed window shared with others) stops them: at most one 429 a run', () => {
+  it('a minute 429 after that (a fixed window shared with others) drops the kept answers and keeps none again: at most one 429 a run', () => {
     const state = partialJump();
-    const read = state.reserve(5, 1511, 0);
+    const read = state.reserve(5, 1502.5, 0);
     expect(read.granted).toBe(1);
-    state.settle(ticketOf(read), answer(1512, 429, snapOf(10, 0)));
+    state.settle(ticketOf(read), answer(1503, 429, snapOf(10, 0)));
     expect(state.data.minute.slide).toBe(2);
-    expect(state.data.minute.slideAt).toBe(0);
+    expect(state.toJSON().log).toHaveLength(0);
+    // The eight still kept would have come back by 1510.5.
+    expect(state.view(1511).minute.available).toBe(0);
+  });
+
+  it('answers beyond what the server can still count are dropped at the jump', () => {
+    const state = new BudgetState(config);
+    state.settle(send(state, 1, 0), answer(1, 200, snapOf(10, 9)));
+    for (let i = 0; i < 9; i++) state.settle(send(state, 1, 500 + i), answer(500.5 + i, 200, snapOf(10, 8 - i)));
+    // At 1300 the count is back at 6: the server counts at most 3 answered ones besides this one (and none in flight).
+    state.settle(send(state, 1, 1300), answer(1301, 200, snapOf(10, 6)));
+    expect(state.toJSON().log.map(([, recv]) => recv)).toEqual([506.5, 507.5, 508.5, 1301]);
   });
 });
 

@@ -106,7 +106,7 @@ interface Trial {
   failed: number;
   cutOff: boolean;
   /** For tracing (bench/tools): the start, the server's counted log and the ideal's acceptance times. */
-  trace: { start: number; counted: number[]; refused: { at: number; type: string; route: string }[]; ideal: number[]; heldSamples: [number, number, number][] };
+  trace: { start: number; counted: number[]; refused: { at: number; type: string; route: string }[]; ideal: number[]; heldSamples: [number, number, number][]; lastSubmitAt: number };
 }
 
 /** Job `i`'s duration in trial `seed` (ms): 15–75 % of a window. */
@@ -252,7 +252,7 @@ export async function runTrial(v: Variant, c: JobContender, jobs: number, phase:
       pollsRefusedDaily: dailyRefused.filter((r) => r.route === 'GET /request-status').length,
       failed,
       cutOff,
-      trace: { start, counted, refused, ideal: [...ideal.submitted, ...ideal.polled].sort((a, b) => a - b), heldSamples },
+      trace: { start, counted, refused, ideal: [...ideal.submitted, ...ideal.polled].sort((a, b) => a - b), heldSamples, lastSubmitAt: Math.max(0, ...server.jobs.list().map((j) => j.createdAt)) - start },
     };
   } finally {
     await server.close();

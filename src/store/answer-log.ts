@@ -33,6 +33,11 @@ export class AnswerLog {
     this.#size--;
   }
 
+  /** Drops the oldest entries until at most `n` are left. */
+  keepNewest(n: number): void {
+    while (this.#size > Math.max(0, n)) this.shift();
+  }
+
   clear(): void {
     this.#head = 0;
     this.#size = 0;

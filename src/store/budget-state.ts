@@ -452,7 +452,8 @@ export class BudgetState {
         s.gateUntil = Math.max(s.gateUntil, now + wait);
         s.gated = 1;
         if (m.limit >= 0) m.rem = 0;
-        phase.onRefused(m, now, snap?.retryAfterMs);
+        // Answers kept across a jump may have been counted in a window that reset since: drop them.
+        if (phase.onRefused(m, now, snap?.retryAfterMs)) this.#log.clear();
         result.gateUntil = s.gateUntil;
         result.gateWindow = 'minute';
       }
@@ -534,7 +535,6 @@ export class BudgetState {
     // Units the server set free between the previous snapshot and this one.
     const freed = r - last + (counted ? 1 : 0) - Math.max(0, w.limit - prevLimit);
     setSnapshot(w, r, unc, ticket.sentAt, now);
-    if (minute && counted) phase.onCounted(w);
     if (!minute) {
       const d = this.data;
       if (jump && !limitChanged) {
@@ -564,12 +564,9 @@ export class BudgetState {
         now,
         sentAt: ticket.sentAt,
         prevSnapSentAt,
-        freed,
-        sent: this.data.sent,
-        marginMs: this.#config.marginMs,
         recentAnswers: () => this.#log.count(now - w.windowMs, ticket.sentAt),
       });
-      this.#forget(w, freed);
+      this.#forget(w, r);
     } else if (jump) {
       // A jump that came with a limit change. When it freed more than the raised limit explains, the window
       // also reset (or slid), and where cannot be told: a phase learnt before would predict a reset that has
@@ -578,7 +575,7 @@ export class BudgetState {
         phase.forgetPhase(w);
         w.epoch++;
       }
-      this.#forget(w, freed);
+      this.#forget(w, r);
     } else {
       phase.onNoJump(w, ticket.sentAt);
     }
@@ -592,22 +589,35 @@ export class BudgetState {
   }
 
   /**
-   * The server's count went back up: answered requests it may no longer count
-   * must not raise the budget again when they expire. Which ones a sliding
-   * window forgot cannot be told from the count alone, so all are dropped (a
-   * few units then come back a window late, never early). `freed` is kept for
-   * a finer rule.
+   * The server's count went back up to `remaining`: answered requests it no
+   * longer counts must not raise the budget again when they expire. It counts
+   * at most `limit - remaining` requests now: this one, those still in flight
+   * (they may have reached it first), and at most the rest of that count of
+   * answered ones. Only the newest that many stay in the log; each still
+   * raises the budget one window after its answer, which is safe under every
+   * window kind: a sliding window forgets its oldest requests first and
+   * frees each a window after it arrived; after a fixed or first-hit reset,
+   * the requests it counts arrived after the reset, so any kept answer came
+   * after the reset too and expires after the next one. Once a minute 429
+   * came after answers were kept (a fixed window shared with a client we do
+   * not see breaks that last rule), none are kept any more. (Dropping the whole
+   * log instead made a sliding window's partial jump right after the opening
+   * burst cost most of a window: every unit then came back a window after
+   * the jump, not after its own request.)
    */
-  #forget(_w: WindowState, _freed: number): void {
-    this.#log.clear();
+  #forget(w: WindowState, remaining: number): void {
+    if (!phase.keepsAnswers(w)) {
+      this.#log.clear();
+      return;
+    }
+    this.#log.keepNewest(w.limit - remaining - 1 - (this.data.sent - this.data.done));
+    if (this.#log.size > 0) phase.onKept(w);
   }
 
   /** Raises the minute budget for everything that time has set free. */
   #tick(now: number): void {
     const w = this.data.minute;
     if (w.limit < 0 || w.rem < 0) return;
-    // The slide read: one request reads what the window freed since a partial jump.
-    if (phase.slideDue(w, now, w.rem - w.unc <= 0, this.data.sent)) letOneRead(w);
     const expiry = w.windowMs + this.#config.marginMs;
     while (this.#log.peekRecv() + expiry <= now) {
       this.#log.shift();

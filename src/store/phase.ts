@@ -11,8 +11,7 @@
  *   that reads a limit raised during the window, and one for a scout that
  *   narrows the bracket of the next reset;
  *
- * plus, for sliding windows, when one request should read what a partial jump
- * is about to free (`slideDue`).
+ * plus whether answers still counted may be kept across a jump (`keepsAnswers`).
  *
  * It learns from fresh answers only (`onJump`, `onNoJump`), from refusals
  * (`onRefused`) and from the reads the core lets through (`onPredictedReset`).
@@ -36,23 +35,13 @@ export interface WindowPhase {
   /** 1 once the first-window probe was planned. */
   probed: number;
   /**
-   * The slide read: after a partial jump (the count came back up, but not to
-   * what we alone would leave) that forgot answers about to leave a sliding
-   * window, one request goes at `slideAt`, when they have surely left, to read
-   * what that freed. 0 none pending, 1 planned or sent, 2 never again (one
-   * was refused: the window is not sliding, others share it).
+   * Answers kept across a jump (see `#forget` in budget-state.ts): 0 none
+   * kept yet, 1 some were (each raises the budget a window after it came),
+   * 2 never again: a minute 429 came after that (the window is fixed and
+   * shared with a client we do not see, or the limit was cut), so a jump
+   * drops every answer, as a reset would.
    */
   slide: number;
-  slideAt: number;
-  /** Forgotten answers the slide read is for; rises before it count them off. */
-  slideN: number;
-  /**
-   * The read goes only while `sent + 1` is below this: the jump's request,
-   * those then uncounted and those sent since may all still count in a
-   * sliding window, and with the read they must leave one unit free (the
-   * refresh request with nothing in flight may take it).
-   */
-  slideCap: number;
   /**
    * 1 once a reset was seen before a window started by our own read could have
    * ended: the fixed windows are on a grid (they do not start at the first hit
@@ -80,8 +69,6 @@ export interface WindowPhase {
 interface WindowCore {
   windowMs: number;
   limit: number;
-  unc: number;
-  lastRecv: number;
 }
 
 type Window = WindowPhase & WindowCore;
@@ -118,11 +105,6 @@ export interface Jump {
   /** When its request was sent, and the request behind the snapshot before it. */
   sentAt: number;
   prevSnapSentAt: number;
-  /** Units the server set free since the previous snapshot. */
-  freed: number;
-  /** Requests sent so far. */
-  sent: number;
-  marginMs: number;
   /** Our answers a sliding window of the last `windowMs` would still count (read before the core forgets them). */
   recentAnswers(): number;
 }
@@ -132,23 +114,6 @@ export function onJump(w: Window, j: Jump): void {
   if (w.kind === 0) {
     // Could a sliding window explain this? Only if it forgot none of our recent requests.
     if (j.remaining > w.limit - 1 - j.recentAnswers()) w.kind = 1;
-  }
-  if (w.slideAt > 0) {
-    // Another rise before the slide read: what it freed is read already.
-    w.slideN -= Math.max(0, j.freed);
-    if (w.slideN <= 0) {
-      w.slide = 0;
-      w.slideAt = 0;
-    }
-  } else if (w.slide === 0 && j.remaining + 1 + w.unc < w.limit && w.lastRecv > 0) {
-    // A partial jump: the answers forgotten below leave a sliding window soon; one request reads then what they freed.
-    const at = w.lastRecv + w.windowMs + j.marginMs;
-    if (at > j.now && at <= j.now + w.windowMs / 4) {
-      w.slide = 1;
-      w.slideAt = at;
-      w.slideN = w.limit - 1 - j.remaining - w.unc;
-      w.slideCap = j.sent + w.limit - 1 - w.unc;
-    }
   }
   if (w.kind !== 1) return;
   if (w.hitLo > 0 && j.now < w.hitLo) w.grid = 1;
@@ -200,11 +165,6 @@ export function onNoJump(w: Window, sentAt: number): void {
   if (w.nextHi > 0 && sentAt > w.nextLo && sentAt < w.nextHi) w.nextLo = sentAt;
 }
 
-/** A fresh answer was counted, not refused: after a slide read, another may follow the next partial jump. */
-export function onCounted(w: Window): void {
-  if (w.slide === 1 && w.slideAt === 0) w.slide = 0;
-}
-
 /**
  * Forgets the phase: a jump that came with a limit change and freed more
  * than the raise explains (the window also reset or slid, and where cannot
@@ -220,9 +180,10 @@ export function forgetPhase(w: Window): void {
 }
 
 /** A minute 429 at `now` (with the server's `Retry-After`, if any). */
-export function onRefused(w: Window, now: number, retryAfterMs: number | undefined): void {
-  // A refused slide read: the window did not slide, so no more of them.
-  if (w.slide === 1 && w.slideAt === 0) w.slide = 2;
+export function onRefused(w: Window, now: number, retryAfterMs: number | undefined): boolean {
+  // Refused after answers were kept across a jump: keep none from now on (the caller drops those kept).
+  const dropKept = w.slide === 1;
+  if (dropKept) w.slide = 2;
   // Refused before the predicted reset: the budget is shared (or was cut); hold no more units back.
   if (w.kind === 1 && w.nextHi > 0 && now < w.nextLo) w.holdOff = 1;
   if (retryAfterMs !== undefined && w.kind === 1 && now + retryAfterMs < w.nextHi) {
@@ -230,6 +191,17 @@ export function onRefused(w: Window, now: number, retryAfterMs: number | undefin
     // The server's word wins over a lower side it contradicts: never an inverted bracket.
     if (w.nextLo > w.nextHi) w.nextLo = w.nextHi;
   }
+  return dropKept;
+}
+
+/** Whether answers still counted may be kept across a jump (no minute 429 came since some were). */
+export function keepsAnswers(w: Window): boolean {
+  return w.slide !== 2;
+}
+
+/** Answers were kept across a jump. */
+export function onKept(w: Window): void {
+  if (w.slide === 0) w.slide = 1;
 }
 
 /** The fixed window has surely reset by `now` (its predicted reset has not been applied yet). */
@@ -243,25 +215,10 @@ export function onPredictedReset(w: Window, now: number, idle: boolean): void {
   w.readHitLo = idle ? now + w.windowMs : 0;
 }
 
-/**
- * The slide read's time has come: true when one request should read now
- * (`spent`: the budget is spent; `sent`: requests sent so far). Either way
- * the plan is used up.
- */
-export function slideDue(w: Window, now: number, spent: boolean, sent: number): boolean {
-  if (!(w.slideAt > 0 && now >= w.slideAt)) return false;
-  w.slideAt = 0;
-  // Units still known (they read the count anyway), or sent too much since to read without a risk of a 429.
-  if (spent && sent + 1 < w.slideCap) return true;
-  w.slide = 0;
-  return false;
-}
-
-/** The next time something planned here may let a request go (a predicted reset, a slide read, a hold ending); Infinity for none. */
+/** The next time something planned here may let a request go (a predicted reset, a hold ending); Infinity for none. */
 export function nextEvent(w: Window, now: number, marginMs: number): number {
   let t = Infinity;
   if (w.kind === 1 && w.raised === 0 && w.nextHi > 0) t = w.nextHi + marginMs;
-  if (w.slideAt > now) t = Math.min(t, w.slideAt);
   // A scout time already passed frees nothing more: it would make callers retry at once, forever.
   if (w.scoutAt > now) t = Math.min(t, w.scoutAt);
   return t;
