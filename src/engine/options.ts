@@ -2,6 +2,7 @@ import type { Clock, Random } from '../internal/clock.js';
 import type { Logger } from '../internal/logger.js';
 import {
   bool,
+  fn,
   checkClock,
   checkLogger,
   checkNumber,
@@ -158,6 +159,17 @@ export interface ScheduleOptions {
    * @default true
    */
   countsDaily?: boolean;
+  /**
+   * Daily units this task leaves unspent: it goes only while the daily budget
+   * has more than `dailyKeep()` units left (read each time it could go). For a
+   * job submission, the polls of the jobs in flight where polls may count
+   * daily, so that the results of jobs already submitted can still be fetched
+   * today. Not applied once requests said not to count daily are known not
+   * to count there (`stats().budget.dailyCountsOthers === false`), nor while
+   * the daily budget is unknown.
+   * @default undefined (nothing kept)
+   */
+  dailyKeep?: () => number;
 }
 
 /** The time settings of a scheduler, as a client or a store built on it reads them (`scheduler.timing`). */
@@ -220,7 +232,7 @@ const SCHEDULER_KEYS = keyList({
 const WINDOW_KEYS = keyList({ minuteMs: true, dayMs: true } satisfies Keys<NonNullable<SchedulerOptions['windows']>>);
 const LIMIT_KEYS = keyList({ minute: true, daily: true } satisfies Keys<NonNullable<SchedulerOptions['limits']>>);
 const RETRY_KEYS = keyList({ maxAttempts: true, baseDelayMs: true, maxDelayMs: true, maxRetryTimeMs: true } satisfies Keys<RetryOptions>);
-const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true } satisfies Keys<ScheduleOptions>);
+const SCHEDULE_KEYS = keyList({ priority: true, signal: true, timeoutMs: true, idempotent: true, countsDaily: true, dailyKeep: true } satisfies Keys<ScheduleOptions>);
 
 /** `timeScale` alone, checked: a client or store reads it before the scheduler is built. */
 export function resolveTimeScale(value: unknown): number {
@@ -285,4 +297,5 @@ export function checkScheduleOptions(options: ScheduleOptions): void {
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', o.signal);
   bool('idempotent', o.idempotent, false);
   bool('countsDaily', o.countsDaily, true);
+  fn('dailyKeep', o.dailyKeep);
 }

@@ -215,6 +215,11 @@ export class LanedQueue<T extends Queueable & { lane: Lane }> {
     return this.#lanes[lane].shift();
   }
 
+  /** The first item of `lane`, left in place. */
+  peek(lane: Lane): T | undefined {
+    return this.#lanes[lane].peek();
+  }
+
   /** Removes and returns every live item of `lane` (of both when omitted), marking each as cancelled. */
   *drain(lane?: Lane): Generator<T> {
     if (lane !== 'minute') yield* this.#lanes.daily.drain();

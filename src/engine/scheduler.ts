@@ -350,6 +350,16 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
           if (want === 0) return this.#wake(Math.max(1, this.#aimd.nextAt(now) - now));
         }
       }
+      if (lane === 'daily') {
+        const room = this.#dailyRoom(now);
+        if (room !== undefined && room <= 0) {
+          // The head task leaves the rest of the day to others: only tasks the day does not count may go.
+          if (this.#queue.sizeOf('minute') === 0) return;
+          dailyHeld = true;
+          continue;
+        }
+        if (room !== undefined) want = Math.min(want, room);
+      }
       const result = this.#store.reserve(want, now, queued - want, lane === 'daily');
       if (isPromise(result)) {
         this.#pumping = true;
@@ -371,6 +381,28 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         dailyHeld = true;
       }
     }
+  }
+
+  /**
+   * How many daily tasks may go before the head of the daily lane would take
+   * the units it leaves to others (`dailyKeep`); undefined when it keeps none,
+   * the daily budget is unknown or spent, or requests said not to count daily
+   * are known not to count there.
+   */
+  #dailyRoom(now: number): number | undefined {
+    const keep = this.#queue.peek('daily')?.options?.dailyKeep;
+    if (keep === undefined) return undefined;
+    const view = this.#currentView(now);
+    const available = view?.daily.available;
+    // A spent day is the store's to handle (its park, or the one probe that learns the reset).
+    if (available === undefined || available <= 0 || view?.dailyCountsOthers === false) return undefined;
+    let kept = 0;
+    try {
+      kept = keep();
+    } catch {
+      kept = 0;
+    }
+    return available - (Number.isFinite(kept) ? Math.max(0, kept) : 0);
   }
 
   /** The daily window alone held back daily tasks, and tasks it does not count are queued: they may still go. */

@@ -178,6 +178,15 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
   #handler: WebhookHandler | undefined;
   #webhookUrl: string | undefined;
   #submitsQueued = 0;
+  /** Submissions sent and not answered yet. */
+  #submitsInFlight = 0;
+  /**
+   * Daily units a submission leaves for the polls of the jobs in flight
+   * (`ScheduleOptions.dailyKeep`): one for each job awaiting its result or
+   * submitted and not answered yet, and one for its own. The scheduler drops
+   * it once polls are known not to count daily.
+   */
+  readonly #keepForPolls = (): number => this.#poller.size + this.#submitsInFlight + 1;
   #closing: Promise<void> | undefined;
 
   constructor(options: ModelBeamClientOptions) {
@@ -634,8 +643,13 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       this.#poller.kick();
     };
     const onDispatch = options.onDispatch;
+    let sent = false;
     const dispatched = (request: number): void => {
       left();
+      if (!sent) {
+        sent = true;
+        this.#submitsInFlight++;
+      }
       if (!onDispatch) return;
       try {
         onDispatch(request);
@@ -653,6 +667,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
         idempotent: false,
         body: () => encodeBody(prepared),
         onDispatch: dispatched,
+        dailyKeep: this.#keepForPolls,
         check: (body) => (readRequestId(body) !== undefined || hasOutput(inlineFields(body)) ? undefined : 'no request_id in the body'),
         ...(options.priority === undefined ? {} : { priority: options.priority }),
         ...(options.signal ? { signal: options.signal } : {}),
@@ -662,6 +677,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       throw error;
     } finally {
       left();
+      if (sent) this.#submitsInFlight--;
     }
     const submittedAt = this.#o.clock.now();
     const requestId = readRequestId(res.body) ?? '';

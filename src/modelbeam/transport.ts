@@ -47,6 +47,8 @@ export interface ApiCall {
    * 5xx is the next number).
    */
   onDispatch?: (request: number) => void;
+  /** Daily units the request leaves unspent (`ScheduleOptions.dailyKeep`). */
+  dailyKeep?: () => number;
   /**
    * Checks a 2xx body inside the attempt; a returned message makes the
    * attempt fail as "unreadable" (outcome unknown: resent only if idempotent).
@@ -209,9 +211,10 @@ export class Transport {
     const priority = call.priority ?? 0;
     // Only job submissions are sure to count against the daily quota (see dailyCounts).
     const countsDaily = call.kind === 'submit' || this.#dailyCounts === 'all';
-    const { idempotent, signal } = call;
+    const { idempotent, signal, dailyKeep } = call;
     const options: ScheduleOptions =
       signal === undefined ? { idempotent, priority, countsDaily } : { idempotent, priority, countsDaily, signal };
+    if (dailyKeep !== undefined) options.dailyKeep = dailyKeep;
     return this.#scheduler.schedule(task, options);
   }
 

@@ -111,9 +111,11 @@ export interface BudgetStateData {
   dailyResetKnown: number;
   /**
    * What requests said not to count against the daily window have shown:
-   * 0 nothing yet, 1 one was answered while the day was spent (proven),
-   * 2 one was refused by the daily window (revoked until the day resets:
-   * they are held like the rest).
+   * 0 nothing yet, 1 one was answered while the day was spent, or their
+   * `Daily-Remaining` did not move (proven), 2 one was refused by the daily
+   * window (revoked until the day resets: they are held like the rest),
+   * 3 their `Daily-Remaining` moved (they count there: held like the rest,
+   * for good).
    */
   minuteOnly: number;
   /** Requests sent to test that word (while the day was spent, unproven), not answered yet. */
@@ -233,7 +235,7 @@ export class BudgetState {
   reserve(want: number, now: number, backlog = Infinity, countsDailyAsked = true): ReserveResult {
     const s = this.data;
     // Said not to count daily, but one such was refused by the daily window: held like the rest until the day resets.
-    const countsDaily = countsDailyAsked || s.minuteOnly === 2;
+    const countsDaily = countsDailyAsked || s.minuteOnly >= 2;
     /** That word is tested first: while the day is spent and nothing proved it, one goes alone. */
     let test = false;
     const result: ReserveResult = {
@@ -402,6 +404,8 @@ export class BudgetState {
 
     let appliedMinute = false;
     let appliedDaily = false;
+    // Said not to count daily, answered fresh with nothing daily in flight: whether `Daily-Remaining` moved tells.
+    const dailyBefore = !daily && counted && trusted && ticket.verDaily === s.daily.ver && s.daily.unc === 0 ? s.daily.rem : -1;
     if (snap?.present && trusted) {
       s.headers = 1;
       appliedMinute = this.#apply(s.minute, snap.minute, ticket.verMinute, ticket.epochMinute, ticket, counted, now, true);
@@ -428,11 +432,17 @@ export class BudgetState {
       s.minute.lastRecv = now;
     }
 
+    const dailyAfter = snap?.daily.remaining;
+    if (dailyBefore >= 0 && dailyAfter !== undefined && s.minuteOnly !== 3 && (outcome.status as number) < 500) {
+      if (dailyAfter < dailyBefore) s.minuteOnly = 3;
+      else if (dailyAfter === dailyBefore && s.minuteOnly === 0) s.minuteOnly = 1;
+    }
     if (!daily && (is429 ? refusedWindow(snap) === 'daily' : ticket.minuteOnlyTest === true && counted && (outcome.status as number) < 500)) {
       // Said not to count daily: refused by the daily window, the word is revoked until the day resets;
       // answered while the day was spent (the test), it is proven.
-      if (is429) s.minuteOnly = 2;
-      else if (s.minuteOnly === 0) s.minuteOnly = 1;
+      if (is429) {
+        if (s.minuteOnly !== 3) s.minuteOnly = 2;
+      } else if (s.minuteOnly === 0) s.minuteOnly = 1;
     }
 
     if (is429) {
@@ -485,6 +495,7 @@ export class BudgetState {
       daily: windowView(s.daily),
       gateUntil: s.gateUntil > now ? s.gateUntil : undefined,
       parkedUntil: s.parked === 1 && s.parkUntil > now ? s.parkUntil : undefined,
+      ...(s.minuteOnly === 0 ? {} : { dailyCountsOthers: s.minuteOnly !== 1 }),
       sent: s.sent,
       done: s.done,
     };

@@ -104,6 +104,13 @@ export interface BudgetView {
   daily: WindowView;
   gateUntil: number | undefined;
   parkedUntil: number | undefined;
+  /**
+   * Whether requests said not to count daily (`countsDaily: false`) do count
+   * there: true once learned (their answers' `Daily-Remaining` moved, or the
+   * daily window refused one today), false once proven not (it did not move,
+   * or one was answered while the day was spent); absent while not known.
+   */
+  dailyCountsOthers?: boolean;
   sent: number;
   done: number;
 }
