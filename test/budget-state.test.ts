@@ -336,6 +336,44 @@ describe('budget state: requests the daily window does not count (countsDaily fa
     expect(state.reserve(1, 201, 0, false)).toMatchObject({ granted: 1, ticket: { minuteOnlyTest: true } });
   });
 
+  /** A day with room (4 of 5 left), nothing daily in flight. */
+  function dayWithRoom(): BudgetState {
+    const state = new BudgetState({ ...config, dayMs: 50_000 });
+    const a = state.reserve(1, 100);
+    state.settle(ticketOf(a), { ...outcome(110, 200), snapshot: both(99, 4) });
+    return state;
+  }
+
+  it("their fresh answer with nothing daily in flight: Daily-Remaining moved, so they count there (held like the rest, for good)", () => {
+    const state = dayWithRoom();
+    expect(state.view(111).dailyCountsOthers).toBeUndefined();
+    const poll = state.reserve(1, 120, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(130, 200), snapshot: both(98, 3) });
+    expect(state.data.minuteOnly).toBe(3);
+    expect(state.view(131).dailyCountsOthers).toBe(true);
+    // From now on they take daily units: the day's 3 go, then nothing said not to count daily goes either.
+    expect(state.reserve(5, 140, 0, false).granted).toBe(3);
+    expect(state.data.daily.unc).toBe(3);
+  });
+
+  it('Daily-Remaining unchanged on their fresh answer: proven not to count there', () => {
+    const state = dayWithRoom();
+    const poll = state.reserve(1, 120, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(130, 200), snapshot: both(98, 4) });
+    expect(state.data.minuteOnly).toBe(1);
+    expect(state.view(131).dailyCountsOthers).toBe(false);
+  });
+
+  it('with a daily request in flight, their answer tells nothing', () => {
+    const state = dayWithRoom();
+    const submission = state.reserve(1, 115);
+    const poll = state.reserve(1, 120, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(130, 200), snapshot: both(97, 3) });
+    expect(state.data.minuteOnly).toBe(0);
+    state.settle(ticketOf(submission), { ...outcome(131, 200), snapshot: both(96, 3) });
+    expect(state.data.minuteOnly).toBe(0);
+  });
+
   it('the minute window still holds them', () => {
     const state = proven();
     const b = state.reserve(1, 300, 0, false);

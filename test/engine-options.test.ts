@@ -129,7 +129,8 @@ describe('schedule(): bad per-task input rejects with a TypeError', () => {
     ['signal not a signal', 'task', { signal: { aborted: false } }, 'Expected `signal` to be an AbortSignal, got `[object Object]` (object)'],
     ['idempotent "yes"', 'task', { idempotent: 'yes' }, 'Expected `idempotent` to be a boolean, got `"yes"` (string)'],
     ['countsDaily "no"', 'task', { countsDaily: 'no' }, 'Expected `countsDaily` to be a boolean, got `"no"` (string)'],
-    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`, `countsDaily`; did you mean `priority`?'],
+    ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`, `countsDaily`, `dailyKeep`; did you mean `priority`?'],
+    ['dailyKeep a number', 'task', { dailyKeep: 3 }, 'Expected `dailyKeep` to be a function, got `3` (number)'],
   ];
 
   it.each(cases)('%s', async (_label, task, options, message) => {

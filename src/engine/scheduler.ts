@@ -358,7 +358,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
           dailyHeld = true;
           continue;
         }
-        if (room !== undefined) want = Math.min(want, room);
+        // One at a time: what it keeps is read again before the next (each goes with what it will need).
+        if (room !== undefined) want = 1;
       }
       const result = this.#store.reserve(want, now, queued - want, lane === 'daily');
       if (isPromise(result)) {
