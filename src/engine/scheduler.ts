@@ -144,6 +144,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   #parkNotified = false;
   #storeDown = false;
   #wasIdle = true;
+  /** Since when the daily lane has been held by a task's `dailyKeep` with nothing in flight or queued besides (undefined: it is not). */
+  #keepStalledAt: number | undefined;
   #counts = { scheduled: 0, dispatched: 0, succeeded: 0, failed: 0, retried: 0, rateLimited: 0, outcomeUnknown: 0 };
 
   constructor(options: SchedulerOptions = {}) {
@@ -354,9 +356,18 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
         const room = this.#dailyRoom(now);
         if (room !== undefined && room <= 0) {
           // The head task leaves the rest of the day to others: only tasks the day does not count may go.
-          if (this.#queue.sizeOf('minute') === 0) return;
-          dailyHeld = true;
-          continue;
+          if (this.#queue.sizeOf('minute') > 0) {
+            dailyHeld = true;
+            continue;
+          }
+          // Nothing else to go, and no answer on its way to say more: look again once the day has reset, or a
+          // window later (a task that keeps units then goes all the same: see #dailyRoom).
+          if (this.#inFlight === 0) {
+            this.#keepStalledAt ??= now;
+            const resetAt = this.#currentView(now)?.dailyResetAt;
+            this.#wake(Math.max(1, Math.min(resetAt ?? Infinity, this.#keepStalledAt + this.#options.minuteMs) - now));
+          }
+          return;
         }
         // One at a time: what it keeps is read again before the next (each goes with what it will need).
         if (room !== undefined) want = 1;
@@ -395,8 +406,14 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (keep === undefined) return undefined;
     const view = this.#currentView(now);
     const available = view?.daily.available;
-    // A spent day is the store's to handle (its park, or the one probe that learns the reset).
+    // A spent day is the store's to handle (its park, or the one probe that learns the reset), and so is a day
+    // that has reset by its prediction (its numbers are yesterday's).
     if (available === undefined || available <= 0 || view?.dailyCountsOthers === false) return undefined;
+    const resetAt = view?.dailyResetAt;
+    if (resetAt !== undefined && now >= resetAt) return undefined;
+    // Held a whole window with nothing in flight or queued to read the day with: one goes (it reads the day; a
+    // queue that waited for the polls it kept units for has had them by now).
+    if (this.#keepStalledAt !== undefined && now >= this.#keepStalledAt + this.#options.minuteMs) return undefined;
     let kept = 0;
     try {
       kept = keep();
@@ -426,6 +443,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (lane === 'daily' && result.granted > 0 && result.parkedUntil === undefined && !result.dailyUnknownReset) this.#parkNotified = false;
     const shared = result.leasePrefix === '' ? ticketFor(result.ticket, '') : undefined;
     let dispatched = 0;
+    if (result.granted > 0) this.#keepStalledAt = undefined;
     for (let i = 0; i < result.granted; i++) {
       const ticket = shared ?? ticketFor(result.ticket, `${result.leasePrefix}${i}`);
       const entry = this.#stopped || this.#dropping || this.#paused ? undefined : this.#queue.shift(lane);

@@ -622,15 +622,20 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
   }
 
   /**
-   * The daily window has nothing left for submissions (spent, or parked until
-   * it resets): the queued ones cannot go, so polls need not leave them room
+   * The daily window has nothing left for submissions (spent, parked until it
+   * resets, or what is left is kept for the polls of the jobs in flight): the
+   * queued ones cannot go, so polls need not leave them room
    * (the share cap would otherwise hold the results of jobs in flight back to
    * half the minute budget until the next day).
    */
   #dayHoldsSubmissions(): boolean {
     const budget = this.scheduler.stats().budget;
     if (budget === undefined) return false;
-    return budget.parkedUntil !== undefined || (budget.daily.available !== undefined && budget.daily.available <= 0);
+    if (budget.parkedUntil !== undefined) return true;
+    const available = budget.daily.available;
+    if (available === undefined) return false;
+    // Spent, or all that is left is kept for the polls of the jobs in flight (see #keepForPolls).
+    return available <= 0 || (budget.dailyCountsOthers !== false && available <= this.#keepForPolls());
   }
 
   async #submitPrepared(endpoint: string, prepared: PreparedParams, options: SubmitOptions, attempt: number): Promise<SubmittedJob> {

@@ -496,6 +496,7 @@ export class BudgetState {
       gateUntil: s.gateUntil > now ? s.gateUntil : undefined,
       parkedUntil: s.parked === 1 && s.parkUntil > now ? s.parkUntil : undefined,
       ...(s.minuteOnly === 0 ? {} : { dailyCountsOthers: s.minuteOnly !== 1 }),
+      ...(s.nextDailyReset > 0 ? { dailyResetAt: s.nextDailyReset } : {}),
       sent: s.sent,
       done: s.done,
     };

@@ -111,6 +111,8 @@ export interface BudgetView {
    * or one was answered while the day was spent); absent while not known.
    */
   dailyCountsOthers?: boolean;
+  /** When the day is predicted to reset (the server's word, or a guess no later than it can be); absent while unknown. */
+  dailyResetAt?: number;
   sent: number;
   done: number;
 }
