@@ -33,9 +33,13 @@ export class AnswerLog {
     this.#size--;
   }
 
-  /** Drops the oldest entries until at most `n` are left. */
-  keepNewest(n: number): void {
+  /** Keeps, of the newest `n` entries, those sent after `sentAfter` (in their order); drops the rest. */
+  keepNewest(n: number, sentAfter: number): void {
     while (this.#size > Math.max(0, n)) this.shift();
+    const kept = this.toJSON().filter(([sentAt]) => sentAt > sentAfter);
+    if (kept.length === this.#size) return;
+    this.clear();
+    for (const [sentAt, recvAt] of kept) this.push(sentAt, recvAt);
   }
 
   clear(): void {

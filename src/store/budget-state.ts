@@ -578,7 +578,7 @@ export class BudgetState {
         prevSnapSentAt,
         recentAnswers: () => this.#log.count(now - w.windowMs, ticket.sentAt),
       });
-      this.#forget(w, r);
+      this.#forget(w, r, now);
     } else if (jump) {
       // A jump that came with a limit change. When it freed more than the raised limit explains, the window
       // also reset (or slid), and where cannot be told: a phase learnt before would predict a reset that has
@@ -587,7 +587,7 @@ export class BudgetState {
         phase.forgetPhase(w);
         w.epoch++;
       }
-      this.#forget(w, r);
+      this.#forget(w, r, now);
     } else {
       phase.onNoJump(w, ticket.sentAt);
     }
@@ -605,10 +605,13 @@ export class BudgetState {
    * longer counts must not raise the budget again when they expire. It counts
    * at most `limit - remaining` requests now: this one, those still in flight
    * (they may have reached it first), and at most the rest of that count of
-   * answered ones. Only the newest that many stay in the log; each still
-   * raises the budget one window after its answer, which is safe under every
-   * window kind: a sliding window forgets its oldest requests first and
-   * frees each a window after it arrived; after a fixed or first-hit reset,
+   * answered ones. Only the newest that many stay in the log, and of those
+   * only the ones sent less than a window before now (answers come back out
+   * of order: an older one may have left a sliding window already, and its
+   * unit is then in `remaining`). Each still raises the budget one window
+   * after its answer, which is safe under every window kind: a sliding window
+   * still counts each kept one and frees it a window after it arrived, no
+   * later than that; after a fixed or first-hit reset,
    * the requests it counts arrived after the reset, so any kept answer came
    * after the reset too and expires after the next one. Once a minute 429
    * came after answers were kept (a fixed window shared with a client we do
@@ -617,12 +620,12 @@ export class BudgetState {
    * burst cost most of a window: every unit then came back a window after
    * the jump, not after its own request.)
    */
-  #forget(w: WindowState, remaining: number): void {
+  #forget(w: WindowState, remaining: number, now: number): void {
     if (!phase.keepsAnswers(w)) {
       this.#log.clear();
       return;
     }
-    this.#log.keepNewest(w.limit - remaining - 1 - (this.data.sent - this.data.done));
+    this.#log.keepNewest(w.limit - remaining - 1 - (this.data.sent - this.data.done), now - w.windowMs);
     if (this.#log.size > 0) phase.onKept(w);
   }
 
