@@ -84,7 +84,10 @@ const MUTATIONS: Mutation[] = [
   { what: 'a stated daily reset not used', file: STATE, from: '        d.nextDailyReset = now + snap.resetInMs;\n        d.dailyResetKnown = 1;', to: '' },
   { what: 'a request said not to count daily counted in the daily window', file: STATE, from: 'if (countsDaily) s.daily.unc += granted;', to: 's.daily.unc += granted;' },
   { what: 'that word never tested while the day is spent', file: STATE, from: 'if (!countsDaily && s.minuteOnly === 0 && this.#daySpent()) {', to: 'if (!countsDaily && s.minuteOnly === 0 && false) {' },
-  { what: 'a daily refusal of such a request does not revoke the word', file: STATE, from: '      if (is429) s.minuteOnly = 2;\n', to: '' },
+  { what: 'a daily refusal of such a request does not revoke the word', file: STATE, from: '        if (s.minuteOnly !== 3) s.minuteOnly = 2;\n', to: '' },
+  { what: 'a moved Daily-Remaining does not show that they count daily', file: STATE, from: '      if (dailyAfter < dailyBefore) s.minuteOnly = 3;\n', to: '' },
+  { what: 'an unchanged Daily-Remaining does not prove the word', file: STATE, from: '      else if (dailyAfter === dailyBefore && s.minuteOnly === 0) s.minuteOnly = 1;\n', to: '' },
+  { what: 'learned to count daily, they are still sent as not counting', file: STATE, from: 'const countsDaily = countsDailyAsked || s.minuteOnly >= 2;', to: 'const countsDaily = countsDailyAsked || s.minuteOnly === 2;' },
   { what: 'the revoked word not heard again when the day resets', file: STATE, from: '    if (s.minuteOnly === 2) s.minuteOnly = 0;\n    if (s.nextDailyReset > 0', to: '    if (s.nextDailyReset > 0' },
   { what: 'an answer the daily window did not count passes for a daily count', file: STATE, from: 'ticket, counted && daily, now, false);', to: 'ticket, counted, now, false);' },
 ];
