@@ -360,12 +360,12 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
             dailyHeld = true;
             continue;
           }
-          // Nothing else to go, and no answer on its way to say more: look again once the day has reset, or a
-          // window later (a task that keeps units then goes all the same: see #dailyRoom).
+          // Nothing else to go, and no answer on its way to say more: look again once the day has reset (by its
+          // prediction, or a day length later when it has none; see #dailyRoom). Tasks scheduled meanwhile pump.
           if (this.#inFlight === 0) {
             this.#keepStalledAt ??= now;
-            const resetAt = this.#currentView(now)?.dailyResetAt;
-            this.#wake(Math.max(1, Math.min(resetAt ?? Infinity, this.#keepStalledAt + this.#options.minuteMs) - now));
+            const resetAt = this.#currentView(now)?.dailyResetAt ?? this.#keepStalledAt + this.#options.dayMs;
+            this.#wake(Math.max(1, resetAt - now));
           }
           return;
         }
@@ -411,9 +411,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     if (available === undefined || available <= 0 || view?.dailyCountsOthers === false) return undefined;
     const resetAt = view?.dailyResetAt;
     if (resetAt !== undefined && now >= resetAt) return undefined;
-    // Held a whole window with nothing in flight or queued to read the day with: one goes (it reads the day; a
-    // queue that waited for the polls it kept units for has had them by now).
-    if (this.#keepStalledAt !== undefined && now >= this.#keepStalledAt + this.#options.minuteMs) return undefined;
+    // Held with nothing in flight or queued a whole day length, its reset unknown: the day has surely reset.
+    if (this.#keepStalledAt !== undefined && now >= this.#keepStalledAt + this.#options.dayMs) return undefined;
     let kept = 0;
     try {
       kept = keep();

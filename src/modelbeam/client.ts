@@ -183,10 +183,15 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
   /**
    * Daily units a submission leaves for the polls of the jobs in flight
    * (`ScheduleOptions.dailyKeep`): one for each job awaiting its result or
-   * submitted and not answered yet, and one for its own. The scheduler drops
-   * it once polls are known not to count daily.
+   * submitted and not answered yet, and one for its own; none with no job in
+   * flight (a last unit then goes to a submission, whose own poll may wait
+   * for the next day: holding it would help no one). The scheduler drops it
+   * once polls are known not to count daily.
    */
-  readonly #keepForPolls = (): number => this.#poller.size + this.#submitsInFlight + 1;
+  readonly #keepForPolls = (): number => {
+    const jobs = this.#poller.size + this.#submitsInFlight;
+    return jobs > 0 ? jobs + 1 : 0;
+  };
   #closing: Promise<void> | undefined;
 
   constructor(options: ModelBeamClientOptions) {
