@@ -94,43 +94,6 @@ describe('budget state: answers without a count', () => {
   });
 });
 
-describe('budget state: a partial jump in a sliding window', () => {
-  const snapOf = (limit: number, remaining: number): Outcome['snapshot'] => ({ minute: { limit, remaining }, daily: {}, present: true });
-  const answer = (now: number, status: number, snapshot?: Outcome['snapshot']): Outcome => ({ ...outcome(now, status), snapshot });
-  const send = (state: BudgetState, want: number, now: number): Ticket => {
-    const r = state.reserve(want, now, 0);
-    expect(r.granted).toBe(want);
-    return ticketOf(r);
-  };
-  /** Limit 10, W 1000: one answer at 1, nine at 500-508.5, then at 1300 a rise to 0 (the one at 1 left, the nine not yet). */
-  const partialJump = (): BudgetState => {
-    const state = new BudgetState(config);
-    state.settle(send(state, 1, 0), answer(1, 200, snapOf(10, 9)));
-    for (let i = 0; i < 9; i++) state.settle(send(state, 1, 500 + i), answer(500.5 + i, 200, snapOf(10, 8 - i)));
-    state.settle(send(state, 1, 1300), answer(1301, 200, snapOf(10, 0)));
-    return state;
-  };
-
-  it('one request reads, once the forgotten answers have left a sliding window, what they freed', () => {
-    const state = partialJump();
-    expect(state.reserve(5, 1509, 0).granted).toBe(0);
-    // 508.5 + W + margin: the read goes (without it, nothing before 1301 + W + margin)
-    const read = state.reserve(5, 1511, 0);
-    expect(read.granted).toBe(1);
-    state.settle(ticketOf(read), answer(1512, 200, snapOf(10, 8)));
-    expect(state.reserve(100, 1512, 0).granted).toBe(8);
-  });
-
-  it('a refused read (a fixed window shared with others) stops them: at most one 429 a run', () => {
-    const state = partialJump();
-    const read = state.reserve(5, 1511, 0);
-    expect(read.granted).toBe(1);
-    state.settle(ticketOf(read), answer(1512, 429, snapOf(10, 0)));
-    expect(state.data.minute.slide).toBe(2);
-    expect(state.data.minute.slideAt).toBe(0);
-  });
-});
-
 describe('budget state: a server count above its limit', () => {
   it('is read as the limit (a limit lowered mid-window may still report the old count)', () => {
     const state = new BudgetState(config);
@@ -324,6 +287,42 @@ describe('budget state: requests the daily window does not count (countsDaily fa
     expect(state.reserve(1, 201, 0, false)).toMatchObject({ granted: 1, ticket: { minuteOnlyTest: true } });
   });
 
+  /** A day with room (4 of 5 left), nothing daily in flight. */
+  function dayWithRoom(): BudgetState {
+    const state = new BudgetState({ ...config, dayMs: 50_000 });
+    const a = state.reserve(1, 100);
+    state.settle(ticketOf(a), { ...outcome(110, 200), snapshot: both(99, 4) });
+    return state;
+  }
+
+  it("their fresh answer with nothing daily in flight: Daily-Remaining moved, so they count there (held like the rest, for good)", () => {
+    const state = dayWithRoom();
+    expect(state.data.minuteOnly).toBe(0);
+    const poll = state.reserve(1, 120, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(130, 200), snapshot: both(98, 3) });
+    expect(state.data.minuteOnly).toBe(3);
+    // From now on they take daily units: the day's 3 go, then nothing said not to count daily goes either.
+    expect(state.reserve(5, 140, 0, false).granted).toBe(3);
+    expect(state.data.daily.unc).toBe(3);
+  });
+
+  it('Daily-Remaining unchanged on their fresh answer: proven not to count there', () => {
+    const state = dayWithRoom();
+    const poll = state.reserve(1, 120, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(130, 200), snapshot: both(98, 4) });
+    expect(state.data.minuteOnly).toBe(1);
+  });
+
+  it('with a daily request in flight, their answer tells nothing', () => {
+    const state = dayWithRoom();
+    const submission = state.reserve(1, 115);
+    const poll = state.reserve(1, 120, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(130, 200), snapshot: both(97, 3) });
+    expect(state.data.minuteOnly).toBe(0);
+    state.settle(ticketOf(submission), { ...outcome(131, 200), snapshot: both(96, 3) });
+    expect(state.data.minuteOnly).toBe(0);
+  });
+
   it('the minute window still holds them', () => {
     const state = proven();
     const b = state.reserve(1, 300, 0, false);
@@ -414,6 +413,13 @@ describe('budget state: requests said not to count daily that do (the server cou
     // The kept units serve the polls (and daily requests that keep nothing).
     expect(state.reserve(3, 42, 0, false).granted).toBe(3);
     expect(state.reserve(5, 43, 0, true).granted).toBe(1);
+  });
+
+  it('keepDaily holds for the day its numbers are of: a day after the last daily word, one goes to read the new day', () => {
+    const state = afterPoll(7); // last daily word at 30; no reset predicted
+    expect(state.reserve(1, 40, 0, true, 7)).toMatchObject({ granted: 0, blockedBy: 'daily' });
+    expect(state.reserve(1, 30 + config.dayMs - 1, 0, true, 7)).toMatchObject({ granted: 0, blockedBy: 'daily' });
+    expect(state.reserve(1, 30 + config.dayMs, 0, true, 7).granted).toBe(1);
   });
 
   it('keepDaily counts only where the daily window is known', () => {

@@ -325,6 +325,34 @@ describe('tasks the daily window does not count (countsDaily: false)', () => {
     expect(server.rejected).toBe(1);
   });
 
+  it('keepDaily: where they count daily after all, submissions leave the day to the polls of the jobs in flight', async () => {
+    const dayMs = 10_000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs } });
+    // The server counts the polls daily too (server.task), though they are sent as not counting.
+    const server = dailyServer(clock, 6, dayMs);
+    // Jobs submitted and not polled yet, counted from the moment their submission goes (as the client does).
+    let inFlight = 0;
+    const submit = (): ReturnType<SimServer['task']> => {
+      inFlight++;
+      return server.task();
+    };
+    const polledAt: number[] = [];
+    const jobs = Array.from({ length: 6 }, () =>
+      track(
+        scheduler.schedule(submit, { keepDaily: () => inFlight + 1 }).then(async () => {
+          await scheduler.schedule(server.task, { countsDaily: false });
+          inFlight--;
+          polledAt.push(clock.now());
+        }),
+      ),
+    );
+    await clock.runUntil(() => jobs.every((t) => t.state !== 'pending'), 3 * dayMs, 50);
+    expect(jobs.every((t) => t.state === 'fulfilled')).toBe(true);
+    // Three jobs (a submission and a poll each) fit the first day, and every one of them is polled that day.
+    expect(polledAt.filter((t) => t < T0 + dayMs)).toHaveLength(3);
+    expect(server.rejected).toBeLessThanOrEqual(2); // at most the one probe a day that learns the reset
+  });
+
   it("with onDailyLimit 'reject', only the daily tasks are refused", async () => {
     const dayMs = 10_000;
     const { clock, scheduler } = setup({ windows: { minuteMs: 1000, dayMs }, onDailyLimit: 'reject' });

@@ -879,3 +879,43 @@ describe('close', () => {
     await server.close(); // idempotent
   });
 });
+
+describe('fake server: simulated latency and the log of refusals', () => {
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('latencyMs: a request is counted after up to half of it and answered after up to half again (server clock)', async () => {
+    const { server, clock } = await start({ latencyMs: 100, limits: { minute: { limit: 5, windowMs: 10_000 } } });
+    let answered = false;
+    const pending = call(server, '/balance').then((r) => {
+      answered = true;
+      return r;
+    });
+    await settle();
+    expect(server.acceptedLog('acct-1')).toEqual([]); // still on its way in
+    clock.advance(50);
+    await settle();
+    const [countedAt] = server.acceptedLog('acct-1');
+    expect(countedAt).toBeGreaterThan(T0);
+    expect(countedAt).toBeLessThanOrEqual(T0 + 50);
+    expect(answered).toBe(false); // on its way back
+    clock.advance(50);
+    expect((await pending).status).toBe(200);
+  });
+
+  it('refusedLog: time, account, window and route of every 429', async () => {
+    const { server, clock } = await start({ limits: { minute: { limit: 1, windowMs: 10_000 }, daily: { limit: 2 } } });
+    expect((await call(server, '/balance')).status).toBe(200);
+    clock.advance(1_000);
+    expect((await call(server, '/balance')).status).toBe(429);
+    clock.advance(10_000);
+    expect((await call(server, '/txt2img', { body: img() })).status).toBe(200);
+    clock.advance(10_000);
+    expect((await call(server, '/balance')).status).toBe(429);
+    expect(server.refusedLog()).toEqual([
+      { at: T0 + 1_000, account: 'acct-1', type: 'minute', route: 'GET /balance' },
+      { at: T0 + 21_000, account: 'acct-1', type: 'daily', route: 'GET /balance' },
+    ]);
+  });
+});

@@ -962,6 +962,39 @@ describe('a daily quota that counts job submissions only, spent with jobs in fli
     expect(doneAt.filter((t) => t < 2000).length).toBeLessThan(3);
     expect(Math.max(...doneAt)).toBeGreaterThan(dayMs / 2);
   });
+
+  it('once the day holds the queued submissions, polls take the whole minute budget (the share cap leaves room only for submissions that can go)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 5, 10, 0, 0));
+    const windowMs = 2000;
+    const dayMs = 60 * windowMs;
+    const server = await startFakeModelBeam({
+      clock,
+      countPolls: 'minute',
+      limits: { minute: { limit: 10, windowMs }, daily: { limit: 20, windowMs: dayMs } },
+      jobs: { pendingMs: 20, processingMs: 80 },
+    });
+    const client = new ModelBeamClient({ ...server.clientOptions(), clock });
+    try {
+      const start = clock.now();
+      const doneAt: number[] = [];
+      let settled = false;
+      // 20 submissions fit the day; 20 more wait for the next one, queued all along.
+      const all = Promise.allSettled(
+        Array.from({ length: 40 }, (_, i) => client.generate('txt2img', img({ prompt: `job ${i}` })).then(() => doneAt.push(clock.now() - start))),
+      ).finally(() => (settled = true));
+      await advanceWhileQuiet(clock, client, () => doneAt.length >= 20 || settled, dayMs / 2);
+      // 20 submissions and 20 polls at 10 a window: 4 windows at best. With polls capped at half the budget while
+      // the held submissions "wait", the 20 polls would take 2 windows more.
+      expect(doneAt).toHaveLength(20);
+      expect(Math.max(...doneAt)).toBeLessThan(5 * windowMs);
+      expect(server.maxInAnyWindow()).toBeLessThanOrEqual(10);
+      await client.close();
+      await all;
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
 });
 
 describe('a daily quota that counts status polls too: results of jobs in flight are never left for the next day', () => {

@@ -53,8 +53,8 @@ export interface IdealResult {
   makespanMs: number;
 }
 
-/** The used count of one window, over non-decreasing time. */
-class WindowSim {
+/** The used count of one window, over non-decreasing time (also the job-level ideal's, `job-ideal.ts`). */
+export class WindowSim {
   readonly #w: IdealWindow;
   #fixedIndex = Number.NaN;
   #start = Number.NaN;

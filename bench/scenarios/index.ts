@@ -23,5 +23,21 @@ import { scenario as batchRss } from './batch-rss.js';
 import { scenario as limiters } from './limiters.js';
 import { scenario as scopes } from './scopes.js';
 import { scenario as metricsOverhead } from './metrics-overhead.js';
+import { scenario as jobs } from './jobs.js';
 
-export const scenarios: readonly Scenario[] = [scheduler, clientPolling, redisShared, faultMatrix, soak, overhead, memory, httpCeiling, idleCpu, batchRss, limiters, scopes, metricsOverhead];
+export const scenarios: readonly Scenario[] = [
+  scheduler,
+  clientPolling,
+  redisShared,
+  faultMatrix,
+  soak,
+  overhead,
+  memory,
+  httpCeiling,
+  idleCpu,
+  batchRss,
+  limiters,
+  jobs,
+  scopes,
+  metricsOverhead,
+];

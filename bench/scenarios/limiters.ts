@@ -22,6 +22,7 @@ import { LIMITED_PATH, LIMITER_KINDS, LIMITER_TITLES, type LimiterHit, type Limi
 import { LimiterProcess } from '../lib/limiter-process.js';
 import { CONTENDERS, type Contender } from '../lib/rate-contenders.js';
 import { computeMetrics, type AttemptRecord, type TrialMetrics, type TrialSpec } from '../lib/rate-trial.js';
+import { selected } from '../lib/flags.js';
 import { fmt } from '../lib/stats.js';
 import { formatMarkdown } from '../lib/table.js';
 import { unusedCapacity, unusedPer1000 } from '../lib/unused.js';
@@ -129,21 +130,6 @@ export function meetsTarget(kind: LimiterKind, m: TrialMetrics): boolean {
 
 function ratioText(x: number): string {
   return Number.isFinite(x) ? fmt(x, 3) : 'cut off';
-}
-
-/**
- * `--config=a,b` and `--contender=a,b` narrow a run (e.g. to repeat one
- * configuration); an unknown name is an error that names the flag.
- */
-function selected<T extends string>(flags: ReadonlySet<string>, flag: string, all: readonly T[]): readonly T[] {
-  const raw = [...flags].find((f) => f.startsWith(`--${flag}=`));
-  if (raw === undefined) return all;
-  const names = raw.slice(flag.length + 3).split(',').filter((n) => n !== '');
-  const unknown = names.filter((n) => !(all as readonly string[]).includes(n));
-  if (unknown.length > 0 || names.length === 0) {
-    throw new Error(`--${flag}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${all.join(', ')}`);
-  }
-  return all.filter((n) => names.includes(n));
 }
 
 async function run(ctx: ScenarioContext): Promise<ScenarioResult> {

@@ -81,7 +81,8 @@ const MUTATIONS: Mutation[] = [
   { what: 'a stated daily reset not used', file: STATE, from: '        d.nextDailyReset = now + snap.resetInMs;\n        d.dailyResetKnown = 1;', to: '' },
   { what: 'a request said not to count daily counted in the daily window', file: STATE, from: 'if (countsDaily) s.daily.unc += granted;', to: 's.daily.unc += granted;' },
   { what: 'that word never tested while the day is spent', file: STATE, from: 'if (!countsDaily && s.minuteOnly === 0 && this.#daySpent()) {', to: 'if (!countsDaily && s.minuteOnly === 0 && false) {' },
-  { what: 'a daily refusal of such a request does not revoke the word', file: STATE, from: '      if (is429) s.minuteOnly = 2;\n', to: '' },
+  { what: 'a daily refusal of such a request does not revoke the word', file: STATE, from: '        if (s.minuteOnly !== 3) s.minuteOnly = 2;\n', to: '' },
+  { what: 'shown to count daily for good, a daily refusal makes it a day\'s word again', file: STATE, from: '        if (s.minuteOnly !== 3) s.minuteOnly = 2;\n', to: '        s.minuteOnly = 2;\n' },
   { what: 'the revoked word not heard again when the day resets', file: STATE, from: '    if (s.minuteOnly === 2) s.minuteOnly = 0;\n    if (s.nextDailyReset > 0', to: '    if (s.nextDailyReset > 0' },
   { what: 'an answer the daily window did not count passes for a daily count', file: STATE, from: 'ticket, counted && daily, now, false);', to: 'ticket, counted, now, false);' },
   // Polls that count daily after all, and units kept for them.
@@ -90,8 +91,9 @@ const MUTATIONS: Mutation[] = [
   { what: 'a changed limit taken as that proof', file: WINDOW, from: '  if (snap.limit !== undefined && snap.limit !== w.limit) return false;\n  return r < w.srvRem - w.unc;', to: '  return r < w.srvRem - w.unc;' },
   { what: 'an unchanged daily count after a stale send taken as proof they do not count', file: WINDOW, from: '  if (sentVer !== w.ver || sentEpoch !== w.epoch) return false;\n', to: '' },
   { what: 'requests shown to count daily still not counted there', file: STATE, from: 'const countsDaily = countsDailyAsked || s.minuteOnly >= 2;', to: 'const countsDaily = countsDailyAsked || s.minuteOnly === 2;' },
-  { what: 'kept daily units not kept', file: STATE, from: '        } else if (a - keepDaily <= 0) {', to: '        } else if (a <= 0) {' },
-  { what: 'kept units leave one too many', file: STATE, from: '          avail = Math.min(avail, a - keepDaily);', to: '          avail = Math.min(avail, a - keepDaily + 1);' },
+  { what: 'kept daily units not kept', file: STATE, from: '          const keep = now < dayEnd ? keepDailyAsked : 0;', to: '          const keep = 0;' },
+  { what: 'kept units leave one too many', file: STATE, from: '            avail = Math.min(avail, a - keep);', to: '            avail = Math.min(avail, a - keep + 1);' },
+  { what: 'a keep outlives its day (held with nothing in flight, nothing reads the new day)', file: STATE, from: '          const keep = now < dayEnd ? keepDailyAsked : 0;', to: '          const keep = keepDailyAsked;' },
 ];
 
 function run(files: string[]): boolean {

@@ -32,7 +32,7 @@ interface Case {
 
 const EXT = Number(process.env['EXT'] ?? 10);
 const CASES: Record<string, Case> = {
-  'raise-lower': { kind: 'fixed', jobs: 1800, changes: [{ at: 5.3, limit: 150 }, { at: 11.3, limit: 50 }] },
+  'raise-lower': { kind: 'fixed', jobs: 1825, changes: [{ at: 5.3, limit: 150 }, { at: 11.3, limit: 50 }] },
   steady: { kind: 'fixed', jobs: 1125, changes: [] },
   sliding: { kind: 'sliding', jobs: 1125, changes: [] },
   'first-hit': { kind: 'first-hit', jobs: 1125, changes: [] },

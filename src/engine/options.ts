@@ -2,6 +2,7 @@ import type { Clock, Random } from '../internal/clock.js';
 import type { Logger } from '../internal/logger.js';
 import {
   bool,
+  fn,
   checkClock,
   checkLogger,
   checkNumber,

@@ -245,7 +245,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       windowMs: o.polling.windowMs,
       logger: this.#logger,
       mode: () => (this.#webhookUrl === undefined ? 'poll' : this.#tracker.mode()),
-      submissionsWaiting: () => this.#submitsQueued > 0,
+      submissionsWaiting: () => this.#submitsQueued > 0 && !this.#dayHoldsSubmissions(),
       onResult: (job, status, sentAt) => this.#tracker.onPollResult(job, status, sentAt),
       onError: (job, error) => this.#tracker.onPollError(job, error),
     });
@@ -665,6 +665,23 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       if (errors) throw new ParamsValidationError(endpoint, errors);
     }
     return prepareParams(endpoint, body, this.#o.maxUploadBytes);
+  }
+
+  /**
+   * The daily window has nothing left for submissions (spent, parked until it
+   * resets, or what is left is kept for the polls of the jobs in flight): the
+   * queued ones cannot go, so polls need not leave them room
+   * (the share cap would otherwise hold the results of jobs in flight back to
+   * half the minute budget until the next day).
+   */
+  #dayHoldsSubmissions(): boolean {
+    const budget = this.scheduler.stats().budget;
+    if (budget === undefined) return false;
+    if (budget.parkedUntil !== undefined) return true;
+    const available = budget.daily.available;
+    if (available === undefined) return false;
+    // Spent, or all that is left is kept for the polls of the jobs in flight (see Transport's keepForPolls).
+    return available <= 0 || available <= this.#transport.keepForPolls('/request-status/');
   }
 
   async #submitPrepared(endpoint: string, prepared: PreparedParams, options: SubmitOptions, attempt: number): Promise<SubmittedJob> {

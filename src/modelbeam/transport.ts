@@ -200,6 +200,13 @@ export class Transport {
   /** A submission's `keepDaily`: polls count daily (said, or not shown otherwise by the server's numbers), so keep theirs. */
   readonly #keepForPolls: (route: string) => number;
   /**
+   * Daily units a submission on `path` leaves for the polls of the jobs in flight and on the way: none where
+   * polls are shown not to count daily ('auto') or draw on a budget of their own (limitScope).
+   */
+  keepForPolls(path: string): number {
+    return this.#keepForPolls(routeOf(path));
+  }
+  /**
    * Submissions on the wire, and answered ones not yet tracked by the client
    * (`tracked()`): jobs on the way, whose polls need daily units too.
    */

@@ -233,9 +233,11 @@ export class BudgetState {
    * `countsDaily: false`: requests the daily window does not count (its
    * budget and its park do not hold them; their tickets say `minuteOnly`).
    * `keepDaily`: daily units these requests leave for others (they wait while
-   * sending them would leave fewer; no park).
+   * sending them would leave fewer; no park). It holds for the day the
+   * numbers are of: once that day has surely ended (its predicted reset, or a
+   * day after its last word) one may go and read the new one.
    */
-  reserve(want: number, now: number, backlog = Infinity, countsDailyAsked = true, keepDaily = 0): ReserveResult {
+  reserve(want: number, now: number, backlog = Infinity, countsDailyAsked = true, keepDailyAsked = 0): ReserveResult {
     const s = this.data;
     // Said not to count daily, but one such was refused by the daily window (until the day resets) or shown
     // counted there by the server's numbers (for good): they count like the rest.
@@ -350,12 +352,18 @@ export class BudgetState {
             avail = 0;
             blockedBy = 'daily';
           }
-        } else if (a - keepDaily <= 0) {
-          // What is left is kept for others (the results of jobs in flight): wait for them, do not park.
-          avail = 0;
-          blockedBy ??= 'daily';
         } else {
-          avail = Math.min(avail, a - keepDaily);
+          // What is left is kept for others (the results of jobs in flight): wait for them, do not park (what
+          // is kept may drop any time: the engine asks again). The keep holds for the day the numbers are of:
+          // once it has surely ended, one goes and reads the new one.
+          const dayEnd = s.nextDailyReset > 0 ? s.nextDailyReset : d.snapAt + d.windowMs;
+          const keep = now < dayEnd ? keepDailyAsked : 0;
+          if (a - keep <= 0) {
+            avail = 0;
+            blockedBy ??= 'daily';
+          } else {
+            avail = Math.min(avail, a - keep);
+          }
         }
       }
     }
@@ -446,8 +454,10 @@ export class BudgetState {
     if (!daily && (is429 ? refusedWindow(snap) === 'daily' : ticket.minuteOnlyTest === true && counted && (outcome.status as number) < 500)) {
       // Said not to count daily: refused by the daily window, the word is revoked until the day resets;
       // answered while the day was spent (the test), it is proven.
-      if (is429) s.minuteOnly = 2;
-      else if (s.minuteOnly === 0) s.minuteOnly = 1;
+      // (Shown to count daily for good, it stays so.)
+      if (is429) {
+        if (s.minuteOnly !== 3) s.minuteOnly = 2;
+      } else if (s.minuteOnly === 0) s.minuteOnly = 1;
     }
 
     if (is429) {

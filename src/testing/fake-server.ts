@@ -41,6 +41,18 @@ export interface FakeJobs {
   readonly size: number;
 }
 
+/** One 429 of the fake server's limiter. */
+export interface FakeRefusal {
+  /** Server-clock time the request was refused. */
+  at: number;
+  /** The account whose window refused it. */
+  account: string;
+  /** The window that refused it (`X-RateLimit-Type`). */
+  type: 'minute' | 'daily';
+  /** The route key, as in `stats().byRoute` (`'POST /txt2img'`, `'GET /request-status'`, ...). */
+  route: string;
+}
+
 export interface FakeModelBeamServer {
   /** `http://host:port`. */
   readonly url: string;
@@ -53,6 +65,8 @@ export interface FakeModelBeamServer {
   /** Closes the listener and every socket, aborts webhook deliveries and clears every timer. Idempotent. */
   close(): Promise<void>;
   stats(): FakeServerStats;
+  /** Server-clock time and window of every 429 the limiter sent, in order (a copy; every account). */
+  refusedLog(): FakeRefusal[];
   /** Server-clock timestamps of every counted request, per account (copies). */
   acceptedLog(): Record<string, number[]>;
   acceptedLog(account: string): number[];
@@ -165,6 +179,8 @@ class FakeModelBeam implements FakeModelBeamServer {
   readonly #faults: FaultInjector;
   readonly #webhooks: WebhookDispatcher;
   readonly #headerPrng: Prng;
+  readonly #latencyPrng: Prng;
+  readonly #refused: FakeRefusal[] = [];
   readonly #counters = new Counters();
   #closing: Promise<void> | undefined;
 
@@ -176,6 +192,7 @@ class FakeModelBeam implements FakeModelBeamServer {
     this.#store = new JobStore(options);
     this.#faults = new FaultInjector(options.faults, new Prng(options.seed, 'faults'));
     this.#headerPrng = new Prng(options.seed, 'headers');
+    this.#latencyPrng = new Prng(options.seed, 'latency');
     this.#webhooks = new WebhookDispatcher({
       options: options.webhook,
       clock: options.clock,
@@ -260,6 +277,10 @@ class FakeModelBeam implements FakeModelBeamServer {
       webhooks: { ...this.#webhooks.counters, disabledAccounts: this.#webhooks.disabledAccounts() },
       storageDownloads: c.storageDownloads,
     };
+  }
+
+  refusedLog(): FakeRefusal[] {
+    return this.#refused.map((r) => ({ ...r }));
   }
 
   acceptedLog(): Record<string, number[]>;
@@ -394,7 +415,15 @@ class FakeModelBeam implements FakeModelBeamServer {
 
   // ------------------------------------------------------------ request pipeline
 
+  /** One way of the simulated network latency: uniform 0 to `latencyMs / 2` (0 without latency). */
+  #oneWay(): number {
+    const max = this.#opts.latencyMs;
+    return max > 0 ? this.#latencyPrng.next() * (max / 2) : 0;
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const wayIn = this.#oneWay();
+    if (wayIn > 0) await new Promise<void>((resolve) => this.#timers.set(resolve, wayIn));
     const c = this.#counters;
     c.requests++;
     const rawUrl = req.url ?? '/';
@@ -462,6 +491,7 @@ class FakeModelBeam implements FakeModelBeamServer {
       if (!decision.allowed) {
         if (decision.type === 'daily') c.rejectedDaily++;
         else c.rejectedMinute++;
+        this.#refused.push({ at: now, account: account.id, type: decision.type, route: route.key });
         this.#send(res, this.#tooMany(limiter, decision, now, dropHeaders), fault);
         return;
       }
@@ -616,7 +646,8 @@ class FakeModelBeam implements FakeModelBeamServer {
       });
       res.end(body);
     };
-    if (fault === 'slow') this.#timers.set(write, this.#opts.faults.slowMs);
+    const delay = (fault === 'slow' ? this.#opts.faults.slowMs : 0) + this.#oneWay();
+    if (delay > 0) this.#timers.set(write, delay);
     else write();
   }
 }

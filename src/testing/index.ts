@@ -3,7 +3,7 @@
  * benchmarks and demos, plus helpers (webhook signing, a manual clock).
  */
 export { startFakeModelBeam } from './fake-server.js';
-export type { FakeClientOptions, FakeJobs, FakeModelBeamServer } from './fake-server.js';
+export type { FakeClientOptions, FakeJobs, FakeModelBeamServer, FakeRefusal } from './fake-server.js';
 export type {
   Error5xxStatus,
   FakeEndpoint,

@@ -303,6 +303,14 @@ export interface FakeServerOptions {
    */
   strictModels?: boolean;
   /**
+   * Simulated network latency, in ms of the server clock: each request waits a uniform 0 to
+   * `latencyMs / 2` before the server reads its clock and counts it (the way in), and each response
+   * another uniform 0 to `latencyMs / 2` before it is written (the way back); a round trip adds up to
+   * `latencyMs`. Drawn from its own seeded stream.
+   * @default 0
+   */
+  latencyMs?: number;
+  /**
    * Request bodies larger than this get 413.
    * @default 100 MiB
    */
@@ -345,6 +353,7 @@ export interface ResolvedOptions {
   faults: Required<FaultOptions>;
   pricing: ((endpoint: FakeEndpoint, params: JobParams) => number) | undefined;
   strictModels: boolean;
+  latencyMs: number;
   maxBodyBytes: number;
 }
 
@@ -385,6 +394,7 @@ export const FAKE_SERVER_DEFAULTS = {
     slowMs: 3000,
     malformedJsonRate: 0,
   } as Required<FaultOptions>,
+  latencyMs: 0,
   maxBodyBytes: 100 * 1024 * 1024,
 } as const;
 
@@ -459,6 +469,7 @@ const TOP_KEYS = keyList({
   faults: true,
   pricing: true,
   strictModels: true,
+  latencyMs: true,
   maxBodyBytes: true,
 } satisfies Keys<FakeServerOptions>);
 const LIMITS_KEYS = keyList({ minute: true, daily: true } satisfies Keys<LimitsOptions>);
@@ -605,6 +616,7 @@ export function resolveOptions(options: FakeServerOptions = {}): ResolvedOptions
     },
     pricing: fn<(endpoint: FakeEndpoint, params: JobParams) => number>('pricing', top['pricing']),
     strictModels: bool('strictModels', top['strictModels'], false),
+    latencyMs: num('latencyMs', top['latencyMs'], d.latencyMs, GE0),
     maxBodyBytes: num('maxBodyBytes', top['maxBodyBytes'], d.maxBodyBytes, INT_GE1),
   };
 }

@@ -366,6 +366,34 @@ export const scenarios: NamedScenario[] = [
     run: simRun({ limit: 10, windowMs: 1000, kind: 'sliding', phaseMs: 0, latency: (i) => 15 + ((i * 13) % 40), steps: 100, stepMs: 60, want: 4 }),
   },
   {
+    name: 'a sliding window after the opening burst: the partial jump keeps the answers it may still count',
+    config: config(),
+    run: simRun({ limit: 10, windowMs: 1000, kind: 'sliding', phaseMs: 0, latency: (i) => 4 + ((i * 7) % 20), steps: 160, stepMs: 25, want: 12 }),
+  },
+  {
+    name: 'answers kept across a partial jump, then a minute 429: they are dropped and a jump keeps none again',
+    config: config(),
+    async run(d) {
+      const a = await d.reserve(1, T0);
+      await d.settle(a.tickets[0], T0 + 1, { snapshot: snap({ limit: 10, remaining: 9 }) });
+      for (let i = 0; i < 9; i++) {
+        const b = await d.reserve(1, T0 + 500 + i);
+        await d.settle(b.tickets[0], T0 + 500.5 + i, { snapshot: snap({ limit: 10, remaining: 8 - i }) });
+      }
+      const jump = await d.reserve(1, T0 + 1300);
+      await d.settle(jump.tickets[0], T0 + 1301, { snapshot: snap({ limit: 10, remaining: 0 }) });
+      await d.view(T0 + 1501);
+      const back = await d.reserve(3, T0 + 1504);
+      await d.view(T0 + 1504);
+      await d.settle(back.tickets[0], T0 + 1505, { status: 429, snapshot: snap({ limit: 10, remaining: 0 }, undefined, { retryAfterMs: 100 }), jitterMs: 0 });
+      await d.settle(back.tickets[1], T0 + 1505, { status: 429, snapshot: snap({ limit: 10, remaining: 0 }, undefined, { retryAfterMs: 100 }), jitterMs: 0 });
+      await d.view(T0 + 1510);
+      const after = await d.reserve(5, T0 + 1700);
+      for (const t of after.tickets) await d.settle(t, T0 + 1701, { snapshot: snap({ limit: 10, remaining: 5 }) });
+      await d.view(T0 + 1702);
+    },
+  },
+  {
     name: 'first-hit window server',
     config: config({ seeds: { minute: 8 } }),
     run: simRun({ limit: 8, windowMs: 1000, kind: 'first-hit', phaseMs: 0, latency: () => 30, steps: 90, stepMs: 70, want: 5 }),
