@@ -66,8 +66,8 @@ const MAX_ORPHANS = 1_000;
 /** Consecutive safety-net polls that found a job finished with no delivery for it: polling takes over. */
 const MISSED_FOR_FALLBACK = 2;
 /** Polls per job assumed before any job finished (see `pollsToKeep`). */
-const POLLS_PER_JOB_GUESS = 4;
-/** Finished jobs whose poll counts size `pollsToKeep` (the most of them). */
+const POLLS_PER_JOB_GUESS = 2;
+/** Finished jobs whose poll counts size `pollsToKeep` (their mean). */
 const POLLS_SAMPLE = 16;
 /** Consecutive 404s before a wait gives up on an id. */
 const NOT_FOUND_LIMIT = 3;
@@ -115,17 +115,18 @@ export class JobTracker {
   /**
    * The status polls to keep daily units for before one more submission goes:
    * those of the jobs in flight, of the `pending` ones (submissions on the
-   * way) and of that one. Each may take as many as the most any of the last
-   * finished jobs took (4 before any finished), less those it took already,
-   * and at least one more. Generous on purpose: a unit kept too many delays a
-   * submission within the day; one too few leaves a result for tomorrow. With
+   * way) and of that one. Each may take as many as the last 16 finished jobs
+   * took on average (2 before any finished), less those it took already, and
+   * at least one more. (The most of them kept so many that the last
+   * submissions of a day went to the next one: 1.3 × ideal in the jobs bench.) With
    * no job in flight nothing is kept: the submission then goes while the day
    * has a unit (its result comes today if the day has units left for its
    * polls, else tomorrow, as it would if it waited).
    */
   pollsToKeep(pending: number): number {
     if (this.#active.size === 0 && pending === 0) return 0;
-    const perJob = this.#pollCounts.length === 0 ? POLLS_PER_JOB_GUESS : Math.max(1, ...this.#pollCounts);
+    const counts = this.#pollCounts;
+    const perJob = counts.length === 0 ? POLLS_PER_JOB_GUESS : Math.max(1, counts.reduce((a, b) => a + b, 0) / counts.length);
     let keep = (pending + 1) * perJob;
     for (const job of this.#active.values()) keep += Math.max(1, perJob - job.polls);
     return keep;
