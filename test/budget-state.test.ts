@@ -404,6 +404,18 @@ describe('budget state: requests said not to count daily that do (the server cou
     expect(state.data.minuteOnly).toBe(3);
   });
 
+  it('shown to count daily for good, a daily 429 of one sent before that stays a rule, not a day\'s word', () => {
+    const state = new BudgetState(config);
+    const a = state.reserve(1, 0);
+    state.settle(ticketOf(a), { ...outcome(10, 200), snapshot: both(99, 8) });
+    const early = state.reserve(1, 15, 0, false); // sent while the word still stood
+    const poll = state.reserve(1, 20, 0, false);
+    state.settle(ticketOf(poll), { ...outcome(30, 200), snapshot: both(98, 6) }); // below what daily requests explain
+    expect(state.data.minuteOnly).toBe(3);
+    state.settle(ticketOf(early), { ...outcome(40, 429), snapshot: { ...both(97, 0), type: 'daily', retryAfterMs: 5000 } });
+    expect(state.data.minuteOnly).toBe(3);
+  });
+
   it('keepDaily: granted down to the kept units, then held as `daily` (no park), others may use them', () => {
     const state = afterPoll(7); // 7 daily units left
     const subs = state.reserve(10, 40, 0, true, 4);
