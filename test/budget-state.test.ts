@@ -412,7 +412,7 @@ describe('budget state: requests said not to count daily that do (the server cou
     const poll = state.reserve(1, 20, 0, false);
     state.settle(ticketOf(poll), { ...outcome(30, 200), snapshot: both(98, 6) }); // below what daily requests explain
     expect(state.data.minuteOnly).toBe(3);
-    state.settle(ticketOf(early), { ...outcome(40, 429), snapshot: { ...both(97, 0), type: 'daily', retryAfterMs: 5000 } });
+    state.settle(ticketOf(early), { ...outcome(40, 429), snapshot: { ...both(97, 0)!, type: 'daily', retryAfterMs: 5000 } });
     expect(state.data.minuteOnly).toBe(3);
   });
 
