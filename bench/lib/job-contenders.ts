@@ -26,7 +26,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { ModelBeamClient } from '../../src/modelbeam/index.js';
 import type { FakeModelBeamServer } from '../../src/testing/index.js';
 import type { Txt2ImgParams } from '../../src/modelbeam/endpoints.js';
-import { bottleneckHeartbeat, HttpFailure, MAX_429_RETRIES, RateLimited, retryAfterMs } from './rate-contenders.js';
+import { bottleneckHeartbeat, bottleneckLimiters, HttpFailure, MAX_429_RETRIES, RateLimited, retryAfterMs } from './rate-contenders.js';
 import { sleep as sleepMs, warmUp } from './attempts.js';
 
 export interface JobSetup {
@@ -162,30 +162,11 @@ export const bottleneckJobs: JobContender = {
     `; \`heartbeatInterval: ${bottleneckHeartbeat(s.windowMs)}\`; a \`failed\` listener on \`minute\` returns the 429's Retry-After for up to ${MAX_429_RETRIES} retries; ${pollingWords(s)}.`,
   start(setup) {
     const http = new JobHttp(setup);
-    const heartbeatInterval = bottleneckHeartbeat(setup.windowMs);
-    const minute = new Bottleneck({
-      maxConcurrent: setup.maxConcurrent,
-      reservoir: setup.limit,
-      reservoirRefreshAmount: setup.limit,
-      reservoirRefreshInterval: setup.windowMs,
-      heartbeatInterval,
-    } as Bottleneck.ConstructorOptions);
-    let daily: Bottleneck | undefined;
-    if (setup.dailyLimit !== undefined && setup.dayMs !== undefined) {
-      daily = new Bottleneck({
-        reservoir: setup.dailyLimit,
-        reservoirRefreshAmount: setup.dailyLimit,
-        reservoirRefreshInterval: setup.dayMs,
-        heartbeatInterval,
-      } as Bottleneck.ConstructorOptions);
-      daily.chain(minute);
-    }
+    const { minute, daily } = bottleneckLimiters(setup);
     minute.on('failed', (error: unknown, info: Bottleneck.EventInfoRetryable) => {
       if (error instanceof RateLimited && info.retryCount < MAX_429_RETRIES && !setup.signal.aborted) return error.retryAfterMs;
       return undefined;
     });
-    minute.on('error', () => {});
-    daily?.on('error', () => {});
     const submitVia = daily ?? minute;
     const pollVia = daily && setup.pollsDaily ? daily : minute;
     const limiters = daily ? [daily, minute] : [minute];

@@ -165,6 +165,42 @@ export function bottleneckHeartbeat(windowMs: number): number {
   return Math.max(1, Math.round((250 * windowMs) / 60_000));
 }
 
+/**
+ * Bottleneck told the limits: a reservoir refilled every window (`minute`) and, with a daily limit, a daily
+ * one chained in front of it (`daily.chain(minute)`: a job counts in both). Both never let 'error' crash a run.
+ */
+export function bottleneckLimiters(setup: {
+  maxConcurrent: number;
+  limit: number;
+  windowMs: number;
+  dailyLimit?: number | undefined;
+  dayMs?: number | undefined;
+}): { minute: Bottleneck; daily: Bottleneck | undefined } {
+  const heartbeatInterval = bottleneckHeartbeat(setup.windowMs);
+  // `heartbeatInterval` is a documented store option that Bottleneck's typings omit.
+  const minute = new Bottleneck({
+    maxConcurrent: setup.maxConcurrent,
+    reservoir: setup.limit,
+    reservoirRefreshAmount: setup.limit,
+    reservoirRefreshInterval: setup.windowMs,
+    heartbeatInterval,
+  } as Bottleneck.ConstructorOptions);
+  let daily: Bottleneck | undefined;
+  if (setup.dailyLimit !== undefined && setup.dayMs !== undefined) {
+    daily = new Bottleneck({
+      reservoir: setup.dailyLimit,
+      reservoirRefreshAmount: setup.dailyLimit,
+      reservoirRefreshInterval: setup.dayMs,
+      heartbeatInterval,
+    } as Bottleneck.ConstructorOptions);
+    daily.chain(minute);
+  }
+  // Bottleneck emits 'error' for problems in listeners; never let it crash the run.
+  minute.on('error', () => {});
+  daily?.on('error', () => {});
+  return { minute, daily };
+}
+
 export const bottleneck: Contender = {
   key: 'bottleneck',
   name: 'Bottleneck 2.19.5',
@@ -176,33 +212,12 @@ export const bottleneck: Contender = {
     `; \`heartbeatInterval: ${bottleneckHeartbeat(s.windowMs)}\` (the default 250 ms scaled to the compressed minute); ` +
     `a \`failed\` listener returns the 429's Retry-After (ms) for up to ${MAX_429_RETRIES} retries.`,
   start(setup, send) {
-    const heartbeatInterval = bottleneckHeartbeat(setup.windowMs);
-    // `heartbeatInterval` is a documented store option that Bottleneck's typings omit.
-    const minute = new Bottleneck({
-      maxConcurrent: setup.maxConcurrent,
-      reservoir: setup.limit,
-      reservoirRefreshAmount: setup.limit,
-      reservoirRefreshInterval: setup.windowMs,
-      heartbeatInterval,
-    } as Bottleneck.ConstructorOptions);
-    let daily: Bottleneck | undefined;
-    if (setup.dailyLimit !== undefined && setup.dayMs !== undefined) {
-      daily = new Bottleneck({
-        reservoir: setup.dailyLimit,
-        reservoirRefreshAmount: setup.dailyLimit,
-        reservoirRefreshInterval: setup.dayMs,
-        heartbeatInterval,
-      } as Bottleneck.ConstructorOptions);
-      daily.chain(minute);
-    }
+    const { minute, daily } = bottleneckLimiters(setup);
     const entry = daily ?? minute;
     entry.on('failed', (error: unknown, info: Bottleneck.EventInfoRetryable) => {
       if (error instanceof RateLimited && info.retryCount < MAX_429_RETRIES && !setup.signal.aborted) return error.retryAfterMs;
       return undefined;
     });
-    // Bottleneck emits 'error' for problems in listeners; never let it crash the run.
-    minute.on('error', () => {});
-    daily?.on('error', () => {});
     const limiters = daily ? [daily, minute] : [minute];
     return {
       run: (job) => entry.schedule(() => attemptOnce(send, job, setup.signal)),

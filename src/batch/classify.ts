@@ -94,17 +94,23 @@ export function isConfigurationError(error: unknown): boolean {
   return e.code === 'HTTP_ERROR' && (e.status === 405 || e.status === 410);
 }
 
-/** The stop for a configuration error: it names the URL that was tried. */
-export function configurationStop(error: unknown, baseUrl: string | undefined, path: string, method: 'POST' | 'GET'): { reason: StopReason; message: string } {
+/** What a configuration error says: the URL that was tried, and that it does not look like the API. */
+export function configurationProblem(error: unknown, baseUrl: string | undefined, path: string, method: 'POST' | 'GET'): string {
   const e = fields(error);
   const base = baseUrl === undefined ? undefined : baseUrl.replace(/\/+$/, '');
   const url = base === undefined ? `the API base URL + /${path}` : `${base}/${path}${method === 'GET' ? '/…' : ''}`;
   const answer = typeof e.status === 'number' ? `HTTP ${e.status}` : String(e.code ?? 'an error');
+  return (
+    `${method} ${url} answered ${answer} before any request of this run succeeded: ${base ?? 'the base URL'} does not look like the ModelBeam API ` +
+    `(its base URL is ${CLIENT_DEFAULTS.baseUrl}).`
+  );
+}
+
+/** The stop for a configuration error: it names the URL that was tried. */
+export function configurationStop(error: unknown, baseUrl: string | undefined, path: string, method: 'POST' | 'GET'): { reason: StopReason; message: string } {
   return {
     reason: 'configuration',
-    message:
-      `${method} ${url} answered ${answer} before any request of this run succeeded: ${base ?? 'the base URL'} does not look like the ModelBeam API ` +
-      `(its base URL is ${CLIENT_DEFAULTS.baseUrl}). Nothing was marked finished. Fix the base URL (--base-url), then run the batch again to resume.`,
+    message: `${configurationProblem(error, baseUrl, path, method)} Nothing was marked finished. Fix the base URL (--base-url), then run the batch again to resume.`,
   };
 }
 

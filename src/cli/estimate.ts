@@ -9,7 +9,7 @@
 import { pino, type Logger as PinoLogger } from 'pino';
 import { checkReadable, readJsonlLines } from '../batch/input.js';
 import { parseInput } from '../batch/input.js';
-import { configurationStop, formatDuration, isConfigurationError, transientCause } from '../batch/classify.js';
+import { configurationProblem, formatDuration, isConfigurationError, transientCause } from '../batch/classify.js';
 import { validateBatchItem } from '../batch/options.js';
 import { RateLimitScheduler } from '../engine/scheduler.js';
 import { REDACT_PATHS } from '../internal/logger.js';
@@ -150,8 +150,8 @@ export async function runEstimate(input: string, options: EstimateCommandOptions
         return code(EXIT.AUTH_FAILED);
       }
       if (isConfigurationError(error)) {
-        const stop = configurationStop(error, baseUrl, `${options.endpoint ?? '{endpoint}'}/price-calculation`, 'POST');
-        say(io.stderr, `modelbeam-batch estimate: ${stop.message.replace(/ Nothing was marked finished\..*$/, ' Fix --base-url and try again.')}`);
+        const problem = configurationProblem(error, baseUrl, `${options.endpoint ?? '{endpoint}'}/price-calculation`, 'POST');
+        say(io.stderr, `modelbeam-batch estimate: ${problem} Fix --base-url and try again.`);
         return code(EXIT.USAGE);
       }
       if (errorCode === 'RETRIES_EXHAUSTED' || errorCode === 'OUTCOME_UNKNOWN' || errorCode === 'TIMEOUT') {

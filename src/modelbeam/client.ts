@@ -675,7 +675,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
    * half the minute budget until the next day).
    */
   #dayHoldsSubmissions(): boolean {
-    const budget = this.scheduler.stats().budget;
+    const budget = this.scheduler.budget();
     if (budget === undefined) return false;
     if (budget.parkedUntil !== undefined) return true;
     const available = budget.daily.available;

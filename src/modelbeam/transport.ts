@@ -197,15 +197,8 @@ export class Transport {
   readonly #logger: Logger;
   readonly #counters: TransportCounters;
   readonly #dailyCounts: 'auto' | 'all';
-  /** A submission's `keepDaily`: polls count daily (said, or not shown otherwise by the server's numbers), so keep theirs. */
-  readonly #keepForPolls: (route: string) => number;
-  /**
-   * Daily units a submission on `path` leaves for the polls of the jobs in flight and on the way: none where
-   * polls are shown not to count daily ('auto') or draw on a budget of their own (limitScope).
-   */
-  keepForPolls(path: string): number {
-    return this.#keepForPolls(routeOf(path));
-  }
+  /** Status polls the jobs in flight and on the way may still need (`TransportOptions.pollsToKeep`). */
+  readonly #pollsToKeep: (submitting: number) => number;
   /**
    * Submissions on the wire, and answered ones not yet tracked by the client
    * (`tracked()`): jobs on the way, whose polls need daily units too.
@@ -246,16 +239,25 @@ export class Transport {
     this.#logger = options.logger;
     this.#counters = options.counters;
     this.#dailyCounts = options.dailyCounts;
-    const scheduler = options.scheduler;
-    // Until an answer shows whether polls count daily, assume they do (a unit kept too many only delays).
-    this.#keepForPolls = (route) => {
-      if (this.#dailyCounts === 'auto' && scheduler.minuteLaneCountsDaily === false) return 0;
-      // Polls on a budget of their own (limitScope) spend none of this route's daily units.
-      if (this.#scopes.scopeFor(POLL_ROUTE) !== this.#scopes.scopeFor(route)) return 0;
-      return options.pollsToKeep(this.#submitting);
-    };
+    this.#pollsToKeep = options.pollsToKeep;
     this.#scopes = new ScopeLearner(options.limitScope, options.scheduler.timing.minuteMs);
     this.#clock = options.clock;
+  }
+
+  /**
+   * Daily units a submission on `path` leaves for the polls of the jobs in flight and on the way (its
+   * `keepDaily`): none where polls are shown not to count daily ('auto') or draw on a budget of their own
+   * (limitScope). Until an answer shows whether polls count daily, they are assumed to (a unit kept too many
+   * only delays).
+   */
+  keepForPolls(path: string): number {
+    return this.#keepFor(routeOf(path));
+  }
+
+  #keepFor(route: string): number {
+    if (this.#dailyCounts === 'auto' && this.#scheduler.minuteLaneCountsDaily === false) return 0;
+    if (this.#scopes.scopeFor(POLL_ROUTE) !== this.#scopes.scopeFor(route)) return 0;
+    return this.#pollsToKeep(this.#submitting);
   }
 
   /** The scheduler scope requests on `path` draw from now (undefined: the account's, the default scope). */
@@ -279,7 +281,7 @@ export class Transport {
     // Only job submissions are sure to count against the daily quota (see dailyCounts).
     const countsDaily = call.kind === 'submit' || this.#dailyCounts === 'all';
     // A submission leaves the daily units the polls of the jobs in flight need.
-    const keepDaily = call.kind === 'submit' ? () => this.#keepForPolls(route) : 0;
+    const keepDaily = call.kind === 'submit' ? () => this.#keepFor(route) : 0;
     const { idempotent, signal } = call;
     const options: ScheduleOptions =
       signal === undefined
