@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ProgressDisplay } from '../src/cli/progress.js';
 import { installSignalHandlers } from '../src/cli/signals.js';
 import type { BatchProgress } from '../src/batch/types.js';
@@ -113,6 +113,32 @@ describe('ProgressDisplay', () => {
     expect(text).toMatch(/23\/50 · done 20 · failed 2 · invalid 1/);
     expect(text).toMatch(/in flight 7 · queued 3 · rate \d+ per 2 s \(limit 60\) · 429s 4 · resumed 2/);
     expect(text).toContain('a line above the bar');
+  });
+});
+
+describe('ProgressDisplay: --progress bar off a terminal', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  test('draws a frame every 5 s while the run lasts, then one last frame (asked for by name, never silent)', async () => {
+    vi.useFakeTimers();
+    const stream = new PassThrough();
+    let text = '';
+    stream.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    const display = new ProgressDisplay({ mode: 'bar', logger: silent, stream: stream as unknown as NodeJS.WriteStream, minuteMs: 2000 });
+    display.setTotal(50);
+    let done = 10;
+    display.start({ progress: () => snapshot({ done }) });
+    await vi.advanceTimersByTimeAsync(5_100);
+    expect(text).toMatch(/10\/50 · done 10/);
+    done = 50;
+    await vi.advanceTimersByTimeAsync(1_000);
+    display.stop();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(text.match(/50\/50 · done 50/g)).toHaveLength(1);
   });
 });
 

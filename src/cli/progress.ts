@@ -105,6 +105,9 @@ export class ProgressDisplay {
         clearOnComplete: false,
         stopOnComplete: false,
         fps: 10,
+        // Asked for by name off a terminal (`--progress bar | tee log`): a frame every few seconds, not silence.
+        noTTYOutput: true,
+        notTTYSchedule: 5000,
         linewrap: false,
         emptyOnZero: true,
         barsize: 24,
@@ -142,7 +145,8 @@ export class ProgressDisplay {
     this.#sampler = undefined;
     if (this.#multibar) {
       this.#tick();
-      this.#multibar.update(); // renders now, flushing lines logged since the last frame
+      // Renders now, flushing lines logged since the last frame (off a terminal, stop() draws the last one).
+      if (this.#options.stream.isTTY) this.#multibar.update();
       this.#multibar.stop();
       this.#multibar = undefined;
     } else if (this.#options.mode === 'json' && this.#source) {
