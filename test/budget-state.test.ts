@@ -92,6 +92,24 @@ describe('budget state: answers without a count', () => {
     expect(view.minute.available).toBeLessThanOrEqual(3);
     expect(state.reserve(5, 1950, 0).granted).toBeLessThanOrEqual(3);
   });
+
+  it('answers out of order: no refresh request after a fresh count the server had already spent (a stale 0 came first)', () => {
+    // Limit 7. The server takes A, P, X, Y, L, F, Z in that order (Remaining 6 down to 0); the answers come
+    // back A, P, L (lowering), then F is sent, then X and Y (ignored, absorbed), Z's 0 (ignored), F's fresh 1.
+    const state = new BudgetState(config);
+    state.settle(send(state, 1, 0), answer(1, 200, snapOf(7, 6)));
+    const [p, x, y, l, z] = [send(state, 1, 2), send(state, 1, 2), send(state, 1, 2), send(state, 1, 2), send(state, 1, 2)];
+    state.settle(p, answer(3, 200, snapOf(7, 5)));
+    state.settle(l, answer(4, 200, snapOf(7, 2)));
+    const f = send(state, 1, 5);
+    state.settle(x, answer(6, 200, snapOf(7, 4)));
+    state.settle(y, answer(7, 200, snapOf(7, 3)));
+    state.settle(z, answer(8, 200, snapOf(7, 0)));
+    state.settle(f, answer(9, 200, snapOf(7, 1)));
+    // Nothing in flight; Z's count may not be in F's, and Z said 0: the window is full.
+    expect(state.view(10).minute.available).toBe(0);
+    expect(state.reserve(1, 10, 0).granted).toBe(0);
+  });
 });
 
 describe('budget state: a server count above its limit', () => {

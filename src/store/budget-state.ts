@@ -76,6 +76,14 @@ export interface WindowState extends WindowPhase {
    */
   phantomN: number;
   phantomAt: number;
+  /**
+   * The lowest `Remaining` answered since time last raised the budget (-1 for
+   * none). With nothing in flight, the request processed last said at most
+   * this: when it is 0, the refresh request below does not go (answers that
+   * come back out of order can leave `unc` high after a fresh count that the
+   * server's last word, arrived earlier, already took to 0).
+   */
+  lowR: number;
 }
 
 /** State shared by both windows. */
@@ -307,7 +315,7 @@ export class BudgetState {
         let a = m.rem - m.unc;
         // Answers without headers leave `unc` high; with nothing in flight, one request refreshes it,
         // unless the probes answered without a count have spent a whole window already.
-        if (a <= 0 && inFlight === 0 && m.rem > 0 && m.phantomN < Math.max(1, m.limit)) a = 1;
+        if (a <= 0 && inFlight === 0 && m.rem > 0 && m.phantomN < Math.max(1, m.limit) && m.lowR !== 0) a = 1;
         // A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
         if (a <= 0 && inFlight === 0 && m.limit === 0 && now >= m.snapAt + m.windowMs + this.#config.marginMs) a = 1;
         const held = phase.heldUnits(m, now);
@@ -538,6 +546,7 @@ export class BudgetState {
     }
     const r = snap.remaining;
     if (r === undefined || w.limit < 0) return limitChanged;
+    if (minute) w.lowR = w.lowR < 0 ? r : Math.min(w.lowR, r);
     if (minute) this.#dropAnswered(now);
     const freshBound = Math.max(0, this.data.sent - ticket.doneAtSend - 1);
 
@@ -639,6 +648,7 @@ export class BudgetState {
       if (w.rem < w.limit) {
         w.rem++;
         w.srvRem = -1;
+        w.lowR = -1;
       }
     }
     if (w.snapAt > 0 && w.rem < w.limit && now >= w.snapAt + expiry && now >= w.phantomAt + expiry) {
@@ -647,6 +657,7 @@ export class BudgetState {
       w.srvRem = -1;
       w.snapAt = 0;
       w.probe = 0;
+      w.lowR = -1;
     }
     if (w.phantomAt > 0 && now >= w.phantomAt + expiry) {
       // So have the probes answered without a count: only what is in flight stays uncounted, and the

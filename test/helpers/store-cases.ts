@@ -356,6 +356,28 @@ export const scenarios: NamedScenario[] = [
     },
   },
   {
+    name: 'answers out of order: no refresh request after a fresh count that a stale 0, arrived first, had spent',
+    config: config(),
+    async run(d) {
+      // The server takes A, P, X, Y, L, F, Z in that order (Remaining 6 down to 0); the answers come back
+      // A, P, L (lowering), then F goes, then X, Y (ignored), Z's 0 (ignored), F's fresh 1.
+      const a = await d.reserve(1, T0, 0);
+      await d.settle(a.tickets[0], T0 + 1, { snapshot: snap({ limit: 7, remaining: 6 }) });
+      const b = await d.reserve(5, T0 + 2, 0);
+      const [p, x, y, l, z] = b.tickets;
+      await d.settle(p, T0 + 3, { snapshot: snap({ limit: 7, remaining: 5 }) });
+      await d.settle(l, T0 + 4, { snapshot: snap({ limit: 7, remaining: 2 }) });
+      const f = await d.reserve(1, T0 + 5, 0);
+      await d.settle(x, T0 + 6, { snapshot: snap({ limit: 7, remaining: 4 }) });
+      await d.settle(y, T0 + 7, { snapshot: snap({ limit: 7, remaining: 3 }) });
+      await d.settle(z, T0 + 8, { snapshot: snap({ limit: 7, remaining: 0 }) });
+      await d.settle(f.tickets[0], T0 + 9, { snapshot: snap({ limit: 7, remaining: 1 }) });
+      // Nothing in flight: the window is full (Z's 0 may not be in F's 1), so nothing goes.
+      await d.reserve(1, T0 + 10, 0);
+      await d.view(T0 + 10);
+    },
+  },
+  {
     name: 'jumps: a fixed window is recognised, its reset bracketed and scouted',
     config: config(),
     run: simRun({ limit: 12, windowMs: 1000, kind: 'fixed', phaseMs: 370, latency: (i) => 20 + ((i * 7) % 30), steps: 120, stepMs: 50, want: 6 }),
