@@ -378,9 +378,10 @@ describe.skipIf(!reachable && !process.env.CI)('RedisStore', () => {
       const before = Date.now();
       const next = await s.reserve(1, before);
       const after = Date.now();
-      // Redis runs on this host's clock: a store time matched against the replayed answer's time ran 600 ms ahead.
-      expect(next.now).toBeGreaterThanOrEqual(before - 50);
-      expect(next.now).toBeLessThanOrEqual(after + 50);
+      // Redis runs on this host's clock: a store time matched against the replayed answer's time ran 600 ms ahead
+      // (the margin is for round trips on a busy machine).
+      expect(next.now).toBeGreaterThanOrEqual(before - 200);
+      expect(next.now).toBeLessThanOrEqual(after + 200);
       await s.close();
       await proxy.cut();
     });
