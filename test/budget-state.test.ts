@@ -122,6 +122,22 @@ describe('budget state: a server count above its limit', () => {
   });
 });
 
+describe('budget state: untrusted answers (shared stores: a lost lease, an earlier generation)', () => {
+  const snapOf = (limit: number, remaining: number): Outcome['snapshot'] => ({ minute: { limit, remaining }, daily: {}, present: true });
+  const untrusted = { countDone: false, trusted: false };
+
+  it('an answer older than the count it lowers does not bring the raise forward (a settle replayed after an outage)', () => {
+    const state = new BudgetState(config);
+    const first = state.reserve(1, 1000);
+    state.settle(ticketOf(first), { ...outcome(1010, 200), snapshot: snapOf(40, 1) });
+    // Answered at 100, replayed now: it lowers the count, but what the count of 1010 saw still counts until 2012.
+    state.settle(ticketOf(first), { ...outcome(100, 200), snapshot: snapOf(40, 0) }, untrusted);
+    expect(state.view(1500).minute).toMatchObject({ remaining: 0, available: 0 });
+    expect(state.reserve(5, 1500, 0).granted).toBe(0);
+    expect(state.reserve(5, 1010 + 1000 + 2, 0).granted).toBe(5);
+  });
+});
+
 describe('budget state: resets the server states', () => {
   const minuteSnap = (limit: number, remaining: number, resetInMs?: number): Outcome['snapshot'] => ({
     minute: resetInMs === undefined ? { limit, remaining } : { limit, remaining, resetInMs },

@@ -358,6 +358,34 @@ describe.skipIf(!reachable && !process.env.CI)('RedisStore', () => {
       await proxy.cut();
     });
 
+    it('a settle replayed long after its answer leaves the store clock on time (its engine time is no reading of now)', async () => {
+      const proxy = new Proxy();
+      await proxy.start();
+      const s = new RedisStore({ redis: proxy.url(), keyPrefix: PREFIX, account: `a${++n}`, commandTimeoutMs: 500 });
+      let replayed = -1;
+      s.on('recovered', (e) => (replayed = e.replayed));
+      await s.init(cfg({ seeds: { minute: 10 } }));
+      const r = await s.reserve(2, Date.now());
+      const port = proxy.port;
+      await proxy.cut();
+      await until(() => !s.stats().available, 2000, 'the store to notice');
+      const answeredAt = Date.now();
+      await s.settle(tickets(r)[0]!, outcome(answeredAt, { snapshot: snap({ limit: 10, remaining: 9 }) }));
+      // Redis is away for a while: the settle goes to Redis (alone in its write) well after its answer.
+      await until(() => Date.now() - answeredAt >= 600, 2000, 'an outage of 600 ms');
+      await proxy.start(port);
+      await until(() => replayed === 1, 5000, 'the replay');
+      const before = Date.now();
+      const next = await s.reserve(1, before);
+      const after = Date.now();
+      // Redis runs on this host's clock: a store time matched against the replayed answer's time ran 600 ms ahead
+      // (the margin is for round trips on a busy machine).
+      expect(next.now).toBeGreaterThanOrEqual(before - 200);
+      expect(next.now).toBeLessThanOrEqual(after + 200);
+      await s.close();
+      await proxy.cut();
+    });
+
     it("'local-share': goes on with a share of the last known budget, never more, and reports it on return", async () => {
       const proxy = new Proxy();
       await proxy.start();

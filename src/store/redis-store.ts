@@ -77,7 +77,7 @@ type OpName = RedisStoreStats['calls'] extends Record<infer K, number> ? K : nev
 
 /** One operation waiting for the next write. */
 interface Op {
-  /** Engine time of the call (undefined: none, the latest known stands in). */
+  /** Engine time of the call (undefined: none, the freshest reading stands in). */
   engineNow: number | undefined;
   /**
    * The time is when an answer arrived: it is turned into the latest store
@@ -140,6 +140,8 @@ interface LocalGroup {
 interface PendingSettle {
   ticket: Ticket;
   outcome: Outcome;
+  /** When `outcome.now` was the engine's time (`performance.now()`). */
+  readAt: number;
 }
 
 /**
@@ -186,8 +188,9 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
    */
   #offset = 0;
   #skew = 0;
-  /** The latest engine time seen (operations without one run at it). */
+  /** The freshest engine time seen (operations without one run at it), and when it was read (`performance.now()`). */
   #engineNow: number | undefined;
+  #engineReadAt = -Infinity;
   /** `#offset` was measured against the engine's clock (not only the system clock, before its first call). */
   #offsetKnown = false;
   /** The views of each scope as last read or written, and when (engine time; -Infinity: not to be served from cache). */
@@ -378,19 +381,24 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     return out;
   }
 
-  async settle(ticket: Ticket, outcome: Outcome): Promise<SettleResult> {
+  settle(ticket: Ticket, outcome: Outcome): Promise<SettleResult> {
+    return this.#settle(ticket, outcome, performance.now());
+  }
+
+  /** `readAt`: when `outcome.now` was the engine's time (`performance.now()`; -Infinity: it is no reading of its clock). */
+  async #settle(ticket: Ticket, outcome: Outcome, readAt: number): Promise<SettleResult> {
     const prefix = ticket.lease.slice(0, ticket.lease.lastIndexOf(':') + 1);
     const local = this.#localGroups.get(prefix);
     if (local) return this.#settleLocal(prefix, local, ticket, outcome);
     if ((!this.#available || this.#pending.length > 0) && !(await this.#tryRecover())) {
-      this.#queue(ticket, outcome);
+      this.#queue(ticket, outcome, readAt);
       return this.#neutral(outcome.now);
     }
     try {
-      return await this.#settleRedis(ticket, outcome);
+      return await this.#settleRedis(ticket, outcome, readAt);
     } catch (error) {
       this.#markDown(error);
-      this.#queue(ticket, outcome);
+      this.#queue(ticket, outcome, readAt);
       return this.#neutral(outcome.now);
     }
   }
@@ -494,8 +502,11 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     });
   }
 
-  /** One call of budget.lua: one round trip. */
-  async #script(args: string[], engineNow: number | undefined, onLate?: (reply: CasReply) => void): Promise<CasReply> {
+  /**
+   * One call of budget.lua: one round trip. `engineNow` is the engine's time
+   * at `readAt` (`performance.now()`), which may be well before the call.
+   */
+  async #script(args: string[], engineNow: number | undefined, readAt: number, onLate?: (reply: CasReply) => void): Promise<CasReply> {
     if (this.#redis.status !== 'ready') {
       throw new StoreUnavailableError(`Redis at ${this.#url} is not connected (${this.#redis.status})`, { cause: this.#lastError });
     }
@@ -512,9 +523,12 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     });
     const reply = parseCasReply(raw);
     if (engineNow !== undefined) {
-      // Redis read its clock between the call and the reply, and floored it to the millisecond.
-      const roundTrip = performance.now() - sentAt;
-      this.#offset = reply.now - (engineNow + roundTrip);
+      // Redis read its clock between the call and the reply, and floored it to the millisecond. The engine's
+      // clock ran on since `engineNow` was read: matched against that stale reading, the offset would take in
+      // the wait, and every later operation would run that much in the future (a budget raised early).
+      const repliedAt = performance.now();
+      const roundTrip = repliedAt - sentAt;
+      this.#offset = reply.now - (engineNow + (repliedAt - readAt));
       this.#skew = roundTrip + 1;
     }
     return reply;
@@ -527,9 +541,18 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
   }
 
   /** Queues one operation for the next write; operations of this process are applied in call order. */
-  #enqueue<T>(name: OpName, engineNow: number | undefined, run: (budget: SharedBudget) => T, late?: (value: unknown) => void): Promise<T> {
+  #enqueue<T>(
+    name: OpName,
+    engineNow: number | undefined,
+    run: (budget: SharedBudget) => T,
+    late?: (value: unknown) => void,
+    readAt = engineNow === undefined ? -Infinity : performance.now(),
+  ): Promise<T> {
     this.#calls[name]++;
-    if (engineNow !== undefined) this.#engineNow = engineNow;
+    if (engineNow !== undefined && readAt >= this.#engineReadAt) {
+      this.#engineNow = engineNow;
+      this.#engineReadAt = readAt;
+    }
     return new Promise<T>((resolve, reject) => {
       const op: Op = { engineNow, answer: name === 'settle', run, resolve: resolve as (value: unknown) => void, reject };
       if (late) op.late = late;
@@ -561,13 +584,17 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
    */
   async #write(batch: Op[]): Promise<unknown[]> {
     const config = this.#require();
-    // The engine time the reply's store time is matched against (the system clock before the engine's first call).
     const started = performance.now();
-    const fromEngine = batch.findLast((op) => op.engineNow !== undefined)?.engineNow;
+    // The engine time the reply's store time is matched against: the freshest reading of the engine's clock,
+    // not the batch's last time, which may have been read long before the write is sent (an operation queued
+    // behind a write that timed out, a settle replayed after an outage). The system clock stands in before the
+    // engine's first call.
+    const fromEngine = this.#engineNow;
     const engineNow = fromEngine ?? (this.#clockOverride ? undefined : Date.now());
+    const readAt = fromEngine === undefined ? started : this.#engineReadAt;
     // The engine's clock may be far from the system's (fake timers): until a reply was matched against it, read first.
     let base =
-      this.#base && (this.#offsetKnown || this.#clockOverride || fromEngine === undefined) ? this.#base : await this.#read(engineNow);
+      this.#base && (this.#offsetKnown || this.#clockOverride || fromEngine === undefined) ? this.#base : await this.#read(engineNow, readAt);
     // From here on the offset is matched against the engine's clock (not the system clock standing in for it).
     if (fromEngine !== undefined) this.#offsetKnown = true;
     for (let attempt = 0; ; attempt++) {
@@ -595,7 +622,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
         batch.forEach((op, i) => op.late?.(values[i]));
       };
       const lockMs = attempt + 1 >= CONFLICTS_BEFORE_LOCK ? Math.max(1, Math.ceil(this.#commandTimeoutMs / 2)) : 0;
-      const reply = await this.#script(['write', base.gen, base.ver, gen, text, String(this.#ttlMs), this.#pid, String(lockMs)], engineNow, onLate);
+      const reply = await this.#script(['write', base.gen, base.ver, gen, text, String(this.#ttlMs), this.#pid, String(lockMs)], engineNow, readAt, onLate);
       if (reply.ok) {
         this.#base = { gen: reply.gen, ver: reply.ver, doc: text };
         for (const [scope, view] of budget.touchedViews()) {
@@ -633,8 +660,8 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  async #read(engineNow: number | undefined): Promise<Base> {
-    const reply = await this.#script(['read'], engineNow);
+  async #read(engineNow: number | undefined, readAt: number): Promise<Base> {
+    const reply = await this.#script(['read'], engineNow, readAt);
     const base = { gen: reply.gen, ver: reply.ver, doc: reply.doc };
     this.#base = base;
     return base;
@@ -648,13 +675,18 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     yield* seen;
   }
 
-  async #settleRedis(ticket: Ticket, outcome: Outcome): Promise<SettleResult> {
+  async #settleRedis(ticket: Ticket, outcome: Outcome, readAt: number): Promise<SettleResult> {
     const prefix = ticket.lease.slice(0, ticket.lease.lastIndexOf(':') + 1);
     const index = Number(ticket.lease.slice(prefix.length));
     const group = this.#leases.get(prefix);
-    const result = await this.#enqueue<SettleResult>('settle', outcome.now, (b) =>
-      // Decided per attempt: the generation may change under #write (state lost and re-created).
-      b.settle(ticket, outcome, ticket.lease !== '' && (group === undefined || group.gen !== b.doc.gen)),
+    const result = await this.#enqueue<SettleResult>(
+      'settle',
+      outcome.now,
+      (b) =>
+        // Decided per attempt: the generation may change under #write (state lost and re-created).
+        b.settle(ticket, outcome, ticket.lease !== '' && (group === undefined || group.gen !== b.doc.gen)),
+      undefined,
+      readAt,
     );
     if (group) {
       group.open.delete(index);
@@ -678,7 +710,9 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     this.#leases.set(prefix, { gen: this.#gen, scope: scopeOf(result.ticket), open: new Set(Array.from({ length: result.granted }, (_, i) => i)) });
     for (let i = 0; i < result.granted; i++) {
       const ticket: Ticket = { ...result.ticket, lease: `${prefix}${i}` };
-      void this.settle(ticket, { now: result.ticket.sentAt - this.#offset, status: undefined, snapshot: undefined, sent: false, jitterMs: 0, fallbackGateMs: 0 });
+      // (Its time is the reserve's, long past: no reading of the engine's clock.)
+      const outcome: Outcome = { now: result.ticket.sentAt - this.#offset, status: undefined, snapshot: undefined, sent: false, jitterMs: 0, fallbackGateMs: 0 };
+      void this.#settle(ticket, outcome, -Infinity);
     }
   }
 
@@ -725,7 +759,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
       while (this.#pending.length > 0) {
         const batch = this.#pending.slice(0, REPLAY_BATCH);
         // Sent together: ioredis writes them back to back on one connection, in order.
-        const results = await Promise.allSettled(batch.map((p) => this.#settleRedis(p.ticket, p.outcome)));
+        const results = await Promise.allSettled(batch.map((p) => this.#settleRedis(p.ticket, p.outcome, p.readAt)));
         const failed = results.findIndex((r) => r.status === 'rejected');
         const ok = failed === -1 ? batch.length : failed;
         this.#pending.splice(0, ok);
@@ -748,12 +782,12 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     }
   }
 
-  #queue(ticket: Ticket, outcome: Outcome): void {
+  #queue(ticket: Ticket, outcome: Outcome, readAt: number): void {
     if (this.#pending.length >= MAX_PENDING_SETTLES) {
       const dropped = this.#pending.shift();
       this.#logger.warn({ lease: dropped?.ticket.lease }, 'too many settles waiting for Redis: the oldest is dropped (its lease expires instead)');
     }
-    this.#pending.push({ ticket, outcome });
+    this.#pending.push({ ticket, outcome, readAt });
   }
 
   #neutral(engineNow: number): SettleResult {

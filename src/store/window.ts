@@ -62,7 +62,11 @@ export function letOneRead(w: WindowState): void {
   w.phantomN = 0;
 }
 
-/** An untrusted snapshot (see `SettleTrust`): it may lower the limit and the remaining count, nothing else. */
+/**
+ * An untrusted snapshot (see `SettleTrust`): it may lower the limit and the remaining count, nothing else.
+ * Nor may it bring the raise at `snapAt + W` forward: such an answer may be older than the count it lowers
+ * (a settle replayed after an outage), and what that count saw still counts until its own `snapAt + W`.
+ */
 export function applyUntrusted(w: WindowState, snap: WindowSnapshot, now: number): boolean {
   let changed = false;
   if (snap.limit !== undefined && (w.limit < 0 || snap.limit < w.limit)) {
@@ -74,7 +78,7 @@ export function applyUntrusted(w: WindowState, snap: WindowSnapshot, now: number
   if (r !== undefined && w.limit >= 0 && (w.rem < 0 || r < w.rem)) {
     w.rem = Math.min(r, w.limit);
     w.srvRem = -1;
-    w.snapAt = now;
+    w.snapAt = Math.max(w.snapAt, now);
     changed = true;
   }
   return changed;
