@@ -6,6 +6,10 @@ import {
   readRequestId,
   retryAllowanceFor,
 } from '../src/modelbeam/jobs.js';
+import { JobTracker } from '../src/modelbeam/job-tracker.js';
+import { DurationEstimator } from '../src/modelbeam/poll-planner.js';
+import { silentLogger } from '../src/internal/logger.js';
+import { ManualClock } from '../src/testing/manual-clock.js';
 
 describe('parseJobStatus', () => {
   it.each([
@@ -95,5 +99,52 @@ describe('readRequestId', () => {
     ['abc', undefined],
   ])('%j → %s', (body, expected) => {
     expect(readRequestId(body)).toBe(expected);
+  });
+});
+
+describe('JobTracker.pollsToKeep: daily units kept for polls due before the day ends', () => {
+  const T0 = Date.UTC(2026, 0, 5, 10, 0, 0);
+  function tracker(): { t: JobTracker; clock: ManualClock } {
+    const clock = new ManualClock(T0);
+    const config = { minIntervalMs: 10, maxIntervalMs: 60_000, overdueFactor: 3 };
+    const t = new JobTracker({
+      clock,
+      logger: silentLogger,
+      emit: () => {},
+      estimator: new DurationEstimator({ initialMs: 500 }),
+      config,
+      counters: { completed: 0, failed: 0, pollErrors: 0, webhooksUnknownJob: 0 },
+      webhookConfigured: false,
+      rememberFinished: 10,
+    });
+    return { t, clock };
+  }
+
+  it('with nothing in flight, keeps the new job\'s polls (2 before any job finished) while they fall before the day ends', () => {
+    const { t } = tracker();
+    // The day's end not known, or far: the new job's polls are kept (the day's last unit must not buy a submission
+    // whose result would wait for the reset).
+    expect(t.pollsToKeep(0, 500, undefined)).toBe(2);
+    expect(t.pollsToKeep(0, 500, T0 + 10_000)).toBe(2);
+    expect(t.pollsToKeep(1, 500, T0 + 10_000)).toBe(4);
+    // Its first poll due after the day's end: it polls on the next day's units, nothing is kept today.
+    expect(t.pollsToKeep(0, 500, T0 + 400)).toBe(0);
+  });
+
+  it('keeps for a job in flight only while its next poll is due before the day ends', () => {
+    const { t, clock } = tracker();
+    const job = t.register('job-1', { endpoint: 'txt2img', submittedAt: T0, submittedKnown: true, learns: true });
+    job.due = T0 + 300;
+    // Its poll (at most 2 - 0, at least 1) and the new job's 2.
+    expect(t.pollsToKeep(0, 100, T0 + 10_000)).toBe(4);
+    // The new job would be polled after the end: only the one in flight keeps.
+    expect(t.pollsToKeep(0, 100, T0 + 250)).toBe(2);
+    // Both after the end: nothing.
+    expect(t.pollsToKeep(0, 100, T0 + 50)).toBe(0);
+    // A poll on its way (no due time): kept until the day ends.
+    job.due = undefined;
+    expect(t.pollsToKeep(0, 100, T0 + 50)).toBe(2);
+    clock.advance(60);
+    expect(t.pollsToKeep(0, 100, T0 + 50)).toBe(0);
   });
 });

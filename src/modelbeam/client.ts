@@ -43,7 +43,7 @@ import { estimateBatch, type BatchEstimate, type EstimateItem, type EstimateOpti
 import { PriceBook } from './price-book.js';
 import { Poller } from './poller.js';
 import { SubmitGate } from './submit-gate.js';
-import { Transport, type ApiCall, type ApiResponse, type TransportCounters } from './transport.js';
+import { Transport, type DayReading, type ApiCall, type ApiResponse, type TransportCounters } from './transport.js';
 import { createWebhookHandler, listenWebhookServer, type WebhookHandler, type WebhookServer, type WebhookServerOptions } from './webhooks.js';
 
 const USER_AGENT = 'modelbeam-scheduler/0.1';
@@ -183,6 +183,8 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
   #webhookUrl: string | undefined;
   #submitsQueued = 0;
   #closing: Promise<void> | undefined;
+  /** A status request sent to spend the day's last units (see `#pollsToKeep`) is on its way. */
+  #spendingDay = false;
 
   constructor(options: ModelBeamClientOptions) {
     const o = resolveClientOptions(options);
@@ -208,7 +210,7 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       logger: this.#logger,
       counters: this.#requests,
       dailyCounts: o.dailyCounts,
-      pollsToKeep: (submitting) => this.#tracker.pollsToKeep(submitting),
+      pollsToKeep: (submitting, route, day) => this.#pollsToKeep(submitting, route, day),
       limitScope: o.limitScope,
       clock: o.clock,
     });
@@ -665,6 +667,34 @@ export class ModelBeamClient extends TypedEmitter<ModelBeamClientEvents> {
       if (errors) throw new ParamsValidationError(endpoint, errors);
     }
     return prepareParams(endpoint, body, this.#o.maxUploadBytes);
+  }
+
+  /**
+   * The daily units a submission on `route` leaves for polls (see `JobTracker.pollsToKeep`). With no job in
+   * flight or on the way, units left that are too few for one more job (its submission and its polls) can buy
+   * only a result held to the next day, unless the submission goes so late that its job is polled after the
+   * reset: where when the day ends is not known, they are spent instead on a status request of a finished job
+   * (its answer unused), and the submission that then finds the day spent is the one refused with the reset
+   * time (the daily probe), the queue parked until then. One unit spent for nothing once, instead of a result
+   * held (or the queue held up to a day) for want of the reset time.
+   */
+  #pollsToKeep(submitting: number, route: string, day: DayReading): number {
+    const keep = this.#tracker.pollsToKeep(submitting, this.#estimator.expected(route), day.endsBy);
+    const left = day.available;
+    if (day.endsBy !== undefined || submitting > 0 || this.#tracker.inFlight > 0 || left === undefined || left <= 0 || left > keep) return keep;
+    if (this.#spendingDay) return keep;
+    const job = this.#tracker.lastFinished();
+    // Nothing to ask about, or status requests not shown to count daily (the day might not get spent): the
+    // submission goes while the day has a unit (its result comes today if its polls find units, else tomorrow).
+    if (job === undefined || this.#closing || this.scheduler.minuteLaneCountsDaily !== true) return 0;
+    this.#spendingDay = true;
+    // Not from inside the scheduler's dispatch loop (this runs while it reserves).
+    queueMicrotask(() => {
+      void this.#poller.readStatus(job).finally(() => {
+        this.#spendingDay = false;
+      });
+    });
+    return keep;
   }
 
   /**

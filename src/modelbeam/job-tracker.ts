@@ -88,6 +88,7 @@ export class JobTracker {
   /** Polls each of the last finished jobs took (a ring of `POLLS_SAMPLE`). */
   readonly #pollCounts: number[] = [];
   #pollCountAt = 0;
+  #lastFinished: string | undefined;
 
   constructor(deps: TrackerDeps) {
     this.#d = deps;
@@ -118,18 +119,30 @@ export class JobTracker {
    * way) and of that one. Each may take as many as the last 16 finished jobs
    * took on average (2 before any finished), less those it took already, and
    * at least one more. (The most of them kept so many that the last
-   * submissions of a day went to the next one: 1.3 × ideal in the jobs bench.) With
-   * no job in flight nothing is kept: the submission then goes while the day
-   * has a unit (its result comes today if the day has units left for its
-   * polls, else tomorrow, as it would if it waited).
+   * submissions of a day went to the next one: 1.3 × ideal in the jobs bench.)
+   *
+   * Only polls due before `dayEnd` (when the day's units run out, if known)
+   * are kept for: a job in flight whose next poll is planned later, and a new
+   * one whose first poll is (`expectedMs` from now), poll on the next day's
+   * units. So the day's last units buy a submission only when its job will be
+   * polled after the reset: it finishes at most about its expected duration
+   * before the day ends, not hours before with its result held to the next
+   * day (with nothing in flight, a submission that went while the day had a
+   * unit left but none for its poll held 2 of 320 results in the jobs bench).
    */
-  pollsToKeep(pending: number): number {
-    if (this.#active.size === 0 && pending === 0) return 0;
+  pollsToKeep(pending: number, expectedMs: number, dayEnd: number | undefined): number {
+    const now = this.#d.clock.now();
+    const today = (at: number): boolean => dayEnd === undefined || at < dayEnd;
     const counts = this.#pollCounts;
     const perJob = counts.length === 0 ? POLLS_PER_JOB_GUESS : Math.max(1, counts.reduce((a, b) => a + b, 0) / counts.length);
-    let keep = (pending + 1) * perJob;
-    for (const job of this.#active.values()) keep += Math.max(1, perJob - job.polls);
+    let keep = today(now + expectedMs) ? (pending + 1) * perJob : 0;
+    for (const job of this.#active.values()) if (today(job.due ?? now)) keep += Math.max(1, perJob - job.polls);
     return keep;
+  }
+
+  /** The job that finished last and is still remembered (for a status request whose answer does not matter). */
+  lastFinished(): TrackedJob | undefined {
+    return this.#lastFinished !== undefined ? this.#done.get(this.#lastFinished) : undefined;
   }
 
   get(requestId: string): TrackedJob | undefined {
@@ -377,6 +390,7 @@ export class JobTracker {
     job.state = outcome.kind;
     this.#active.delete(job.id);
     this.#done.set(job.id, job);
+    this.#lastFinished = job.id;
     if (job.learns) {
       this.#pollCounts[this.#pollCountAt] = job.polls;
       this.#pollCountAt = (this.#pollCountAt + 1) % POLLS_SAMPLE;

@@ -163,6 +163,19 @@ export class Poller {
     }
   }
 
+  /**
+   * One status request of `job` whose answer is not used (the client's way of spending the day's last daily
+   * units, see `ModelBeamClient#pollsToKeep`). Settles when it is answered or has failed; never rejects.
+   */
+  readStatus(job: TrackedJob): Promise<void> {
+    return this.#d.transport
+      .call({ kind: 'poll', method: 'GET', path: `${POLL_PATH}${encodeURIComponent(job.id)}`, idempotent: true, priority: POLL_PRIORITY, requestId: job.id })
+      .then(
+        () => undefined,
+        (error: unknown) => this.#d.logger.debug({ requestId: job.id, err: error }, 'status request to spend the day failed'),
+      );
+  }
+
   /** Releases due polls now if the cap allows (a slot may have freed). */
   kick(): void {
     this.#pump();

@@ -79,11 +79,21 @@ export interface TransportOptions {
   counters: TransportCounters;
   /** See `ModelBeamClientOptions.dailyCounts`. */
   dailyCounts: 'auto' | 'all';
-  /** Status polls the jobs in flight and `submitting` more may still need (see `JobTracker.pollsToKeep`). */
-  pollsToKeep: (submitting: number) => number;
+  /**
+   * Status polls the jobs in flight and `submitting` more on `route` may still need today (see
+   * `JobTracker.pollsToKeep`), with the day's budget as the scheduler knows it: when it ends at the latest
+   * (`endsBy`, undefined while unknown) and what is left (`available`).
+   */
+  pollsToKeep: (submitting: number, route: string, day: DayReading) => number;
   /** See `ModelBeamClientOptions.limitScope`. */
   limitScope: LimitScope;
   clock: Clock;
+}
+
+/** The daily window as a submission's keep reads it (store time; see `WindowView`). */
+export interface DayReading {
+  endsBy: number | undefined;
+  available: number | undefined;
 }
 
 /**
@@ -198,7 +208,7 @@ export class Transport {
   readonly #counters: TransportCounters;
   readonly #dailyCounts: 'auto' | 'all';
   /** Status polls the jobs in flight and on the way may still need (`TransportOptions.pollsToKeep`). */
-  readonly #pollsToKeep: (submitting: number) => number;
+  readonly #pollsToKeep: (submitting: number, route: string, day: DayReading) => number;
   /**
    * Submissions on the wire, and answered ones not yet tracked by the client
    * (`tracked()`): jobs on the way, whose polls need daily units too.
@@ -256,8 +266,10 @@ export class Transport {
 
   #keepFor(route: string): number {
     if (this.#dailyCounts === 'auto' && this.#scheduler.minuteLaneCountsDaily === false) return 0;
-    if (this.#scopes.scopeFor(POLL_ROUTE) !== this.#scopes.scopeFor(route)) return 0;
-    return this.#pollsToKeep(this.#submitting);
+    const scope = this.#scopes.scopeFor(route);
+    if (this.#scopes.scopeFor(POLL_ROUTE) !== scope) return 0;
+    const daily = this.#scheduler.budget(scope)?.daily;
+    return this.#pollsToKeep(this.#submitting, route, { endsBy: daily?.nextResetBy, available: daily?.available });
   }
 
   /** The scheduler scope requests on `path` draw from now (undefined: the account's, the default scope). */

@@ -512,9 +512,17 @@ export class BudgetState {
   /** The view at `now` without letting time raise anything first. */
   currentView(now: number): BudgetView {
     const s = this.data;
+    const daily = windowView(s.daily);
+    // When the day ends, where it is the server's word (a daily 429's Retry-After, a stated reset, carried forward
+    // a day at a time). A guess (the latest a reset seen in the numbers can have been) is not shown: it may be late
+    // by the gap between two answers, and a client that waited for it would start the next day that much late.
+    if (s.nextDailyReset > 0 && s.dailyResetKnown === 1) {
+      daily.nextResetAfter = s.nextDailyReset;
+      daily.nextResetBy = s.nextDailyReset;
+    }
     return {
       minute: windowView(s.minute),
-      daily: windowView(s.daily),
+      daily,
       gateUntil: s.gateUntil > now ? s.gateUntil : undefined,
       parkedUntil: s.parked === 1 && s.parkUntil > now ? s.parkUntil : undefined,
       sent: s.sent,

@@ -103,7 +103,10 @@ export interface WindowView {
   uncounted: number;
   /** What kind of window the engine believes the server runs. */
   kind: 'unknown' | 'fixed';
-  /** Bracket of the next predicted reset, when known (store time). */
+  /**
+   * Bracket of the next predicted reset, when known (store time). For the daily window: its reset where it is
+   * the server's word (both the same), not a guess.
+   */
   nextResetAfter: number | undefined;
   nextResetBy: number | undefined;
 }
