@@ -18,7 +18,7 @@ describe('options: bad values throw a TypeError naming the option, the value and
     ['maxConcurrent "4"', { maxConcurrent: '4' }, 'Expected `maxConcurrent` to be an integer >= 1 (or Infinity), got `"4"` (string)'],
     ['maxConcurrent null', { maxConcurrent: null }, 'Expected `maxConcurrent` to be an integer >= 1 (or Infinity), got `null` (null)'],
     ['windows not an object', { windows: 60_000 }, 'Expected `windows` to be an object, got `60000` (number)'],
-    ['windows an array', { windows: [] }, 'Expected `windows` to be an object, got `` (object)'],
+    ['windows an array', { windows: [] }, 'Expected `windows` to be an object, got `[0 items]` (object)'],
     ['windows.minuteMs 0', { windows: { minuteMs: 0 } }, 'Expected `windows.minuteMs` to be a number > 0, got `0` (number)'],
     ['windows.minuteMs -5', { windows: { minuteMs: -5 } }, 'Expected `windows.minuteMs` to be a number > 0, got `-5` (number)'],
     ['windows.minuteMs Infinity', { windows: { minuteMs: Infinity } }, 'Expected `windows.minuteMs` to be a number > 0, got `Infinity` (number)'],
@@ -48,10 +48,10 @@ describe('options: bad values throw a TypeError naming the option, the value and
     ['timeoutMs Infinity', { timeoutMs: Infinity }, 'Expected `timeoutMs` to be a number >= 0, got `Infinity` (number)'],
     ['marginMs NaN', { marginMs: Number.NaN }, 'Expected `marginMs` to be a number >= 0, got `NaN` (number)'],
     ['leaseMs 0', { leaseMs: 0 }, 'Expected `leaseMs` to be a number > 0, got `0` (number)'],
-    ['store {}', { store: {} }, 'Expected `store` to be a Store (MemoryStore or RedisStore), got `[object Object]` (object)'],
-    ['clock without clearTimeout', { clock: { now: () => 0, setTimeout: () => 0 } }, 'Expected `clock` to be an object with now(), setTimeout() and clearTimeout(), got `[object Object]` (object)'],
+    ['store {}', { store: {} }, 'Expected `store` to be a Store (MemoryStore or RedisStore), got `{}` (object)'],
+    ['clock without clearTimeout', { clock: { now: () => 0, setTimeout: () => 0 } }, 'Expected `clock` to be an object with now(), setTimeout() and clearTimeout(), got `{ now, setTimeout }` (object)'],
     ['random 0.5', { random: 0.5 }, 'Expected `random` to be a function returning [0, 1), got `0.5` (number)'],
-    ['logger console-like', { logger: { info() {} } }, 'Expected `logger` to be a pino logger, got `[object Object]` (object)'],
+    ['logger console-like', { logger: { info() {} } }, 'Expected `logger` to be a pino logger (child(), debug(), info(), warn(), error()), got `{ info }` (object): it has no child(), debug(), warn(), error()'],
     ['options null', null, 'Expected `options` to be an object, got `null` (null)'],
     ['timeScale 0', { timeScale: 0 }, 'Expected `timeScale` to be a number > 0, got `0` (number)'],
     ['timeScale -1', { timeScale: -1 }, 'Expected `timeScale` to be a number > 0, got `-1` (number)'],
@@ -124,9 +124,9 @@ describe('schedule(): bad per-task input rejects with a TypeError', () => {
     ['priority NaN', 'task', { priority: Number.NaN }, 'Expected `priority` to be a finite number, got `NaN` (number)'],
     ['priority -Infinity', 'task', { priority: -Infinity }, 'Expected `priority` to be a finite number, got `-Infinity` (number)'],
     ['priority "high"', 'task', { priority: 'high' }, 'Expected `priority` to be a finite number, got `"high"` (string)'],
-    ['options an array', 'task', [], 'Expected `options` to be an object, got `` (object)'],
+    ['options an array', 'task', [], 'Expected `options` to be an object, got `[0 items]` (object)'],
     ['timeoutMs -1', 'task', { timeoutMs: -1 }, 'Expected `timeoutMs` to be a number >= 0, got `-1` (number)'],
-    ['signal not a signal', 'task', { signal: { aborted: false } }, 'Expected `signal` to be an AbortSignal, got `[object Object]` (object)'],
+    ['signal not a signal', 'task', { signal: { aborted: false } }, 'Expected `signal` to be an AbortSignal, got `{ aborted }` (object)'],
     ['idempotent "yes"', 'task', { idempotent: 'yes' }, 'Expected `idempotent` to be a boolean, got `"yes"` (string)'],
     ['countsDaily "no"', 'task', { countsDaily: 'no' }, 'Expected `countsDaily` to be a boolean, got `"no"` (string)'],
     ['a typo', 'task', { priorty: 5 }, 'Unknown option `priorty`; expected one of `priority`, `signal`, `timeoutMs`, `idempotent`, `countsDaily`, `keepDaily`, `scope`; did you mean `priority`?'],
@@ -248,8 +248,10 @@ describe('the one validation module (src/internal/validate.ts)', () => {
     [Number.NaN, '`NaN` (number)'],
     [null, '`null` (null)'],
     [undefined, '`undefined` (undefined)'],
-    [[], '`` (object)'],
-    [{}, '`[object Object]` (object)'],
+    [[], '`[0 items]` (object)'],
+    [{}, '`{}` (object)'],
+    [{ minute: { limit: 10 } }, '`{ minute }` (object)'], // keys, never values
+    ['redis://:pw@127.0.0.1:6379/5', '`"redis://***@127.0.0.1:6379/5"` (string)'], // credentials masked
     [Object.create(null) as object, '`[object Object]` (object)'], // String() throws on it
   ])('describe(%j) → %s', (value, shown) => {
     expect(describeValue(value)).toBe(shown);

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runBatch } from '../src/batch/run-batch.js';
 import { RateLimitScheduler } from '../src/engine/scheduler.js';
+import { MemoryStore } from '../src/store/memory-store.js';
 import { parseRateLimitHeaders } from '../src/headers/parse.js';
 import { createWebhookHandler, listenWebhookServer, ModelBeamClient, verifyWebhook, type ModelBeamClientOptions } from '../src/modelbeam/index.js';
 import { RedisStore, type RedisStoreOptions } from '../src/store/redis-store.js';
@@ -97,7 +98,9 @@ describe('new ModelBeamClient(options): bad options throw a TypeError naming the
     ['webhook typo', { ...k, webhook: { url: 'https://x.example/h', secrt: 's' } }, /^Unknown option `webhook\.secrt`/],
     ['validate "no"', { ...k, validate: 'no' }, 'Expected `validate` to be a boolean, got `"no"` (string)'],
     ['maxUploadBytes 0', { ...k, maxUploadBytes: 0 }, 'Expected `maxUploadBytes` to be an integer >= 1, got `0` (number)'],
-    ['logger console', { ...k, logger: console }, /^Expected `logger` to be a pino logger/],
+    ['logger console', { ...k, logger: console }, /^Expected `logger` to be a pino logger .*: console has no child\(\)$/],
+    ['a scheduler option at the top', { ...k, maxConcurrent: 4 }, /^Unknown option `maxConcurrent`; .*; `maxConcurrent` is a scheduler option: `scheduler: \{ maxConcurrent: … \}`$/],
+    ['a store as the scheduler', { ...k, scheduler: new MemoryStore() }, /^Expected `scheduler` to be .*got a store: a store goes inside them, `scheduler: \{ store \}`$/],
     ['clock Date', { ...k, clock: Date }, /^Expected `clock` to be an object with now\(\), setTimeout\(\) and clearTimeout\(\)/],
     ['random 0.5', { ...k, random: 0.5 }, 'Expected `random` to be a function returning [0, 1), got `0.5` (number)'],
   ];
@@ -201,7 +204,7 @@ describe('createWebhookHandler(options)', () => {
     ['no onEvent', { secret: 'whsec_ok' }, 'Expected `onEvent` to be a function, got `undefined` (undefined)'],
     ['onEvent a string', { ...ok, onEvent: 'log' }, 'Expected `onEvent` to be a function, got `"log"` (string)'],
     ['onRejected a number', { ...ok, onRejected: 5 }, 'Expected `onRejected` to be a function, got `5` (number)'],
-    ['onDuplicate an object', { ...ok, onDuplicate: {} }, 'Expected `onDuplicate` to be a function, got `[object Object]` (object)'],
+    ['onDuplicate an object', { ...ok, onDuplicate: {} }, 'Expected `onDuplicate` to be a function, got `{}` (object)'],
     ['toleranceSec 0', { ...ok, toleranceSec: 0 }, 'Expected `toleranceSec` to be a number > 0, got `0` (number)'],
     ['toleranceSec NaN', { ...ok, toleranceSec: Number.NaN }, 'Expected `toleranceSec` to be a number > 0, got `NaN` (number)'],
     ['toleranceSec "300"', { ...ok, toleranceSec: '300' }, 'Expected `toleranceSec` to be a number > 0, got `"300"` (string)'],
@@ -210,8 +213,8 @@ describe('createWebhookHandler(options)', () => {
     ['dedupeSize NaN (would be unbounded)', { ...ok, dedupeSize: Number.NaN }, 'Expected `dedupeSize` to be an integer >= 1, got `NaN` (number)'],
     ['dedupeSize 0', { ...ok, dedupeSize: 0 }, 'Expected `dedupeSize` to be an integer >= 1, got `0` (number)'],
     ['dedupeSize "1000"', { ...ok, dedupeSize: '1000' }, 'Expected `dedupeSize` to be an integer >= 1, got `"1000"` (string)'],
-    ['clock without setTimeout', { ...ok, clock: { now: () => 0 } }, 'Expected `clock` to be an object with now(), setTimeout() and clearTimeout(), got `[object Object]` (object)'],
-    ['logger console-like', { ...ok, logger: { info() {} } }, 'Expected `logger` to be a pino logger, got `[object Object]` (object)'],
+    ['clock without setTimeout', { ...ok, clock: { now: () => 0 } }, 'Expected `clock` to be an object with now(), setTimeout() and clearTimeout(), got `{ now }` (object)'],
+    ['logger console-like', { ...ok, logger: { info() {} } }, 'Expected `logger` to be a pino logger (child(), debug(), info(), warn(), error()), got `{ info }` (object): it has no child(), debug(), warn(), error()'],
   ];
   it.each(cases)('%s', async (_label, options, message) => {
     expectMessage(await errorOf(() => createWebhookHandler(options as never)), message);
@@ -366,6 +369,8 @@ describe('new RedisStore(options)', () => {
   const cases: Case[] = [
     ['options null', null, /^Expected `options` to be an object/],
     ['a typo', { acount: 'a' }, /^Unknown option `acount`/],
+    ['url, not redis', { url: 'redis://:pw-SECRET@127.0.0.1:6379' }, /^Unknown option `url`; .*; the connection goes in `redis` \(a redis:\/\/ URL or an ioredis client\): `new RedisStore\(\{ redis: 'redis:\/\/127\.0\.0\.1:6379' \}\)`$/],
+    ['a URL instead of options, its password masked', 'redis://:pw-SECRET@127.0.0.1:6379', 'Expected `options` to be an object, got `"redis://***@127.0.0.1:6379"` (string)'],
     ['redis a number', { redis: 6379 }, /^Expected `redis` to be an ioredis client or a redis:\/\/ URL, got `6379` \(number\)/],
     ['redis a host name, not a URL', { redis: 'localhost:6379' }, /^Expected `redis` to be an ioredis client, a redis:\/\/ or rediss:\/\/ URL with a host, or a socket path; got a string of 14 characters with the scheme `localhost:`/],
     ['redis an http URL', { redis: 'http://127.0.0.1:6379' }, /^Expected `redis` to be .* with the scheme `http:`/],

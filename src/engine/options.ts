@@ -253,6 +253,9 @@ const SCHEDULE_KEYS = keyList({
   scope: true,
 } satisfies Keys<ScheduleOptions>);
 
+/** The scheduler's option names (a client given one of them at its top level says where it goes). */
+export const SCHEDULER_OPTION_NAMES: readonly string[] = SCHEDULER_KEYS;
+
 /** `timeScale` alone, checked: a client or store reads it before the scheduler is built. */
 export function resolveTimeScale(value: unknown): number {
   return num('timeScale', value, defaults.timeScale, { min: 0, exclusiveMin: true });

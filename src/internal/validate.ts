@@ -25,15 +25,29 @@ export function keyList<T extends Readonly<Record<string, true>>>(record: T): re
   return Object.keys(record) as (keyof T & string)[];
 }
 
-/** How a bad value appears in a message: `` `"4"` (string) ``, `` `-1` (number) ``, `` `null` (null) ``. */
+/**
+ * How a bad value appears in a message: `` `"4"` (string) ``, `` `-1` (number) ``, `` `null` (null) ``,
+ * `` `{ minute }` (object) `` (an object's keys, never its values), `` `[3 items]` (array) ``. Credentials in a URL
+ * (`redis://:password@host`) are masked wherever they appear in a string.
+ */
 export function describe(value: unknown): string {
   let shown: string;
   try {
-    shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+    if (typeof value === 'string') shown = JSON.stringify(maskCredentials(value));
+    else if (Array.isArray(value)) shown = `[${value.length} item${value.length === 1 ? '' : 's'}]`;
+    else if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+      const keys = Object.keys(value);
+      shown = keys.length === 0 ? '{}' : `{ ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', …' : ''} }`;
+    } else shown = String(value);
   } catch {
     shown = Object.prototype.toString.call(value);
   }
   return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
+}
+
+/** A string as an error message may show it: the credentials of any URL in it (`user:password@`) masked. */
+export function maskCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/?#\s@]*@/gi, '$1***@');
 }
 
 /** Throws the one message shape for a bad value. */
@@ -85,24 +99,28 @@ export function suggest(key: string, known: readonly string[]): string | undefin
   return bestDistance <= Math.max(1, Math.floor(key.length / 3)) ? best : undefined;
 }
 
+/** Where a key that is unknown here belongs instead (`maxConcurrent` on a client: a scheduler option), in words. */
+export type KeyHints = Readonly<Record<string, string>>;
+
 /** Throws the one unknown-key message. `path` is the parent's name (`''` at the top). */
-export function unknownOption(path: string, key: string, known: readonly string[]): never {
-  const guess = suggest(key, known);
+export function unknownOption(path: string, key: string, known: readonly string[], hints?: KeyHints): never {
+  const elsewhere = hints !== undefined && Object.hasOwn(hints, key) ? hints[key] : undefined;
+  const guess = elsewhere === undefined ? suggest(key, known) : undefined;
   throw new TypeError(
     `Unknown option \`${path ? `${path}.` : ''}${key}\`; expected one of ${known.map((k) => `\`${k}\``).join(', ')}` +
-      (guess ? `; did you mean \`${guess}\`?` : ''),
+      (elsewhere !== undefined ? `; ${elsewhere}` : guess ? `; did you mean \`${guess}\`?` : ''),
   );
 }
 
 /** Throws for the first key of `value` not in `known`. */
-export function checkKeys(path: string, value: object, known: readonly string[]): void {
-  for (const key of Object.keys(value)) if (!known.includes(key)) unknownOption(path, key, known);
+export function checkKeys(path: string, value: object, known: readonly string[], hints?: KeyHints): void {
+  for (const key of Object.keys(value)) if (!known.includes(key)) unknownOption(path, key, known, hints);
 }
 
 /** The top-level options argument: an object (not null, not an array, not missing) with only known keys. */
-export function options(value: unknown, known: readonly string[]): Record<string, unknown> {
+export function options(value: unknown, known: readonly string[], hints?: KeyHints): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid('options', 'an object', value);
-  checkKeys('', value, known);
+  checkKeys('', value, known, hints);
   return value as Record<string, unknown>;
 }
 
@@ -208,12 +226,20 @@ export function checkClock<T>(value: unknown, fallback: T): T {
   return value as T;
 }
 
-/** The logger check every options object shares: anything with pino's `child()` and `debug()`. */
+/** The logger check every options object shares: pino, or anything with the methods of pino the engine calls. */
 export function checkLogger<T>(value: unknown, fallback: T): T {
   if (value === undefined) return fallback;
-  if (typeof value !== 'object' || !hasMethods(value, ['child', 'debug'])) invalid('logger', 'a pino logger', value);
+  if (typeof value !== 'object' || value === null || !hasMethods(value, LOGGER_METHODS)) {
+    const lacking = typeof value === 'object' && value !== null ? LOGGER_METHODS.filter((m) => !hasMethods(value, [m])) : [];
+    const which = value === globalThis.console ? 'console' : 'it';
+    const why = lacking.length > 0 ? `: ${which} has no ${lacking.map((m) => `${m}()`).join(', ')}` : '';
+    throw new TypeError(`Expected \`logger\` to be a pino logger (${LOGGER_METHODS.map((m) => `${m}()`).join(', ')}), got ${describe(value)}${why}`);
+  }
   return value as T;
 }
+
+/** What the engine calls on a logger (pino's names). */
+const LOGGER_METHODS = ['child', 'debug', 'info', 'warn', 'error'] as const;
 
 /** The random-source check: a function returning [0, 1). */
 export function checkRandom<T>(value: unknown, fallback: T): T {
@@ -232,5 +258,5 @@ export function checkHttpUrl(name: string, value: unknown, maxLength?: number): 
 
 /** A URL as an error message may show it: any credentials (`user:password@`) masked. */
 export function maskUrl(value: unknown): unknown {
-  return typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/i, '$1***@') : value;
+  return typeof value === 'string' ? maskCredentials(value) : value;
 }

@@ -2,7 +2,7 @@
  * Options of `ModelBeamClient` (types with TSDoc), their defaults in one
  * object, and eager validation in the project's one message shape.
  */
-import { defaults as schedulerDefaults, resolveOptions as resolveSchedulerOptions, scaled } from '../engine/options.js';
+import { defaults as schedulerDefaults, resolveOptions as resolveSchedulerOptions, scaled, SCHEDULER_OPTION_NAMES } from '../engine/options.js';
 import type { SchedulerOptions, SchedulerTiming } from '../engine/options.js';
 import { RateLimitScheduler } from '../engine/scheduler.js';
 import { systemClock, type Clock, type Random } from '../internal/clock.js';
@@ -22,6 +22,7 @@ import {
   object,
   oneOf,
   checkKeys,
+  hasMethods,
   type Keys,
   type NumberRule,
 } from '../internal/validate.js';
@@ -375,12 +376,17 @@ function timingOf(scheduler: RateLimitScheduler): SchedulerTiming {
   return t ?? { timeScale: schedulerDefaults.timeScale, minuteMs: schedulerDefaults.minuteMs, dayMs: schedulerDefaults.dayMs };
 }
 
+/** Scheduler options given at the client's top level: where they go. */
+const SCHEDULER_HINTS = Object.fromEntries(
+  SCHEDULER_OPTION_NAMES.filter((k) => !(KNOWN as readonly string[]).includes(k)).map((k) => [k, `\`${k}\` is a scheduler option: \`scheduler: { ${k}: … }\``]),
+);
+
 /** Validates eagerly and fills in the defaults. Unknown keys throw: a typo must not vanish. */
 export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedClientOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('Expected `options` to be an object, e.g. `new ModelBeamClient({ apiKey: process.env.MODELBEAM_API_KEY })`');
   }
-  checkKeys('', options, KNOWN);
+  checkKeys('', options, KNOWN, SCHEDULER_HINTS);
   const d = CLIENT_DEFAULTS;
   const apiKey = checkApiKey(options.apiKey);
   const baseUrl = options.baseUrl === undefined ? d.baseUrl : checkHttpUrl('baseUrl', options.baseUrl, MAX_URL_LENGTH);
@@ -392,6 +398,9 @@ export function resolveClientOptions(options: ModelBeamClientOptions): ResolvedC
   const given = options.scheduler !== undefined && isScheduler(options.scheduler) ? options.scheduler : undefined;
   if (!given && options.scheduler !== undefined && (typeof options.scheduler !== 'object' || options.scheduler === null)) {
     invalid('scheduler', 'a RateLimitScheduler or scheduler options', options.scheduler);
+  }
+  if (!given && hasMethods(options.scheduler, ['reserve', 'settle'])) {
+    throw new TypeError('Expected `scheduler` to be a RateLimitScheduler or scheduler options, got a store: a store goes inside them, `scheduler: { store }`');
   }
   const schedulerOptions = given ? undefined : { clock, random, logger, ...(options.scheduler as SchedulerOptions | undefined) };
   // The scheduler's time settings, read before anything is built (its options are checked here, once more when it is built).

@@ -134,6 +134,11 @@ const OPTION_KEYS = keyList({
   clockOverride: true,
 } satisfies Keys<RedisStoreOptions>);
 
+/** Names other Redis libraries use for the connection. */
+const REDIS_HINTS = Object.fromEntries(
+  ['url', 'host', 'port', 'client', 'connection', 'password'].map((k) => [k, `the connection goes in \`redis\` (a redis:// URL or an ioredis client): \`new RedisStore({ redis: 'redis://127.0.0.1:6379' })\``]),
+);
+
 /** Options after defaults and validation. */
 export interface ResolvedRedisStoreOptions {
   redis: Redis | string;
@@ -152,7 +157,7 @@ export interface ResolvedRedisStoreOptions {
 
 /** Validates eagerly: a typo or a value out of range throws a TypeError naming it. */
 export function resolveOptions(options: RedisStoreOptions): ResolvedRedisStoreOptions {
-  const o = rootOptions(options, OPTION_KEYS);
+  const o = rootOptions(options, OPTION_KEYS, REDIS_HINTS);
   const redis = (o.redis ?? DEFAULTS.redis) as Redis | string;
   if (typeof redis === 'string') checkRedisUrl(redis);
   else if (!isRedisClient(redis)) invalid('redis', 'an ioredis client or a redis:// URL', redis);
