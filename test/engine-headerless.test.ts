@@ -94,4 +94,40 @@ describe('a server with no rate-limit headers at all', () => {
     },
   );
 
+  it('requests that reach the server well after they were sent (a busy machine) do not make the pacing refuse bursts', async () => {
+    // First-hit windows of 1 s, 30 each, served one at a time in arrival order, answers 0.5 ms after; one
+    // request in ten stalls up to 40 ms on its way, and those behind it wait for it. A window opened by a late
+    // arrival ends late: paced from the sending, the next window's burst reached it before its end, was
+    // refused in part (13 429s after the first window here), and the cut measured from the sending fell below the limit.
+    const windowMs = 1000;
+    const { clock, scheduler } = setup({ windows: { minuteMs: windowMs } });
+    const server = new SimServer(clock, { limit: 30, windowMs, kind: 'first-hit' }, 1);
+    server.headers = false;
+    server.headersOn429 = 'none';
+    let r = 12345;
+    const rnd = (): number => (r = (r * 16807) % 2147483647) / 2147483647;
+    let busyUntil = 0;
+    const task = () =>
+      new Promise<{ status: number; headers: Record<string, string> }>((resolve) => {
+        const stall = rnd() < 0.1 ? 40 * rnd() : 0;
+        const at = Math.max(clock.now() + 0.5 + stall, busyUntil) + 0.3;
+        busyUntil = at;
+        clock.setTimeout(() => {
+          const res = server.handle();
+          clock.setTimeout(() => resolve(res), 0.5);
+        }, at - clock.now());
+      });
+    const jobs = 600;
+    let done = 0;
+    for (let i = 0; i < jobs; i++) void scheduler.schedule(task).then(() => done++);
+    while (done < jobs && clock.now() - T0 < windowMs * 100) await clock.advance(1);
+    expect(done).toBe(jobs);
+    const first = Math.min(...server.accepted);
+    const later = server.rejectedAt.filter((t) => t >= first + windowMs);
+    expect(later.length).toBeLessThanOrEqual(5);
+    expect(server.maxInWindow()).toBeLessThanOrEqual(30);
+    // Ideal: 20 first-hit windows from the first request, the last one's requests at its start.
+    const ratio = (Math.max(...server.accepted) - first) / (19 * windowMs);
+    expect(ratio).toBeLessThanOrEqual(1.15);
+  });
 });

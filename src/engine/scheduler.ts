@@ -621,6 +621,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       if (!this.#sawWindow) this.#slowStart.accepted(now - flight.dispatchedAt);
     }
     if (!this.#sawWindow) {
+      // Its place in the pacing log moves from its sending to its answer (see Aimd.answered).
+      this.#aimd.answered(flight.dispatchedAt, now);
       // Any answer but a 429 was counted by the server's limiter: AIMD measures its ceiling from them.
       if (status !== undefined && status !== 429) this.#aimd.accepted(flight.dispatchedAt, now);
       if (this.#aimdRead === entry && status !== 429) {
