@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { BudgetState } from '../src/store/budget-state.js';
 import type { Outcome, Ticket } from '../src/store/types.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { record, scenarios } from './helpers/store-cases.js';
 
 const config = { minuteMs: 1000, dayMs: 100_000, seeds: {}, marginMs: 2, leaseMs: 5000 };
 const ticketOf = (r: ReturnType<BudgetState['reserve']>): Ticket => ({ ...r.ticket, lease: '' });
@@ -182,6 +184,48 @@ describe('budget state: resets the server states', () => {
     // The parser turns an epoch second into milliseconds to go: not a whole number of seconds.
     state.settle(ticketOf(first), { ...outcome(1040, 200), snapshot: minuteSnap(10, 9, 29_417) });
     expect(state.view(1041).minute).toMatchObject({ kind: 'fixed', nextResetAfter: 29_417, nextResetBy: 30_457 });
+  });
+
+  // A stated reset is known to within its grain (a second, rounded up), and the window that counted the request
+  // resets no later than a window after it: the bracket is the stated second, cut at now + W.
+  it.each([
+    // [what, windowMs, sentAt, now, resetInMs, nextResetAfter, nextResetBy]
+    ['seconds to go, within the window', 60_000, 1000, 1040, 30_000, 30_000, 31_040],
+    ['an epoch second, within the window', 60_000, 1000, 1040, 29_417, 29_417, 30_457],
+    ['an epoch second rounded up past the window (1 s window, a whole second late)', 1000, 1000, 1001, 1999, 1999, 2001],
+    ['an epoch second rounded up past the window (half a second late)', 1000, 1000, 1002, 1498, 1498, 2002],
+    ['seconds to go rounded up past the window (2 s stated of a 1.5 s window)', 1500, 1000, 1010, 2000, 2000, 2510],
+    ['a reset stated exactly a window away', 1000, 1000, 1010, 1000, 1000, 2010],
+  ] as const)('%s', (_what, windowMs, sentAt, now, resetInMs, after, by) => {
+    const state = new BudgetState({ ...cfg, minuteMs: windowMs });
+    const first = state.reserve(1, sentAt);
+    state.settle(ticketOf(first), { ...outcome(now, 200), snapshot: minuteSnap(10, 9, resetInMs) });
+    expect(state.view(now + 1).minute).toMatchObject({ kind: 'fixed', nextResetAfter: after, nextResetBy: by });
+  });
+
+  it('an epoch second rounded up a whole window late: the budget comes back a window after the first request, not a second later', () => {
+    const state = new BudgetState({ ...cfg, minuteMs: 1000 });
+    const first = state.reserve(1, 1000);
+    // A first-hit window opened at 1000.5: it resets at 2000.5, stated as the epoch second 3 (3000 ms: 1999 ms to go).
+    state.settle(ticketOf(first), { ...outcome(1001, 200), snapshot: minuteSnap(10, 9, 1999) });
+    const rest = state.reserve(9, 1002, 0);
+    expect(rest.granted).toBe(9);
+    for (let i = 0; i < 9; i++) state.settle(ticketOf(rest), { ...outcome(1010, 200), snapshot: minuteSnap(10, 8 - i, 1990) });
+    expect(state.reserve(5, 2040, 0).granted).toBe(0);
+    // Surely reset a window (and the margin) after the first answer: one read goes, not a second later.
+    expect(state.reserve(5, 2001 + 50, 0).granted).toBe(1);
+  });
+
+  it('first-hit windows of 1 s from a whole second, resets stated as epoch seconds: every window full, no 429 (the conformance scenario)', async () => {
+    const scenario = scenarios.find((c) => c.name.startsWith('stated resets as epoch seconds'))!;
+    const steps = await record(new MemoryStore(), scenario.config, scenario.run);
+    const note = steps.find((x) => x.op === 'note')!.value as { accepted: number; rejected: number; maxInWindow: number };
+    expect(note.rejected).toBe(0);
+    expect(note.maxInWindow).toBeLessThanOrEqual(10);
+    // 12 s of requests at 10 per first-hit window, each opened by a read a margin and a round trip after the one
+    // before ended: 12 windows, all full. (A scout held for the stated second, sent after the reset, wastes its unit
+    // of the first window: 119.)
+    expect(note.accepted).toBe(120);
   });
 
   it('a stated reset further away than the window is long is not used', () => {

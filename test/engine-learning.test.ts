@@ -520,6 +520,29 @@ describe('Aimd (pure)', () => {
     expect(aimd.gateMs(4, 1, T0 + 1000)).toBeCloseTo(50 + 1000 * 1.01 - 1000, 6);
   });
 
+  it('an answered request leaves the log a window after its answer, not after its sending', () => {
+    const aimd = new Aimd({ windowMs: W });
+    for (let t = 0; t < 10; t++) aimd.accepted(T0 + t, T0 + t + 1);
+    aimd.onThrottle(T0 + 10, T0 + 11);
+    // the rate is 9 (10 measured); the 10 counted leave at T0 + 0..9 + 1010; one read goes at T0 + 1100
+    expect(aimd.rate).toBe(9);
+    expect(aimd.take(9, T0 + 1100)).toBe(9);
+    aimd.sent(1, T0 + 1100);
+    aimd.restart(T0 + 1100, T0 + 1101);
+    aimd.sent(8, T0 + 1101);
+    // Answered 40 ms after their sending (a busy machine: they may have reached the server that late)
+    aimd.answered(T0 + 1100, T0 + 1140);
+    for (let k = 0; k < 8; k++) aimd.answered(T0 + 1101, T0 + 1141);
+    // Counted from the sending, all 9 would be free again at T0 + 1100 + 1010; from the answer, not before T0 + 1140 + 1010
+    expect(aimd.take(9, T0 + 2111)).toBe(0);
+    expect(aimd.nextAt(T0 + 2111)).toBeCloseTo(T0 + 1140 + W * 1.01, 6);
+    expect(aimd.take(9, T0 + 1140 + W * 1.01)).toBe(1);
+    expect(aimd.take(9, T0 + 1141 + W * 1.01)).toBe(9);
+    // An answer to a request no longer in the log (or never in it) changes nothing
+    aimd.answered(T0 + 5, T0 + 3000);
+    expect(aimd.take(9, T0 + 3000)).toBe(9);
+  });
+
   it('is the same at any window length, in window units', () => {
     const trace = (w: number) => {
       const aimd = new Aimd({ windowMs: w });

@@ -7,8 +7,8 @@
  * - The ceiling: on a 429, the requests the server accepted from those sent in
  *   the window before the refused one (a limit it just reached).
  * - The rate: requests per window, kept as a sliding log of what was sent: a
- *   request may go while fewer than `rate` were sent in the last window (and a
- *   hair). No fixed, sliding or first-hit window of a limit above the rate
+ *   request may go while fewer than `rate` were sent (or, once answered, were
+ *   answered) in the last window (and a hair). No fixed, sliding or first-hit window of a limit above the rate
  *   refuses that, and the queue's last window is spent at once, not spread. A
  *   429 cuts the rate to `min(beta × ceiling, ceiling - 1)`; it then climbs
  *   back, closing half the gap to `ceiling - 1` per window while it is what
@@ -57,6 +57,21 @@ class TimeLog {
   /** The `i`-th oldest. */
   at(i: number): number {
     return this.#items[this.#head + i] as number;
+  }
+
+  /** Removes one occurrence of `t` (an exact time pushed before); false when it is not there (dropped already). */
+  remove(t: number): boolean {
+    const items = this.#items;
+    let lo = this.#head;
+    let hi = items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((items[mid] as number) < t) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo >= items.length || items[lo] !== t) return false;
+    items.splice(lo, 1);
+    return true;
   }
 
   /** Adds a time out of order (rare: an answer that came back late). */
@@ -170,6 +185,20 @@ export class Aimd {
     if (!this.active) return;
     for (let i = 0; i < n; i++) this.#sent.push(now);
     this.#sent.dropThrough(now - this.#windowMs * (1 + SLACK));
+  }
+
+  /**
+   * A request sent at `sentAt` was answered at `now` (any answer): it leaves
+   * the log a window after `now`, not after its sending. The server counted it
+   * when it arrived, somewhere between the two: a window it opened (first hit)
+   * or counted it in ends no earlier than a window after its arrival, and on a
+   * busy machine the arrival may trail the sending by more than the slack.
+   * Counted from the answer, the next request past the rate cannot reach the
+   * server before that window has ended.
+   */
+  answered(sentAt: number, now: number): void {
+    if (!this.active || now <= sentAt) return;
+    if (this.#sent.remove(sentAt)) this.#sent.insert(now);
   }
 
   /** When the next request may go. */

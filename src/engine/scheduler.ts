@@ -13,6 +13,7 @@ import { MemoryStore } from '../store/memory-store.js';
 import { DEFAULT_SCOPE, scopeOf } from '../store/scope.js';
 import type { BudgetView, ReserveResult, SettleResult, Store, Ticket } from '../store/types.js';
 import { Aimd } from './aimd.js';
+import { SlowStart } from './slow-start.js';
 import {
   classifyStatus,
   discardBody,
@@ -82,19 +83,6 @@ function hasWindowInfo(snapshot: RateLimitSnapshot): boolean {
   );
 }
 
-/**
- * Slow start (nothing known): one more request in flight per answer, doubling
- * per round trip, up to this many in flight ...
- */
-const SLOW_START_DOUBLING = 16;
-/**
- * ... then a quarter more per answer (x1.25 per round trip). Every request in
- * flight when a header-less server first refuses is refused too, so the first
- * window's overshoot is about what one round trip sends: with doubling, about
- * the limit itself.
- */
-const SLOW_START_GENTLE = 0.25;
-
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
@@ -149,8 +137,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   readonly #limits = new Map<string, number>();
   /** True once any response said something about a window: the budget then governs, not AIMD or slow start. */
   #sawWindow = false;
-  /** While nothing is known: the most requests in flight (see SLOW_START_DOUBLING). */
-  #slowStart = 1;
+  /** While nothing is known: the most requests in flight (see slow-start.ts). */
+  readonly #slowStart: SlowStart;
   readonly #seeded: boolean;
   #throttles = 0;
   /** When the last 429 was acted on: 429s of requests sent before it belong to the same burst. */
@@ -180,6 +168,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
     this.#store = options.store ?? new MemoryStore();
     this.#concurrency = resolved.maxConcurrent;
     this.#aimd = new Aimd({ windowMs: resolved.minuteMs });
+    this.#slowStart = new SlowStart(resolved.minuteMs);
     this.#seeded = resolved.seeds.minute !== undefined || resolved.seeds.daily !== undefined;
     const init = this.#store.init({
       minuteMs: resolved.minuteMs,
@@ -425,7 +414,7 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       }
       if (!this.#sawWindow && !this.#seeded && !this.#aimd.active) {
         // Neither headers nor seeds: start conservatively. The next answer pumps again.
-        want = Math.min(want, Math.floor(this.#slowStart) - this.#inFlight - this.#asked);
+        want = Math.min(want, this.#slowStart.limit - this.#inFlight - this.#asked);
         if (want <= 0) return 'stop';
       }
       if (this.#aimd.active) {
@@ -629,9 +618,11 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       jitterMs = Math.min(jitterMs, 1000);
     } else if (status !== undefined && status < 400) {
       this.#throttles = 0;
-      if (!this.#sawWindow) this.#slowStart += this.#slowStart < SLOW_START_DOUBLING ? 1 : SLOW_START_GENTLE;
+      if (!this.#sawWindow) this.#slowStart.accepted(now - flight.dispatchedAt);
     }
     if (!this.#sawWindow) {
+      // Its place in the pacing log moves from its sending to its answer (see Aimd.answered).
+      this.#aimd.answered(flight.dispatchedAt, now);
       // Any answer but a 429 was counted by the server's limiter: AIMD measures its ceiling from them.
       if (status !== undefined && status !== 429) this.#aimd.accepted(flight.dispatchedAt, now);
       if (this.#aimdRead === entry && status !== 429) {

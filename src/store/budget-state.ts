@@ -628,7 +628,11 @@ export class BudgetState {
       // (A reset further away than the window is long contradicts the window: it is not used.) The server's limiter
       // processed the request between its sending and now, and stated the reset in whole seconds rounded up (every
       // limiter we know does, seconds to go or an epoch second alike): it comes up to a second before what it says.
-      phase.onStatedReset(w, ticket.sentAt + snap.resetInMs - RESET_GRAIN_MS, now + snap.resetInMs, now);
+      // And a window that counted the request resets no later than a window after it: a reset stated further away
+      // than that is the rounding (an epoch second rounded up states a reset right after the request's window opened
+      // up to a whole second late, a whole window of 1 s), so the window's own length is the upper end then.
+      const hi = now + Math.min(snap.resetInMs, w.windowMs);
+      phase.onStatedReset(w, Math.min(ticket.sentAt + snap.resetInMs - RESET_GRAIN_MS, hi), hi, now);
     }
     return true;
   }

@@ -41,9 +41,11 @@ export class SimServer {
   /**
    * Successful answers state the window's reset as `x-ratelimit-reset`, in
    * whole seconds rounded up (as express-rate-limit, @fastify/rate-limit and
-   * Laravel do); `'ms'` states it to the millisecond.
+   * Laravel do); `'ms'` states it to the millisecond; `'epoch-seconds'` as the
+   * epoch second it happens in, rounded up (express-rate-limit's
+   * `legacyHeaders`: the clock must be past 2024 for it to read as an epoch).
    */
-  statesReset: 'seconds' | 'ms' | undefined = undefined;
+  statesReset: 'seconds' | 'ms' | 'epoch-seconds' | undefined = undefined;
 
   constructor(clock: Clock, window: SimWindow, latencyMs = 5) {
     this.#clock = clock;
@@ -123,7 +125,12 @@ export class SimServer {
       }
       if (this.statesReset && w.kind !== 'sliding') {
         const ms = this.#msUntilFree(now);
-        headers['x-ratelimit-reset'] = this.statesReset === 'seconds' ? String(Math.ceil(ms / 1000)) : String(ms / 1000);
+        headers['x-ratelimit-reset'] =
+          this.statesReset === 'seconds'
+            ? String(Math.ceil(ms / 1000))
+            : this.statesReset === 'epoch-seconds'
+              ? String(Math.ceil((now + ms) / 1000))
+              : String(ms / 1000);
       }
     }
     return { status: 200, headers };

@@ -69,6 +69,8 @@ export async function readSharedDoc(client: Redis, key: string): Promise<SharedD
 }
 
 export const T0 = 1_700_000_000_000;
+/** A whole second past 2024 (2025-12-06T05:33:20Z): an `X-RateLimit-Reset` epoch second reads as one from here on. */
+export const EPOCH_T0 = 1_765_000_000_000;
 
 export function config(overrides: Partial<BudgetConfig> = {}): BudgetConfig {
   return {
@@ -258,15 +260,18 @@ function simRun(opts: {
   /** Another client on the same account, unseen by the store: one request every this many steps. */
   otherEvery?: number;
   /** The server states its reset (see SimServer.statesReset). */
-  statesReset?: 'seconds' | 'ms';
+  statesReset?: 'seconds' | 'ms' | 'epoch-seconds';
+  /** Store time of the first step (default T0; epoch-second resets need a clock past 2024). */
+  start?: number;
 }): Scenario {
   return async (d) => {
-    let now = T0;
+    const start = opts.start ?? T0;
+    let now = start;
     const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
     const server = new SimServer(clock, { limit: opts.limit, windowMs: opts.windowMs, kind: opts.kind, phaseMs: opts.phaseMs });
     if (opts.dropHeadersEvery) server.dropHeadersEvery = opts.dropHeadersEvery;
     if (opts.statesReset) server.statesReset = opts.statesReset;
-    if (opts.daily) server.daily = { limit: opts.daily.limit, used: 0, resetAt: T0 + opts.daily.dayMs, dayMs: opts.daily.dayMs };
+    if (opts.daily) server.daily = { limit: opts.daily.limit, used: 0, resetAt: start + opts.daily.dayMs, dayMs: opts.daily.dayMs };
     type Flight = { ticket: Ticket; arriveAt: number; answerAt: number; status?: number; headers?: Record<string, string> };
     let flights: Flight[] = [];
     let n = 0;
@@ -684,6 +689,12 @@ export const scenarios: NamedScenario[] = [
     name: 'stated resets to the millisecond on first-hit windows',
     config: config({ minuteMs: 2000 }),
     run: simRun({ limit: 10, windowMs: 2000, kind: 'first-hit', phaseMs: 0, latency: (i) => 3 + (i % 4), steps: 1200, stepMs: 10, want: 12, statesReset: 'ms' }),
+  },
+  {
+    // The first window opens a millisecond or so after a whole second: its reset, rounded up, is stated a second late.
+    name: 'stated resets as epoch seconds (rounded up) on first-hit windows of 1 s, from a whole second',
+    config: config({ minuteMs: 1000 }),
+    run: simRun({ limit: 10, windowMs: 1000, kind: 'first-hit', phaseMs: 0, latency: (i) => 2 + (i % 3), steps: 1200, stepMs: 10, want: 12, statesReset: 'epoch-seconds', start: EPOCH_T0 }),
   },
   {
     name: 'header-less answers to the probes after a gate: they stop at the limit and stay uncounted a window',
