@@ -140,6 +140,21 @@ describe.skipIf(!reachable && !process.env.CI)('RedisStore', () => {
   });
 
   describe('start-up', () => {
+    it('a database the server does not have is an error naming it, not a silent fall-back to database 0', async () => {
+      const url = new URL(REDIS_URL);
+      url.pathname = '/99';
+      url.password = 's3cret-pw';
+      const account = `a${++n}`;
+      const s = new RedisStore({ redis: url.toString(), keyPrefix: PREFIX, account });
+      const error = await Promise.resolve(s.init(cfg())).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUnavailableError);
+      expect((error as Error).message).toMatch(/^Redis at redis:\/\/[^ ]*\/99 has no database 99 \(ERR DB index is out of range\)/);
+      expect((error as Error).message).not.toContain('s3cret-pw');
+      // Nothing was written to database 0 (or any other) under this account.
+      expect(await admin.keys(`${PREFIX}*${account}*`)).toEqual([]);
+      await s.close();
+    });
+
     it('the first process writes the config; a later one with other windows gets a clear error', async () => {
       const a = store();
       const account = `a${n}`;

@@ -310,6 +310,7 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
     try {
       await this.#connect();
       await this.#checkVersion();
+      await this.#checkDatabase();
       this.#defineCommand();
       // No engine time yet: until the first reserve, assume the engine runs on the system clock.
       const stored = await this.#enqueue<SharedDoc['cfg']>('init', undefined, (b) => b.doc.cfg);
@@ -457,6 +458,24 @@ export class RedisStore extends StoreEmitter<RedisStoreEvents> implements Store 
         redis.connect().catch((error: unknown) => finish(unreachable(this.#lastError ?? error)));
       }
     });
+  }
+
+  /**
+   * ioredis answers a failed SELECT (`/99` on a Redis with 16 databases) with an error event and goes on in
+   * database 0: another tenant's database, silently. Selecting it again here fails loudly instead.
+   */
+  async #checkDatabase(): Promise<void> {
+    const db = this.#redis.options.db ?? 0;
+    if (db === 0) return;
+    try {
+      await this.#timeout(this.#redis.select(db), 'SELECT');
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new StoreUnavailableError(
+        `Redis at ${this.#url} has no database ${db} (${why}): give a database the server has (0 to \`databases\` − 1 in redis.conf, 16 by default)`,
+        { cause: error },
+      );
+    }
   }
 
   async #checkVersion(): Promise<void> {
