@@ -108,6 +108,18 @@ describe('lines refused as invalid', () => {
     // Loaded back, the file agrees: the later record supersedes the refusal.
     expect((await loadJournal(out)).totals).toEqual({ done: 2, failed: 0, invalid: 0 });
   });
+
+  test('a later run that starts one and stops before it ends: the summary totals no longer count it invalid, as the file does not', async () => {
+    const client = new StubClient({ scheduler: { maxConcurrent: 1 } });
+    const out = join(dir, 'results.jsonl');
+    const inputs = [item('a', 'AUTH'), item('b')].map(({ endpoint: _, ...rest }) => rest);
+    expect((await runBatch(client, inputs, { out, endpoint: 'txt2imgg' }).summary).totals).toEqual({ done: 0, failed: 0, invalid: 2 });
+    // Fixed, but `a` draws a 401: the run stops with `a` started (pending) and `b` not read.
+    const stopped = await runBatch(client, inputs, { out, endpoint: 'txt2img', maxInFlight: 1 }).summary;
+    expect(stopped.stopped?.reason).toBe('authentication');
+    expect(stopped.totals).toEqual((await loadJournal(out)).totals);
+    expect(stopped.totals.invalid + stopped.pending).toBeLessThanOrEqual(2);
+  });
 });
 
 describe('retryFailed', () => {
