@@ -79,18 +79,20 @@ export const oursJobs: JobContender = {
   given: () =>
     '`new ModelBeamClient(server.clientOptions())` (API key, base URL and the server\'s windows as the scheduler\'s `timeScale`), ' +
     'then `generate(\'txt2img\', params)` per job; no limit, every other option at its default (`dailyCounts: \'auto\'`).',
-  start(setup) {
-    const client = new ModelBeamClient(setup.server.clientOptions());
-    return {
-      async run(i, onSubmitted) {
-        await client.generate('txt2img', jobParams(i), { onSubmitted: (id) => onSubmitted(id), signal: setup.signal });
-      },
-      warm: async () => {},
-      abort: () => client.close(),
-      close: () => client.close(),
-    };
-  },
+  start: (setup) => clientJobRun(new ModelBeamClient(setup.server.clientOptions()), setup),
 };
+
+/** Our client's run of the jobs: `generate` per job (also for tools that listen to the client first). */
+export function clientJobRun(client: ModelBeamClient, setup: JobSetup): JobRun {
+  return {
+    async run(i, onSubmitted) {
+      await client.generate('txt2img', jobParams(i), { onSubmitted: (id) => onSubmitted(id), signal: setup.signal });
+    },
+    warm: async () => {},
+    abort: () => client.close(),
+    close: () => client.close(),
+  };
+}
 
 const HEADERS = { authorization: 'Bearer test-key', accept: 'application/json', 'content-type': 'application/json' };
 

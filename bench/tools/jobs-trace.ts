@@ -10,7 +10,7 @@
  * poll that found its job unfinished); BINS=a,b,w counts submissions / polls /
  * server-counted requests per w ms from a to b. Phases use the bench's seeds.
  */
-import { jobParams, oursJobs, type JobContender } from '../lib/job-contenders.js';
+import { clientJobRun, oursJobs, type JobContender } from '../lib/job-contenders.js';
 import { runTrial, VARIANTS } from '../scenarios/jobs.js';
 import { ModelBeamClient } from '../../src/modelbeam/index.js';
 
@@ -41,14 +41,7 @@ const traced: JobContender = {
       client.scheduler.on('rateLimited', (e) => log.push({ at: Date.now(), kind: 'rateLimited', info: `${e.window} wait=${e.waitMs}` }));
       client.scheduler.on('dailyQuotaExhausted', (e) => log.push({ at: Date.now(), kind: 'dailyExhausted', info: `reset=${e.resetAt}` }));
     }
-    return {
-      async run(i, onSubmitted) {
-        await client.generate('txt2img', jobParams(i), { onSubmitted: (id) => onSubmitted(id), signal: setup.signal });
-      },
-      warm: async () => {},
-      abort: () => client.close(),
-      close: () => client.close(),
-    };
+    return clientJobRun(client, setup);
   },
 };
 
