@@ -95,6 +95,12 @@ describe('budget state: answers without a count', () => {
     expect(state.reserve(5, 1950, 0).granted).toBeLessThanOrEqual(3);
   });
 
+  it('a state saved without lowR (an older version) reads as none seen', () => {
+    const saved = new BudgetState(config).toJSON();
+    delete (saved.data.minute as Partial<typeof saved.data.minute>).lowR;
+    expect(BudgetState.restore(config, saved).data.minute.lowR).toBe(-1);
+  });
+
   it('answers out of order: no refresh request after a fresh count the server had already spent (a stale 0 came first)', () => {
     // Limit 7. The server takes A, P, X, Y, L, F, Z in that order (Remaining 6 down to 0); the answers come
     // back A, P, L (lowering), then F is sent, then X and Y (ignored, absorbed), Z's 0 (ignored), F's fresh 1.

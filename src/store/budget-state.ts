@@ -193,6 +193,9 @@ export class BudgetState {
       minuteOnly: 0,
       minuteOnlyTests: 0,
     };
+    // A state saved by a version without `lowR` (a shared Redis document during an upgrade): none seen.
+    this.data.minute.lowR ??= -1;
+    this.data.daily.lowR ??= -1;
   }
 
   /** The whole state, as plain data (`restore` takes it back). */
