@@ -26,7 +26,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { ModelBeamClient } from '../../src/modelbeam/index.js';
 import type { FakeModelBeamServer } from '../../src/testing/index.js';
 import type { Txt2ImgParams } from '../../src/modelbeam/endpoints.js';
-import { bottleneckHeartbeat, bottleneckLimiters, HttpFailure, MAX_429_RETRIES, RateLimited, retryAfterMs } from './rate-contenders.js';
+import { bottleneckHeartbeat, bottleneckLimiters, MAX_429_RETRIES, RateLimited, throwIfRefused } from './rate-contenders.js';
 import { sleep as sleepMs, warmUp } from './attempts.js';
 
 export interface JobSetup {
@@ -105,15 +105,7 @@ class JobHttp {
 
   async #send(options: Dispatcher.RequestOptions): Promise<Record<string, unknown>> {
     const res = await this.pool.request({ ...options, signal: this.setup.signal });
-    if (res.statusCode === 429) {
-      const wait = retryAfterMs(res.headers);
-      await res.body.dump();
-      throw new RateLimited(wait);
-    }
-    if (res.statusCode >= 400) {
-      await res.body.dump();
-      throw new HttpFailure(res.statusCode);
-    }
+    await throwIfRefused(res);
     const body = (await res.body.json()) as { data?: Record<string, unknown> };
     return body.data ?? {};
   }

@@ -101,9 +101,8 @@ export function retryAfterMs(headers: Dispatcher.ResponseData['headers'], now = 
   return 1000;
 }
 
-/** One attempt, the way the static contenders' task (and the usual Bottleneck glue) does it: 429 → `RateLimited`, other errors → `HttpFailure`. */
-export async function attemptOnce(send: SendAttempt, job: number, signal?: AbortSignal): Promise<void> {
-  const res = await send(job, signal);
+/** The static contenders' (and the usual Bottleneck glue's) reading of an answer: 429 → `RateLimited`, other errors → `HttpFailure`; the body is released. */
+export async function throwIfRefused(res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'>): Promise<void> {
   if (res.statusCode === 429) {
     const wait = retryAfterMs(res.headers);
     await res.body.dump();
@@ -113,6 +112,12 @@ export async function attemptOnce(send: SendAttempt, job: number, signal?: Abort
     await res.body.dump();
     throw new HttpFailure(res.statusCode);
   }
+}
+
+/** One attempt, the way the static contenders' task does it (see `throwIfRefused`). */
+export async function attemptOnce(send: SendAttempt, job: number, signal?: AbortSignal): Promise<void> {
+  const res = await send(job, signal);
+  await throwIfRefused(res);
   await res.body.json();
 }
 
