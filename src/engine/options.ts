@@ -16,7 +16,7 @@ import {
   options as rootOptions,
   type Keys,
 } from '../internal/validate.js';
-import type { Store } from '../store/types.js';
+import type { Store, WindowView } from '../store/types.js';
 import { MAX_SCOPE_LENGTH } from '../store/scope.js';
 
 /** Retry policy for transient failures (5xx, 408, resets, timeouts). */
@@ -164,12 +164,13 @@ export interface ScheduleOptions {
    * Daily units this request leaves for others: it waits (the daily park is
    * not involved, and tasks that do not count daily go on) while sending it
    * would leave fewer than this in the daily window. A function is asked
-   * again each time the task is about to go, so the number can follow the
-   * work in flight (the ModelBeam client keeps units for the status polls of
-   * the jobs it has submitted, where polls count daily).
+   * again each time the task is about to go, with the daily window of its
+   * scope as the scheduler sees it then, so the number can follow the work in
+   * flight (the ModelBeam client keeps units for the status polls of the jobs
+   * it has submitted, where polls count daily).
    * @default 0
    */
-  keepDaily?: number | (() => number);
+  keepDaily?: number | ((day: WindowView) => number);
   /**
    * The budget scope the request draws from. Each scope is a budget of its
    * own: its own minute and daily windows, `Remaining`/`Limit`, phase, 429

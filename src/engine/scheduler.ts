@@ -11,7 +11,7 @@ import { LinkedList } from '../internal/linked-list.js';
 import { isDebugEnabled, silentLogger, type Logger } from '../internal/logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { DEFAULT_SCOPE, scopeOf } from '../store/scope.js';
-import type { BudgetView, ReserveResult, SettleResult, Store, Ticket } from '../store/types.js';
+import type { BudgetView, ReserveResult, SettleResult, Store, Ticket, WindowView } from '../store/types.js';
 import { Aimd } from './aimd.js';
 import { SlowStart } from './slow-start.js';
 import {
@@ -437,10 +437,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
       // Where the daily window is known (elsewhere nothing is kept), what a task keeps may follow each one
       // sent (the client counts its submissions): one at a time while it keeps units, or while other requests
       // may count daily (nothing in flight to keep for yet, so the keep reads 0 until the first one goes).
-      const keep =
-        lane === 'kept' && this.#currentView(now, scope)?.daily.limit !== undefined
-          ? keepDaily(queue.peek(lane)?.options?.keepDaily)
-          : -1;
+      const day = lane === 'kept' ? this.#currentView(now, scope)?.daily : undefined;
+      const keep = day?.limit !== undefined ? keepDaily(queue.peek(lane)?.options?.keepDaily, day) : -1;
       if (keep > 0 || (keep === 0 && this.#minuteLaneCountsDaily !== false)) want = 1;
       const result = this.#store.reserve(want, now, queued - want, lane !== 'minute', scope, Math.max(0, keep));
       if (isPromise(result)) {
@@ -1009,8 +1007,8 @@ export class RateLimitScheduler extends TypedEmitter<SchedulerEvents> {
   }
 }
 
-/** A task's `keepDaily`, read when it is about to be reserved for (a function answers for now). */
-function keepDaily(keep: ScheduleOptions['keepDaily']): number {
-  const n = typeof keep === 'function' ? keep() : (keep ?? 0);
+/** A task's `keepDaily`, read when it is about to be reserved for (a function answers for now and `day`). */
+function keepDaily(keep: ScheduleOptions['keepDaily'], day: WindowView): number {
+  const n = typeof keep === 'function' ? keep(day) : (keep ?? 0);
   return Number.isFinite(n) && n > 0 ? Math.ceil(n) : 0;
 }

@@ -16,6 +16,7 @@ import { ValidationError } from '../errors/validation-error.js';
 import { parseRateLimitHeaders } from '../headers/parse.js';
 import type { HeaderSource } from '../headers/types.js';
 import type { Clock } from '../internal/clock.js';
+import type { WindowView } from '../store/types.js';
 import { isDebugEnabled, type Logger } from '../internal/logger.js';
 import { ScopeLearner, routeOf, type LimitScope } from './limit-scope.js';
 import type { EncodedBody } from './body.js';
@@ -264,11 +265,12 @@ export class Transport {
     return this.#keepFor(routeOf(path));
   }
 
-  #keepFor(route: string): number {
+  /** `daily`: the route's daily window as the caller has just read it (read here when not given). */
+  #keepFor(route: string, daily?: WindowView): number {
     if (this.#dailyCounts === 'auto' && this.#scheduler.minuteLaneCountsDaily === false) return 0;
     const scope = this.#scopes.scopeFor(route);
     if (this.#scopes.scopeFor(POLL_ROUTE) !== scope) return 0;
-    const daily = this.#scheduler.budget(scope)?.daily;
+    daily ??= this.#scheduler.budget(scope)?.daily;
     return this.#pollsToKeep(this.#submitting, route, { endsBy: daily?.nextResetBy, available: daily?.available });
   }
 
@@ -293,7 +295,7 @@ export class Transport {
     // Only job submissions are sure to count against the daily quota (see dailyCounts).
     const countsDaily = call.kind === 'submit' || this.#dailyCounts === 'all';
     // A submission leaves the daily units the polls of the jobs in flight need.
-    const keepDaily = call.kind === 'submit' ? () => this.#keepFor(route) : 0;
+    const keepDaily = call.kind === 'submit' ? (day: WindowView) => this.#keepFor(route, day) : 0;
     const { idempotent, signal } = call;
     const options: ScheduleOptions =
       signal === undefined
