@@ -172,12 +172,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * found the line valid): that run's records supersede the earlier end.
  */
 function isOpenable(index: JournalIndex, id: string): boolean {
-  const state = CODE_STATE[index.table.get(id) & 3];
-  if (state === undefined) return true;
-  if (state === 'done') return false;
-  index.table.set(id, REOPENED);
-  index.totals[state]--;
+  if (CODE_STATE[index.table.get(id) & 3] === 'done') return false;
+  reopen(index, id);
   return true;
+}
+
+/**
+ * `id` runs again after a `failed` or `invalid` end (a later record supersedes it): that end no longer counts in
+ * the totals, and the item is open (`REOPENED`) until a new terminal record. Other flags stay. No-op for an item
+ * without an end.
+ */
+export function reopen(index: JournalIndex, id: string): void {
+  const code = index.table.get(id);
+  const state = CODE_STATE[code & 3];
+  if (state === undefined) return;
+  index.totals[state]--;
+  index.table.set(id, (code & ~3) | REOPENED);
 }
 
 /** Applies one parsed record to the index. Returns false when the record is not one. */

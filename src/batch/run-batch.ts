@@ -5,7 +5,7 @@ import { dailyMessage, stopFor } from './classify.js';
 import { parseInput, type InvalidItem, type ParsedItem } from './input.js';
 import { runItem } from './item.js';
 import { RunControl } from './run-control.js';
-import { CLAIMED, CODE_STATE, ErrorsFile, Journal, JournalWriteError, SEEN, STATE_CODE, type OpenEntry, type TerminalRecord } from './journal.js';
+import { CLAIMED, ErrorsFile, Journal, JournalWriteError, reopen, SEEN, STATE_CODE, type OpenEntry, type TerminalRecord } from './journal.js';
 import { BATCH_DEFAULTS, checkBatchClient, resolveBatchOptions, validateBatchItem, type ResolvedBatchOptions } from './options.js';
 import { ResultStream } from './result-stream.js';
 import { RunSpend } from './spend.js';
@@ -304,11 +304,7 @@ class BatchRun implements Batch {
         }
         // A line refused as invalid (or failed, with retryFailed) runs again: its old end no longer counts, as
         // the file read back would not count it either (the new records supersede it).
-        const ended = CODE_STATE[code & 3];
-        if (ended !== undefined) {
-          index.totals[ended]--;
-          table.set(item.id, table.get(item.id) & ~3);
-        }
+        reopen(index, item.id);
         const prior = index.open.get(item.id);
         this.#start(item.id, prior, item);
       }
