@@ -20,13 +20,11 @@
  * through the limiter.
  */
 import Bottleneck from 'bottleneck';
-import PQueue from 'p-queue';
-import pRetry from 'p-retry';
 import { Pool, type Dispatcher } from 'undici';
 import { ModelBeamClient } from '../../src/modelbeam/index.js';
 import type { FakeModelBeamServer } from '../../src/testing/index.js';
 import type { Txt2ImgParams } from '../../src/modelbeam/endpoints.js';
-import { bottleneckHeartbeat, bottleneckLimiters, MAX_429_RETRIES, RateLimited, throwIfRefused } from './rate-contenders.js';
+import { bottleneckHeartbeat, bottleneckLimiters, MAX_429_RETRIES, pQueueLimiters, RateLimited, retryOn429, throwIfRefused } from './rate-contenders.js';
 import { sleep as sleepMs, warmUp } from './attempts.js';
 
 export interface JobSetup {
@@ -198,24 +196,8 @@ export const pQueueJobs: JobContender = {
     `; each request is \`pRetry(request, { retries: ${MAX_429_RETRIES}, minTimeout: 0, shouldRetry: 429 only, onFailedAttempt: sleep(Retry-After) })\`; ${pollingWords(s)}.`,
   start(setup) {
     const http = new JobHttp(setup);
-    const minute = new PQueue({ concurrency: setup.maxConcurrent, intervalCap: setup.limit, interval: setup.windowMs });
-    const daily =
-      setup.dailyLimit !== undefined && setup.dayMs !== undefined ? new PQueue({ intervalCap: setup.dailyLimit, interval: setup.dayMs }) : undefined;
-    const retried =
-      <T>(attempt: () => Promise<T>) =>
-      (): Promise<T> =>
-        pRetry(attempt, {
-          retries: MAX_429_RETRIES,
-          minTimeout: 0,
-          maxTimeout: 0,
-          factor: 1,
-          signal: setup.signal,
-          shouldRetry: ({ error }) => error instanceof RateLimited,
-          onFailedAttempt: async ({ error }) => {
-            if (error instanceof RateLimited) await sleepMs(error.retryAfterMs);
-          },
-        });
-    const viaMinute = <T>(attempt: () => Promise<T>): Promise<T> => minute.add(retried(attempt)) as Promise<T>;
+    const { minute, daily } = pQueueLimiters(setup);
+    const viaMinute = <T>(attempt: () => Promise<T>): Promise<T> => minute.add(() => retryOn429(attempt, setup.signal)) as Promise<T>;
     const viaDaily = <T>(attempt: () => Promise<T>): Promise<T> =>
       daily ? (daily.add(() => viaMinute(attempt)) as Promise<T>) : viaMinute(attempt);
     return {

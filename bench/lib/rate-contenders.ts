@@ -170,17 +170,43 @@ export function bottleneckHeartbeat(windowMs: number): number {
   return Math.max(1, Math.round((250 * windowMs) / 60_000));
 }
 
-/**
- * Bottleneck told the limits: a reservoir refilled every window (`minute`) and, with a daily limit, a daily
- * one chained in front of it (`daily.chain(minute)`: a job counts in both). Both never let 'error' crash a run.
- */
-export function bottleneckLimiters(setup: {
+/** The limits as the static contenders are told them. */
+export interface ToldLimits {
   maxConcurrent: number;
   limit: number;
   windowMs: number;
   dailyLimit?: number | undefined;
   dayMs?: number | undefined;
-}): { minute: Bottleneck; daily: Bottleneck | undefined } {
+}
+
+/** p-queue told the limits: `intervalCap` per window (`minute`) and, with a daily limit, a daily queue to feed it through. */
+export function pQueueLimiters(setup: ToldLimits): { minute: PQueue; daily: PQueue | undefined } {
+  const minute = new PQueue({ concurrency: setup.maxConcurrent, intervalCap: setup.limit, interval: setup.windowMs });
+  const daily =
+    setup.dailyLimit !== undefined && setup.dayMs !== undefined ? new PQueue({ intervalCap: setup.dailyLimit, interval: setup.dayMs }) : undefined;
+  return { minute, daily };
+}
+
+/** p-retry around one attempt, as the p-queue contender uses it: only 429s are retried, after their Retry-After. */
+export function retryOn429<T>(attempt: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  return pRetry(attempt, {
+    retries: MAX_429_RETRIES,
+    minTimeout: 0,
+    maxTimeout: 0,
+    factor: 1,
+    signal,
+    shouldRetry: ({ error }) => error instanceof RateLimited,
+    onFailedAttempt: async ({ error }) => {
+      if (error instanceof RateLimited) await sleep(error.retryAfterMs, signal);
+    },
+  });
+}
+
+/**
+ * Bottleneck told the limits: a reservoir refilled every window (`minute`) and, with a daily limit, a daily
+ * one chained in front of it (`daily.chain(minute)`: a job counts in both). Both never let 'error' crash a run.
+ */
+export function bottleneckLimiters(setup: ToldLimits): { minute: Bottleneck; daily: Bottleneck | undefined } {
   const heartbeatInterval = bottleneckHeartbeat(setup.windowMs);
   // `heartbeatInterval` is a documented store option that Bottleneck's typings omit.
   const minute = new Bottleneck({
@@ -247,23 +273,8 @@ export const pQueue: Contender = {
       : '') +
     `; each task is \`pRetry(attempt, { retries: ${MAX_429_RETRIES}, minTimeout: 0, shouldRetry: 429 only, onFailedAttempt: sleep(Retry-After) })\`.`,
   start(setup, send) {
-    const minute = new PQueue({ concurrency: setup.maxConcurrent, intervalCap: setup.limit, interval: setup.windowMs });
-    const daily =
-      setup.dailyLimit !== undefined && setup.dayMs !== undefined
-        ? new PQueue({ intervalCap: setup.dailyLimit, interval: setup.dayMs })
-        : undefined;
-    const task = (job: number) => (): Promise<void> =>
-      pRetry(() => attemptOnce(send, job, setup.signal), {
-        retries: MAX_429_RETRIES,
-        minTimeout: 0,
-        maxTimeout: 0,
-        factor: 1,
-        signal: setup.signal,
-        shouldRetry: ({ error }) => error instanceof RateLimited,
-        onFailedAttempt: async ({ error }) => {
-          if (error instanceof RateLimited) await sleep(error.retryAfterMs, setup.signal);
-        },
-      });
+    const { minute, daily } = pQueueLimiters(setup);
+    const task = (job: number) => (): Promise<void> => retryOn429(() => attemptOnce(send, job, setup.signal), setup.signal);
     return {
       async run(job) {
         if (daily) await daily.add(() => minute.add(task(job)));
