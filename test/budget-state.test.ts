@@ -95,10 +95,10 @@ describe('budget state: answers without a count', () => {
     expect(state.reserve(5, 1950, 0).granted).toBeLessThanOrEqual(3);
   });
 
-  it('a state saved without lowR (an older version) reads as none seen', () => {
+  it('a state saved without zeroAt (an older version) reads as none seen', () => {
     const saved = new BudgetState(config).toJSON();
-    delete (saved.data.minute as Partial<typeof saved.data.minute>).lowR;
-    expect(BudgetState.restore(config, saved).data.minute.lowR).toBe(-1);
+    delete (saved.data.minute as Partial<typeof saved.data.minute>).zeroAt;
+    expect(BudgetState.restore(config, saved).data.minute.zeroAt).toBe(0);
   });
 
   it('answers out of order: no refresh request after a fresh count the server had already spent (a stale 0 came first)', () => {

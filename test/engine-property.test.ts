@@ -212,6 +212,21 @@ describe('properties: the scheduler under hostile answers', () => {
         // Counterexamples fast-check found (each was a bug), replayed on every run.
         examples: [
           // server limit 0: the queue waited forever (no probe ever again)
+          // a Remaining 0 held back the refresh request for good (limit 1, header-less answers leaving `unc` at 1,
+          // nothing ever raising the budget by time): it holds only while what that answer counted may be in the window
+          [
+            [
+              { status: 200, headers: { 'x-ratelimit-limit': '0', 'x-ratelimit-remaining': '0' }, after: 0 },
+              { status: 200, headers: { 'x-ratelimit-limit': '1', 'x-ratelimit-remaining': '1' }, after: 0 },
+              { error: netError('ECONNRESET'), after: 0 },
+              { status: 200, headers: {}, after: 0 },
+              { status: 200, headers: {}, after: 0 },
+              { status: 500, headers: {}, after: 0 },
+              { status: 429, headers: {}, after: 0 },
+              { status: 200, headers: {}, after: 0 },
+            ],
+            1,
+          ],
           [[{ status: 200, headers: { 'x-ratelimit-limit': '0' }, after: 0 }, { status: 500, headers: {}, after: 0 }, { status: 429, headers: { 'x-ratelimit-remaining': '0' }, after: 0 }], 1],
           // daily limit 0: unpark restored 0 and parked again, forever
           [[{ status: 429, headers: { 'x-ratelimit-daily-limit': '0', ratelimit: '"daily";r=0;t=500' }, after: 0 }, { status: 429, headers: {}, after: 0 }, { error: netError('ECONNRESET'), after: 0 }], 1],

@@ -77,13 +77,13 @@ export interface WindowState extends WindowPhase {
   phantomN: number;
   phantomAt: number;
   /**
-   * The lowest `Remaining` answered since time last raised the budget (-1 for
-   * none). With nothing in flight, the request processed last said at most
-   * this: when it is 0, the refresh request below does not go (answers that
+   * When the newest answer saying `Remaining: 0` came, since time last raised
+   * the budget (0 for none). Until what it counted has left the window, the
+   * refresh request (nothing in flight, `unc` high) does not go: answers that
    * come back out of order can leave `unc` high after a fresh count that the
-   * server's last word, arrived earlier, already took to 0).
+   * server's last word, arrived earlier, had already taken to 0.
    */
-  lowR: number;
+  zeroAt: number;
 }
 
 /** State shared by both windows. */
@@ -193,9 +193,9 @@ export class BudgetState {
       minuteOnly: 0,
       minuteOnlyTests: 0,
     };
-    // A state saved by a version without `lowR` (a shared Redis document during an upgrade): none seen.
-    this.data.minute.lowR ??= -1;
-    this.data.daily.lowR ??= -1;
+    // A state saved by a version without `zeroAt` (a shared Redis document during an upgrade): none seen.
+    this.data.minute.zeroAt ??= 0;
+    this.data.daily.zeroAt ??= 0;
   }
 
   /** The whole state, as plain data (`restore` takes it back). */
@@ -318,7 +318,7 @@ export class BudgetState {
         let a = m.rem - m.unc;
         // Answers without headers leave `unc` high; with nothing in flight, one request refreshes it,
         // unless the probes answered without a count have spent a whole window already.
-        if (a <= 0 && inFlight === 0 && m.rem > 0 && m.phantomN < Math.max(1, m.limit) && m.lowR !== 0) a = 1;
+        if (a <= 0 && inFlight === 0 && m.rem > 0 && m.phantomN < Math.max(1, m.limit) && !(now < this.#zeroLapses(m))) a = 1;
         // A limit of 0 would hold the queue forever: one request a window reads whether it was raised.
         if (a <= 0 && inFlight === 0 && m.limit === 0 && now >= m.snapAt + m.windowMs + this.#config.marginMs) a = 1;
         const held = phase.heldUnits(m, now);
@@ -557,7 +557,7 @@ export class BudgetState {
     }
     const r = snap.remaining;
     if (r === undefined || w.limit < 0) return limitChanged;
-    if (minute) w.lowR = w.lowR < 0 ? r : Math.min(w.lowR, r);
+    if (minute && r === 0) w.zeroAt = now;
     if (minute) this.#dropAnswered(now);
     const freshBound = Math.max(0, this.data.sent - ticket.doneAtSend - 1);
 
@@ -663,7 +663,7 @@ export class BudgetState {
       if (w.rem < w.limit) {
         w.rem++;
         w.srvRem = -1;
-        w.lowR = -1;
+        w.zeroAt = 0;
       }
     }
     if (w.snapAt > 0 && w.rem < w.limit && now >= w.snapAt + expiry && now >= w.phantomAt + expiry) {
@@ -672,7 +672,7 @@ export class BudgetState {
       w.srvRem = -1;
       w.snapAt = 0;
       w.probe = 0;
-      w.lowR = -1;
+      w.zeroAt = 0;
     }
     if (w.phantomAt > 0 && now >= w.phantomAt + expiry) {
       // So have the probes answered without a count: only what is in flight stays uncounted, and the
@@ -697,12 +697,18 @@ export class BudgetState {
     while (this.#log.peekRecv() + expiry <= now) this.#log.shift();
   }
 
+  /** When what the newest `Remaining: 0` answer counted has left the window (0 for none). */
+  #zeroLapses(w: WindowState): number {
+    return w.zeroAt > 0 ? w.zeroAt + w.windowMs + this.#config.marginMs : 0;
+  }
+
   /** The next time the minute budget can grow by itself, if any. */
   #nextMinuteRaise(now: number): number | undefined {
     const w = this.data.minute;
     const margin = this.#config.marginMs;
     let t = this.#log.size > 0 ? this.#log.peekRecv() + w.windowMs + margin : Infinity;
     if (w.snapAt > 0 && (w.rem < w.limit || w.limit === 0)) t = Math.min(t, Math.max(w.snapAt, w.phantomAt) + w.windowMs + margin);
+    if (this.#zeroLapses(w) > now) t = Math.min(t, this.#zeroLapses(w));
     if (w.phantomAt > 0 && w.phantomAt + w.windowMs + margin > now) t = Math.min(t, w.phantomAt + w.windowMs + margin);
     t = Math.min(t, phase.nextEvent(w, now, margin));
     return Number.isFinite(t) ? t : undefined;

@@ -42,7 +42,7 @@ export function newWindow(windowMs: number, seed: number | undefined): WindowSta
     readHitLo: 0,
     phantomN: 0,
     phantomAt: 0,
-    lowR: -1,
+    zeroAt: 0,
     holdOff: 0,
   };
 }
@@ -55,7 +55,7 @@ export function newWindow(windowMs: number, seed: number | undefined): WindowSta
 export function letOneRead(w: WindowState): void {
   w.rem = Math.max(w.rem, w.unc + 1);
   w.srvRem = -1;
-  w.lowR = -1;
+  w.zeroAt = 0;
   w.ver++;
   phase.onRead(w);
   w.probe = 1;
